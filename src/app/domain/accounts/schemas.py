@@ -1,0 +1,83 @@
+"""Request and response bodies of the accounts API."""
+
+from __future__ import annotations
+
+from uuid import UUID
+
+import msgspec
+
+
+class RegisterInput(msgspec.Struct, forbid_unknown_fields=True):
+    username: str
+    email: str
+    password: str
+    user_type: str = "student"
+    first_name: str = ""
+    last_name: str = ""
+    timezone: str | None = None
+    department: str = ""
+    phone_number: str = ""
+
+
+class TokenRequest(msgspec.Struct):
+    username: str
+    password: str
+
+
+class TokenResponse(msgspec.Struct):
+    token: str
+    expires_at: str
+
+
+class UserOut(msgspec.Struct):
+    id: UUID
+    username: str
+    email: str
+    user_type: str
+    first_name: str
+    last_name: str
+    phone_number: str
+    timezone: str
+    is_admin: bool
+    department: str
+    bio: str
+    profile_picture: str | None
+    auto_confirm: bool
+    booking_notice_hours: int
+    cancellation_notice_hours: int
+    max_active_bookings_per_student: int
+    calendar_sync_enabled: bool
+
+
+class ProfessorOut(msgspec.Struct):
+    id: UUID
+    username: str
+    first_name: str
+    last_name: str
+    department: str
+    bio: str
+    profile_picture: str | None
+
+
+class MeUpdate(msgspec.Struct, forbid_unknown_fields=True, omit_defaults=True):
+    """PATCH body: only the fields present are changed."""
+
+    email: str | msgspec.UnsetType = msgspec.UNSET
+    first_name: str | msgspec.UnsetType = msgspec.UNSET
+    last_name: str | msgspec.UnsetType = msgspec.UNSET
+    phone_number: str | msgspec.UnsetType = msgspec.UNSET
+    timezone: str | msgspec.UnsetType = msgspec.UNSET
+    department: str | msgspec.UnsetType = msgspec.UNSET
+    bio: str | msgspec.UnsetType = msgspec.UNSET
+    auto_confirm: bool | msgspec.UnsetType = msgspec.UNSET
+    booking_notice_hours: int | msgspec.UnsetType = msgspec.UNSET
+    cancellation_notice_hours: int | msgspec.UnsetType = msgspec.UNSET
+    max_active_bookings_per_student: int | msgspec.UnsetType = msgspec.UNSET
+
+    def changes(self) -> dict[str, object]:
+        return {f: v for f in self.__struct_fields__ if (v := getattr(self, f)) is not msgspec.UNSET}
+
+
+class PasswordChange(msgspec.Struct):
+    current_password: str
+    new_password: str

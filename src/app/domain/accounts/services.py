@@ -1,0 +1,278 @@
+"""Account rules: registration, sign-in (with throttling), profiles, API tokens."""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from io import BytesIO
+from pathlib import Path
+from typing import Any
+from zoneinfo import available_timezones
+
+from advanced_alchemy.repository import SQLAlchemyAsyncRepository
+from advanced_alchemy.service import ModelDictT, SQLAlchemyAsyncRepositoryService, is_dict
+from PIL import Image, UnidentifiedImageError
+from sqlalchemy import delete, func, select
+from sqlalchemy.exc import IntegrityError
+
+from app.config import Settings, get_settings
+from app.domain.accounts.models import ApiToken, AuthFailure, Profile, User, UserType
+from app.lib.errors import AuthenticationFailed, FieldErrors, TooManyAttempts
+from app.lib.security import hash_password, new_token, token_digest, verify_password
+
+USERNAME_PATTERN = re.compile(r"^[A-Za-z0-9_.@+-]{3,150}$")
+EMAIL_PATTERN = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+MIN_PASSWORD_LENGTH = 10
+COMMON_PASSWORDS = frozenset(
+    {"password123", "1234567890", "qwertyuiop", "password1234", "iloveyou12", "letmein123", "0123456789"}
+)
+INVALID_CREDENTIALS = "Invalid username or password."
+TIMEZONES = frozenset(available_timezones())
+PICTURE_FORMATS = {"PNG": "png", "JPEG": "jpg", "GIF": "gif", "WEBP": "webp"}
+API_TOKEN_LIFETIME = timedelta(days=30)
+
+USER_FIELDS = ("email", "first_name", "last_name", "phone_number", "timezone")
+PROFILE_FIELDS = (
+    "department",
+    "bio",
+    "auto_confirm",
+    "booking_notice_hours",
+    "cancellation_notice_hours",
+    "max_active_bookings_per_student",
+)
+TEXT_LIMITS = {"first_name": 150, "last_name": 150, "phone_number": 32, "department": 200, "bio": 5000}
+HOUR_LIMITS = {"booking_notice_hours": (0, 720), "cancellation_notice_hours": (0, 720)}
+
+
+def password_problem(password: str, username: str = "") -> str | None:
+    if len(password) < MIN_PASSWORD_LENGTH:
+        return f"Use at least {MIN_PASSWORD_LENGTH} characters."
+    if password.lower() in COMMON_PASSWORDS or len(set(password)) < 4:
+        return "This password is too easy to guess."
+    if username and username.lower() in password.lower():
+        return "The password must not contain the username."
+    return None
+
+
+def account_field_problems(changes: dict[str, Any]) -> dict[str, str]:
+    """Check the editable user and profile fields present in `changes`; one message per bad field."""
+    errors: dict[str, str] = {}
+    if "email" in changes and not EMAIL_PATTERN.match(str(changes["email"]).strip()):
+        errors["email"] = "Enter a valid email address."
+    if "timezone" in changes and changes["timezone"] not in TIMEZONES:
+        errors["timezone"] = "Pick a time zone from the list (an IANA name such as Europe/Berlin)."
+    for field, limit in TEXT_LIMITS.items():
+        if field in changes and len(str(changes[field])) > limit:
+            errors[field] = f"Use at most {limit} characters."
+    for field, (low, high) in HOUR_LIMITS.items():
+        if field in changes and not low <= int(changes[field]) <= high:
+            errors[field] = f"Enter a number of hours from {low} to {high}."
+    if "max_active_bookings_per_student" in changes and not 1 <= int(changes["max_active_bookings_per_student"]) <= 50:
+        errors["max_active_bookings_per_student"] = "Enter a number from 1 to 50."
+    return errors
+
+
+class UserService(SQLAlchemyAsyncRepositoryService[User]):
+    class Repository(SQLAlchemyAsyncRepository[User]):
+        model_type = User
+
+    repository_type = Repository
+
+    async def to_model_on_create(self, data: ModelDictT[User]) -> ModelDictT[User]:
+        if is_dict(data):
+            data = dict(data)
+            password = data.pop("password", None)
+            if password is not None:
+                data["password_hash"] = hash_password(password)
+            data["email"] = data["email"].strip()
+            data.setdefault("timezone", get_settings().default_timezone)
+            profile_fields = {f: data.pop(f) for f in (*PROFILE_FIELDS, "profile_picture") if f in data}
+            data["profile"] = Profile(**profile_fields)
+        return data
+
+    async def find_by_login(self, login: str) -> User | None:
+        """A user by username or email, whatever the case."""
+        key = login.strip().lower()
+        return await self.repository.get_one_or_none(
+            (func.lower(User.username) == key) | (func.lower(User.email) == key)
+        )
+
+    async def register(self, data: dict[str, Any]) -> User:
+        """Create a user and their profile, or raise FieldErrors naming every bad field."""
+        errors = account_field_problems(data)
+        username = str(data.get("username", "")).strip()
+        if not USERNAME_PATTERN.match(username):
+            errors["username"] = "Use 3 to 150 letters, digits or . _ @ + -"
+        elif await self.repository.exists(func.lower(User.username) == username.lower()):
+            errors["username"] = "This username is taken."
+        if "email" not in errors and await self.repository.exists(
+            func.lower(User.email) == str(data["email"]).strip().lower()
+        ):
+            errors["email"] = "An account with this email exists already."
+        if data.get("user_type") not in (UserType.PROFESSOR, UserType.STUDENT):
+            errors["user_type"] = "Choose professor or student."
+        if problem := password_problem(str(data.get("password", "")), username):
+            errors["password"] = problem
+        if errors:
+            raise FieldErrors(errors)
+        data = {**data, "username": username}
+        if not data.get("timezone"):
+            data.pop("timezone", None)
+        try:
+            return await self.create(data, auto_commit=True)
+        except IntegrityError as exc:  # a concurrent registration took the name first
+            await self.repository.session.rollback()
+            raise FieldErrors({"username": "This username or email is taken."}) from exc
+
+    async def authenticate(self, login: str, password: str) -> User:
+        user = await self.find_by_login(login)
+        if user is None or not verify_password(user.password_hash, password) or not user.is_active:
+            raise AuthenticationFailed(INVALID_CREDENTIALS)
+        return user
+
+    async def update_account(self, user: User, changes: dict[str, Any]) -> User:
+        if errors := account_field_problems(changes):
+            raise FieldErrors(errors)
+        if "email" in changes:
+            email = str(changes["email"]).strip()
+            taken = await self.repository.exists(func.lower(User.email) == email.lower(), User.id != user.id)
+            if taken:
+                raise FieldErrors.single("email", "An account with this email exists already.")
+            changes = {**changes, "email": email}
+        for field in USER_FIELDS:
+            if field in changes:
+                setattr(user, field, changes[field])
+        for field in PROFILE_FIELDS:
+            if field in changes:
+                setattr(user.profile, field, changes[field])
+        await self.repository.session.commit()
+        return user
+
+    async def change_password(self, user: User, current: str, new: str) -> None:
+        if user.password_hash is not None and not verify_password(user.password_hash, current):
+            raise FieldErrors.single("current_password", "The current password is wrong.")
+        if problem := password_problem(new, user.username):
+            raise FieldErrors.single("new_password", problem)
+        user.password_hash = hash_password(new)
+        await self.repository.session.commit()
+
+    async def set_profile_picture(self, user: User, content: bytes, settings: Settings) -> str:
+        """Store an uploaded picture after checking its bytes (not its name); returns its URL path."""
+        if len(content) > settings.max_upload_bytes:
+            raise FieldErrors.single(
+                "profile_picture", f"The picture is larger than {settings.max_upload_bytes // (1024 * 1024)} MB."
+            )
+        extension = picture_extension(content)
+        settings.upload_dir.mkdir(parents=True, exist_ok=True)
+        name = f"{uuid.uuid4().hex}.{extension}"
+        (settings.upload_dir / name).write_bytes(content)
+        old = user.profile.profile_picture
+        user.profile.profile_picture = f"/media/{name}"
+        await self.repository.session.commit()
+        if old and old.startswith("/media/"):
+            (settings.upload_dir / Path(old).name).unlink(missing_ok=True)
+        return user.profile.profile_picture
+
+
+def picture_extension(content: bytes) -> str:
+    try:
+        with Image.open(BytesIO(content)) as image:
+            image.verify()
+            image_format = image.format or ""
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
+        raise FieldErrors.single("profile_picture", "Upload a PNG, JPEG, GIF or WebP image.") from exc
+    if image_format not in PICTURE_FORMATS:
+        raise FieldErrors.single("profile_picture", "Upload a PNG, JPEG, GIF or WebP image.")
+    return PICTURE_FORMATS[image_format]
+
+
+class ApiTokenService(SQLAlchemyAsyncRepositoryService[ApiToken]):
+    class Repository(SQLAlchemyAsyncRepository[ApiToken]):
+        model_type = ApiToken
+
+    repository_type = Repository
+
+    async def issue(self, user: User) -> tuple[str, ApiToken]:
+        """A new bearer token; only its digest is stored, the plain value is returned once."""
+        token = new_token()
+        row = await self.create(
+            {"user_id": user.id, "token_hash": token_digest(token), "expires_at": datetime.now(UTC) + API_TOKEN_LIFETIME},
+            auto_commit=True,
+        )
+        return token, row
+
+    async def resolve(self, token: str) -> User | None:
+        row = await self.repository.get_one_or_none(ApiToken.token_hash == token_digest(token))
+        if row is None or row.expires_at <= datetime.now(UTC) or not row.user.is_active:
+            return None
+        return row.user
+
+    async def revoke(self, token: str) -> None:
+        await self.repository.session.execute(delete(ApiToken).where(ApiToken.token_hash == token_digest(token)))
+        await self.repository.session.commit()
+
+
+@dataclass(frozen=True)
+class ThrottleKeys:
+    account: str
+    client: str
+
+    @classmethod
+    def of(cls, login: str, client: str) -> ThrottleKeys:
+        return cls(account=f"account:{login.strip().lower()}", client=f"client:{client}")
+
+
+class SignInThrottle:
+    """Failed sign-ins slow down, then lock, per account and per client address.
+
+    Only failures count: a lecture hall behind one NAT address signing in correctly is never locked out,
+    and the per-client limit is far above the per-account one.
+    """
+
+    def __init__(self, session: Any, settings: Settings) -> None:
+        self.session = session
+        self.settings = settings
+
+    async def _failures(self, key: str, since: datetime) -> int:
+        query = select(func.count()).select_from(AuthFailure).where(AuthFailure.key == key, AuthFailure.created_at > since)
+        return int((await self.session.execute(query)).scalar_one())
+
+    async def before_attempt(self, keys: ThrottleKeys) -> None:
+        window = self.settings.login_failure_window_seconds
+        since = datetime.now(UTC) - timedelta(seconds=window)
+        account_failures = await self._failures(keys.account, since)
+        client_failures = await self._failures(keys.client, since)
+        if (
+            account_failures >= self.settings.login_failures_lock_account
+            or client_failures >= self.settings.login_failures_lock_client
+        ):
+            raise TooManyAttempts(
+                f"Too many failed sign-ins. Try again in {window // 60} minutes.", retry_after=window
+            )
+        excess = account_failures - self.settings.login_failures_slow_after
+        if excess >= 0:
+            await asyncio.sleep(min(0.25 * 2**excess, 4.0))
+
+    async def record_failure(self, keys: ThrottleKeys) -> None:
+        self.session.add_all([AuthFailure(key=keys.account), AuthFailure(key=keys.client)])
+        await self.session.commit()
+
+    async def clear_account(self, keys: ThrottleKeys) -> None:
+        await self.session.execute(delete(AuthFailure).where(AuthFailure.key == keys.account))
+        await self.session.commit()
+
+
+async def sign_in(users: UserService, throttle: SignInThrottle, login: str, password: str, client: str) -> User:
+    """The one sign-in rule for web and API: throttle, verify, count the failure or clear the account's."""
+    keys = ThrottleKeys.of(login, client)
+    await throttle.before_attempt(keys)
+    try:
+        user = await users.authenticate(login, password)
+    except AuthenticationFailed:
+        await throttle.record_failure(keys)
+        raise
+    await throttle.clear_account(keys)
+    return user

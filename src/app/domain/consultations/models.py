@@ -1,0 +1,118 @@
+"""Consultation slots, their bookings and the notes on a booking."""
+
+from __future__ import annotations
+
+import enum
+from datetime import datetime
+from uuid import UUID
+
+from advanced_alchemy.types import DateTimeUTC
+from sqlalchemy import Boolean, CheckConstraint, ForeignKey, Index, Integer, String, Text, text
+from sqlalchemy.dialects.postgresql import ExcludeConstraint
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from app.db import Base
+from app.domain.accounts.models import User
+
+
+class SlotStatus(enum.StrEnum):
+    AVAILABLE = "available"
+    BOOKED = "booked"
+    COMPLETED = "completed"
+    CANCELLED = "cancelled"
+
+
+class BookingStatus(enum.StrEnum):
+    PENDING = "pending"
+    CONFIRMED = "confirmed"
+    CANCELLED = "cancelled"
+    COMPLETED = "completed"
+    NO_SHOW = "no_show"
+
+
+ACTIVE_BOOKING_STATUSES = (BookingStatus.PENDING, BookingStatus.CONFIRMED)
+_ACTIVE_SQL = "status IN ('pending', 'confirmed')"
+
+
+class ConsultationSlot(Base):
+    __table_args__ = (
+        CheckConstraint("end_time > start_time", name="end_after_start"),
+        CheckConstraint("capacity >= 1", name="capacity_positive"),
+        # "No slot created in the past": the start must lie after the row's creation.
+        CheckConstraint("start_time > created_at", name="not_created_in_past"),
+        CheckConstraint("status IN ('available', 'booked', 'completed', 'cancelled')", name="status_valid"),
+        ExcludeConstraint(
+            ("professor_id", "="),
+            (text("tstzrange(start_time, end_time, '[)')"), "&&"),
+            where=text("status <> 'cancelled'"),
+            using="gist",
+            name="consultation_slot_no_overlap",
+        ),
+        Index("ix_consultation_slot_professor_start", "professor_id", "start_time"),
+        Index("ix_consultation_slot_status_start", "status", "start_time"),
+    )
+
+    professor_id: Mapped[UUID] = mapped_column(ForeignKey("user_account.id", ondelete="CASCADE"))
+    start_time: Mapped[datetime] = mapped_column(DateTimeUTC(timezone=True))
+    end_time: Mapped[datetime] = mapped_column(DateTimeUTC(timezone=True))
+    capacity: Mapped[int] = mapped_column(Integer, default=1)
+    location: Mapped[str] = mapped_column(String(200), default="")
+    meeting_url: Mapped[str] = mapped_column(String(500), default="")
+    title: Mapped[str] = mapped_column(String(200), default="")
+    notes: Mapped[str] = mapped_column(Text, default="")
+    status: Mapped[str] = mapped_column(String(16), default=SlotStatus.AVAILABLE.value)
+    series_id: Mapped[UUID | None] = mapped_column(default=None, index=True)
+
+    professor: Mapped[User] = relationship(lazy="joined", innerjoin=True)
+
+
+class Booking(Base):
+    __table_args__ = (
+        CheckConstraint(
+            "status IN ('pending', 'confirmed', 'cancelled', 'completed', 'no_show')", name="status_valid"
+        ),
+        CheckConstraint("end_time > start_time", name="end_after_start"),
+        # One active booking per (slot, student); a cancelled one does not block rebooking.
+        Index(
+            "uq_booking_active_slot_student",
+            "slot_id",
+            "student_id",
+            unique=True,
+            postgresql_where=text(_ACTIVE_SQL),
+        ),
+        # A student never holds two active bookings that overlap in time (times copied from the slot).
+        ExcludeConstraint(
+            ("student_id", "="),
+            (text("tstzrange(start_time, end_time, '[)')"), "&&"),
+            where=text(_ACTIVE_SQL),
+            using="gist",
+            name="booking_student_no_overlap",
+        ),
+        Index("ix_booking_student_status", "student_id", "status"),
+    )
+
+    slot_id: Mapped[UUID] = mapped_column(ForeignKey("consultation_slot.id", ondelete="CASCADE"), index=True)
+    student_id: Mapped[UUID] = mapped_column(ForeignKey("user_account.id", ondelete="CASCADE"))
+    topic: Mapped[str] = mapped_column(String(500), default="")
+    status: Mapped[str] = mapped_column(String(16), default=BookingStatus.PENDING.value)
+    start_time: Mapped[datetime] = mapped_column(DateTimeUTC(timezone=True))
+    end_time: Mapped[datetime] = mapped_column(DateTimeUTC(timezone=True))
+    cancelled_by: Mapped[UUID | None] = mapped_column(ForeignKey("user_account.id", ondelete="SET NULL"), default=None)
+    cancel_reason: Mapped[str] = mapped_column(Text, default="")
+    cancelled_at: Mapped[datetime | None] = mapped_column(DateTimeUTC(timezone=True), default=None)
+    confirmed_at: Mapped[datetime | None] = mapped_column(DateTimeUTC(timezone=True), default=None)
+    sequence: Mapped[int] = mapped_column(Integer, default=0)
+
+    slot: Mapped[ConsultationSlot] = relationship(lazy="joined", innerjoin=True)
+    student: Mapped[User] = relationship(lazy="joined", innerjoin=True, foreign_keys=[student_id])
+
+
+class ConsultationNote(Base):
+    __table_args__ = (CheckConstraint("rating IS NULL OR rating BETWEEN 1 AND 5", name="rating_range"),)
+
+    booking_id: Mapped[UUID] = mapped_column(ForeignKey("booking.id", ondelete="CASCADE"), unique=True)
+    professor_notes: Mapped[str] = mapped_column(Text, default="")
+    student_feedback: Mapped[str] = mapped_column(Text, default="")
+    rating: Mapped[int | None] = mapped_column(Integer, default=None)
+    feedback_signed: Mapped[bool] = mapped_column(Boolean, default=False)
+    rated_at: Mapped[datetime | None] = mapped_column(DateTimeUTC(timezone=True), default=None)

@@ -1,0 +1,38 @@
+"""The home page and the health check."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from litestar import Controller, Request, Response, get
+from litestar.status_codes import HTTP_200_OK, HTTP_503_SERVICE_UNAVAILABLE
+from saq import Queue
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.lib.queue import queue_reachable
+from app.lib.rendering import render
+from litestar_saq import TaskQueues
+
+
+class SystemController(Controller):
+    include_in_schema = False
+
+    @get("/", name="home")
+    async def home(self, request: Request[Any, Any, Any]) -> Response[Any]:
+        return render(request, "pages/home.html")
+
+    @get("/health", name="health", include_in_schema=True, summary="Database and queue reachable")
+    async def health(self, db_session: AsyncSession, task_queues: TaskQueues) -> Response[dict[str, str]]:
+        try:
+            await db_session.execute(text("SELECT 1"))
+            database = "ok"
+        except Exception:  # noqa: BLE001 - the check reports, it does not raise
+            database = "unreachable"
+        queue: Queue = task_queues.get("default")
+        queue_state = "ok" if await queue_reachable(queue) else "unreachable"
+        healthy = database == queue_state == "ok"
+        return Response(
+            {"status": "ok" if healthy else "degraded", "database": database, "queue": queue_state},
+            status_code=HTTP_200_OK if healthy else HTTP_503_SERVICE_UNAVAILABLE,
+        )

@@ -1,0 +1,49 @@
+"""Domain errors raised by services; the web and API layers turn them into responses."""
+
+from __future__ import annotations
+
+
+class DomainError(Exception):
+    status_code = 400
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+class FieldErrors(DomainError):
+    """Bad input: one message per named field; nothing was written."""
+
+    status_code = 422
+
+    def __init__(self, errors: dict[str, str]) -> None:
+        self.errors = errors
+        super().__init__("; ".join(f"{field}: {message}" for field, message in errors.items()))
+
+    @classmethod
+    def single(cls, field: str, message: str) -> FieldErrors:
+        return cls({field: message})
+
+
+class ConflictError(DomainError):
+    """The request is well formed but the current state forbids it (full slot, bad transition...)."""
+
+    status_code = 409
+
+
+class NotFound(DomainError):
+    """Missing, or someone else's: both read the same so ids cannot be probed."""
+
+    status_code = 404
+
+
+class TooManyAttempts(DomainError):
+    status_code = 429
+
+    def __init__(self, message: str, retry_after: int) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+class AuthenticationFailed(DomainError):
+    status_code = 401

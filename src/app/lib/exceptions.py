@@ -1,0 +1,80 @@
+"""Errors to responses: JSON for the API, pages or toasts for the web, a sign-in redirect when anonymous."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+from urllib.parse import quote
+
+from advanced_alchemy.exceptions import NotFoundError as RepositoryNotFound
+from litestar import MediaType, Request, Response
+from litestar.exceptions import HTTPException, NotAuthorizedException
+from litestar.status_codes import HTTP_503_SERVICE_UNAVAILABLE
+from litestar.types import ExceptionHandlersMap
+from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
+
+from app.lib.auth import is_api
+from app.lib.errors import DomainError, FieldErrors, TooManyAttempts
+from app.lib.rendering import is_htmx, redirect, render, render_html
+
+logger = logging.getLogger(__name__)
+DATABASE_DOWN = "The service is briefly unavailable (database unreachable). Please try again in a moment."
+
+
+def _json(status_code: int, detail: str, extra: Any = None, headers: dict[str, str] | None = None) -> Response[Any]:
+    body: dict[str, Any] = {"status_code": status_code, "detail": detail}
+    if extra is not None:
+        body["extra"] = extra
+    return Response(body, status_code=status_code, media_type=MediaType.JSON, headers=headers)
+
+
+def _web_error(request: Request[Any, Any, Any], status_code: int, message: str) -> Response[Any]:
+    if is_htmx(request):
+        # The swap target stays as it is; the reason appears as a toast.
+        html = render_html(request, "components/toast.html", {"message": message, "level": "error", "oob": True})
+        return Response(html, status_code=status_code, media_type=MediaType.HTML, headers={"HX-Reswap": "none"})
+    return render(request, "pages/error.html", {"status_code": status_code, "message": message}, status_code=status_code)
+
+
+def domain_error(request: Request[Any, Any, Any], exc: DomainError) -> Response[Any]:
+    headers = {"Retry-After": str(exc.retry_after)} if isinstance(exc, TooManyAttempts) else None
+    if is_api(request):
+        extra = [{"key": f, "message": m} for f, m in exc.errors.items()] if isinstance(exc, FieldErrors) else None
+        return _json(exc.status_code, exc.message, extra, headers)
+    return _web_error(request, exc.status_code, exc.message)
+
+
+def http_error(request: Request[Any, Any, Any], exc: HTTPException) -> Response[Any]:
+    if is_api(request):
+        return _json(exc.status_code, exc.detail, exc.extra or None, exc.headers)
+    if isinstance(exc, NotAuthorizedException):
+        target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
+        return redirect(request, f"/login?next={quote(target)}")
+    return _web_error(request, exc.status_code, exc.detail)
+
+
+def not_found(request: Request[Any, Any, Any], exc: RepositoryNotFound) -> Response[Any]:
+    message = "Not found."
+    return _json(404, message) if is_api(request) else _web_error(request, 404, message)
+
+
+def database_unavailable(request: Request[Any, Any, Any], exc: Exception) -> Response[Any]:
+    logger.warning("database unavailable: %s", exc)
+    headers = {"Retry-After": "5"}
+    if is_api(request):
+        return _json(HTTP_503_SERVICE_UNAVAILABLE, DATABASE_DOWN, headers=headers)
+    response = _web_error(request, HTTP_503_SERVICE_UNAVAILABLE, DATABASE_DOWN)
+    response.headers.update(headers)
+    return response
+
+
+def exception_handlers() -> ExceptionHandlersMap:
+    return {
+        DomainError: domain_error,
+        HTTPException: http_error,
+        RepositoryNotFound: not_found,
+        OperationalError: database_unavailable,
+        InterfaceError: database_unavailable,
+        ConnectionError: database_unavailable,
+        DBAPIError: database_unavailable,
+    }

@@ -1,0 +1,31 @@
+"""Services outside a request (queue tasks, CLI): one database session, every service on it."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from functools import cached_property
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.db import get_alchemy_config
+from app.domain.accounts.services import ApiTokenService, UserService
+
+
+class Services:
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    @cached_property
+    def users(self) -> UserService:
+        return UserService(session=self.session)
+
+    @cached_property
+    def tokens(self) -> ApiTokenService:
+        return ApiTokenService(session=self.session)
+
+
+@asynccontextmanager
+async def provide_services() -> AsyncIterator[Services]:
+    async with get_alchemy_config().get_session() as session:
+        yield Services(session)
