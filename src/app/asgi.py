@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from advanced_alchemy.extensions.litestar import SQLAlchemyPlugin
 from litestar import Litestar
 from litestar.config.csrf import CSRFConfig
 from litestar.middleware import DefineMiddleware
@@ -9,7 +10,6 @@ from litestar.openapi import OpenAPIConfig
 from litestar.openapi.plugins import ScalarRenderPlugin
 from litestar.openapi.spec import Components, SecurityScheme
 from litestar.plugins.htmx import HTMXPlugin
-from litestar.plugins.sqlalchemy import SQLAlchemyPlugin
 from litestar.static_files import create_static_files_router
 from litestar.template import TemplateConfig
 from litestar_saq import SAQPlugin

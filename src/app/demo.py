@@ -13,10 +13,12 @@ PROFESSORS = (
 STUDENT_NAMES = ("Mia", "Noah", "Emma", "Liam", "Sofia", "Lucas", "Hana", "Omar", "Zoe", "Ivan")
 
 
-async def load_demo() -> list[str]:
+async def load_demo(only_if_empty: bool = False) -> list[str]:
     lines: list[str] = []
     async with provide_services() as services:
         users = services.users
+        if only_if_empty and await users.count() > 0:
+            return [f"demo data not loaded: the database has users (demo logins use password {DEMO_PASSWORD})"]
         for username, first, last, department, tz in PROFESSORS:
             if await users.find_by_login(username) is None:
                 await users.register(

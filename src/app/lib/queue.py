@@ -41,7 +41,8 @@ def create_saq_config(settings: Settings) -> SAQConfig:
 
 async def queue_reachable(queue: Queue) -> bool:
     try:
+        await queue.connect()
         await queue.count("queued")
-    except Exception:  # noqa: BLE001 - any failure means "not reachable" for the health check
+    except Exception:
         return False
     return True

@@ -8,9 +8,9 @@ from typing import Any
 from jinja2 import Environment
 from jinja2_fragments import render_block
 from litestar import Request, Response
-from litestar.plugins.jinja import JinjaTemplateEngine
 from litestar.enums import MediaType
 from litestar.plugins.htmx import ClientRedirect
+from litestar.plugins.jinja import JinjaTemplateEngine
 
 from app.lib.auth import current_user
 

@@ -6,10 +6,9 @@ from typing import Annotated, Any
 
 from litestar import Controller, Request, Response, get, patch, post
 from litestar.datastructures import UploadFile
-from litestar.di import Provide
-from litestar.enums import RequestEncodingType
+from litestar.di import NamedDependency, Provide
 from litestar.exceptions import NotAuthorizedException
-from litestar.params import Body, Parameter
+from litestar.params import JSONBody, MultipartBody, QueryParameter
 from litestar.status_codes import HTTP_201_CREATED, HTTP_204_NO_CONTENT
 
 from app.config import get_settings
@@ -120,13 +119,13 @@ class AccountPages(Controller):
     include_in_schema = False
 
     @get("/login", name="login")
-    async def login_page(self, request: Request[Any, Any, Any], next_url: Annotated[str | None, Parameter(query="next")] = None) -> Response[Any]:
+    async def login_page(self, request: Request[Any, Any, Any], next_url: Annotated[str | None, QueryParameter(name="next")] = None) -> Response[Any]:
         if request.user:
             return redirect(request, safe_next(next_url, landing_page(request.user)))
         return render(request, "pages/login.html", {"next": safe_next(next_url, ""), "errors": {}, "form": {}})
 
     @post("/login", status_code=200)
-    async def login(self, request: Request[Any, Any, Any], users: UserService, throttle: SignInThrottle) -> Response[Any]:
+    async def login(self, request: Request[Any, Any, Any], users: NamedDependency[UserService], throttle: NamedDependency[SignInThrottle]) -> Response[Any]:
         form = dict(await request.form())
         next_url = safe_next(form.get("next"), "")
         try:
@@ -157,7 +156,7 @@ class AccountPages(Controller):
         return render(request, "pages/register.html", context)
 
     @post("/register", status_code=200)
-    async def register(self, request: Request[Any, Any, Any], users: UserService) -> Response[Any]:
+    async def register(self, request: Request[Any, Any, Any], users: NamedDependency[UserService]) -> Response[Any]:
         form = {key: value.strip() if key != "password" else value for key, value in dict(await request.form()).items()}
         form.pop("_csrf_token", None)
         try:
@@ -176,13 +175,13 @@ class AccountPages(Controller):
         return render(request, "pages/settings.html", {"errors": {}, "timezones": SORTED_TIMEZONES})
 
     @post("/settings/profile", guards=[requires_user], status_code=200)
-    async def update_profile(self, request: Request[Any, Any, Any], users: UserService) -> Response[Any]:
+    async def update_profile(self, request: Request[Any, Any, Any], users: NamedDependency[UserService]) -> Response[Any]:
         user: User = request.user
         changes, errors = profile_form_changes(dict(await request.form()), user)
         try:
             if errors:
                 raise FieldErrors(errors)
-            await users.update_account(user, changes)
+            await users.update_account(user.id, changes)
         except FieldErrors as exc:
             await users.repository.session.rollback()
             return form_errors(request, PROFILE_FORM_FIELDS, exc.errors)
@@ -190,10 +189,10 @@ class AccountPages(Controller):
         return redirect(request, "/settings")
 
     @post("/settings/password", guards=[requires_user], status_code=200)
-    async def change_password(self, request: Request[Any, Any, Any], users: UserService) -> Response[Any]:
+    async def change_password(self, request: Request[Any, Any, Any], users: NamedDependency[UserService]) -> Response[Any]:
         form = dict(await request.form())
         try:
-            await users.change_password(request.user, form.get("current_password", ""), form.get("new_password", ""))
+            await users.change_password(request.user.id, form.get("current_password", ""), form.get("new_password", ""))
         except FieldErrors as exc:
             return form_errors(request, PASSWORD_FIELDS, exc.errors)
         flash(request, "Password changed.", "success")
@@ -203,14 +202,14 @@ class AccountPages(Controller):
     async def upload_picture(
         self,
         request: Request[Any, Any, Any],
-        users: UserService,
-        data: Annotated[dict[str, Any], Body(media_type=RequestEncodingType.MULTI_PART)],
+        users: NamedDependency[UserService],
+        data: MultipartBody[dict[str, Any]],
     ) -> Response[Any]:
         upload = data.get("profile_picture")
         try:
             if not isinstance(upload, UploadFile):
                 raise FieldErrors.single("profile_picture", "Choose an image to upload.")
-            await users.set_profile_picture(request.user, await upload.read(), get_settings())
+            await users.set_profile_picture(request.user.id, await upload.read(), get_settings())
         except FieldErrors as exc:
             return form_errors(request, ("profile_picture",), exc.errors)
         flash(request, "Picture updated.", "success")
@@ -223,20 +222,20 @@ class AccountApi(Controller):
     dependencies = DEPENDENCIES
 
     @post("/auth/register", status_code=HTTP_201_CREATED, summary="Create an account (and its profile)")
-    async def register(self, data: RegisterInput, users: UserService) -> UserOut:
+    async def register(self, data: JSONBody[RegisterInput], users: NamedDependency[UserService]) -> UserOut:
         fields = {f: getattr(data, f) for f in data.__struct_fields__}
         return user_out(await users.register(fields))
 
     @post("/auth/token", status_code=200, summary="Exchange username (or email) and password for a bearer token")
     async def token(
-        self, request: Request[Any, Any, Any], data: TokenRequest, users: UserService, tokens: ApiTokenService, throttle: SignInThrottle
+        self, request: Request[Any, Any, Any], data: JSONBody[TokenRequest], users: NamedDependency[UserService], tokens: NamedDependency[ApiTokenService], throttle: NamedDependency[SignInThrottle]
     ) -> TokenResponse:
         user = await sign_in(users, throttle, data.username, data.password, client_address(request))
         token, row = await tokens.issue(user)
         return TokenResponse(token=token, expires_at=row.expires_at.isoformat())
 
     @post("/auth/logout", status_code=HTTP_204_NO_CONTENT, guards=[requires_user], summary="Revoke this token")
-    async def logout(self, request: Request[Any, Any, Any], tokens: ApiTokenService) -> None:
+    async def logout(self, request: Request[Any, Any, Any], tokens: NamedDependency[ApiTokenService]) -> None:
         token = bearer_token(request)
         if token is None:
             raise NotAuthorizedException("Bearer token required.")
@@ -247,9 +246,9 @@ class AccountApi(Controller):
         return user_out(request.user)
 
     @patch("/me", guards=[requires_user], summary="Change own user and profile fields")
-    async def update_me(self, request: Request[Any, Any, Any], data: MeUpdate, users: UserService) -> UserOut:
-        return user_out(await users.update_account(request.user, data.changes()))
+    async def update_me(self, request: Request[Any, Any, Any], data: JSONBody[MeUpdate], users: NamedDependency[UserService]) -> UserOut:
+        return user_out(await users.update_account(request.user.id, data.changes()))
 
     @post("/me/password", guards=[requires_user], status_code=HTTP_204_NO_CONTENT, summary="Change password")
-    async def change_password(self, request: Request[Any, Any, Any], data: PasswordChange, users: UserService) -> None:
-        await users.change_password(request.user, data.current_password, data.new_password)
+    async def change_password(self, request: Request[Any, Any, Any], data: JSONBody[PasswordChange], users: NamedDependency[UserService]) -> None:
+        await users.change_password(request.user.id, data.current_password, data.new_password)

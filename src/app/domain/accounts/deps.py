@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import AsyncGenerator
 
 from advanced_alchemy.extensions.litestar.providers import create_service_provider
+from litestar.di import NamedDependency
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.config import get_settings
@@ -14,5 +15,5 @@ provide_users = create_service_provider(UserService)
 provide_tokens = create_service_provider(ApiTokenService)
 
 
-async def provide_throttle(db_session: AsyncSession) -> AsyncGenerator[SignInThrottle, None]:
+async def provide_throttle(db_session: NamedDependency[AsyncSession]) -> AsyncGenerator[SignInThrottle, None]:
     yield SignInThrottle(db_session, get_settings())

@@ -10,6 +10,7 @@ from datetime import UTC, datetime, timedelta
 from io import BytesIO
 from pathlib import Path
 from typing import Any
+from uuid import UUID
 from zoneinfo import available_timezones
 
 from advanced_alchemy.repository import SQLAlchemyAsyncRepository
@@ -102,6 +103,7 @@ class UserService(SQLAlchemyAsyncRepositoryService[User]):
 
     async def register(self, data: dict[str, Any]) -> User:
         """Create a user and their profile, or raise FieldErrors naming every bad field."""
+        data = {key: value for key, value in data.items() if not (key == "timezone" and not value)}
         errors = account_field_problems(data)
         username = str(data.get("username", "")).strip()
         if not USERNAME_PATTERN.match(username):
@@ -119,8 +121,6 @@ class UserService(SQLAlchemyAsyncRepositoryService[User]):
         if errors:
             raise FieldErrors(errors)
         data = {**data, "username": username}
-        if not data.get("timezone"):
-            data.pop("timezone", None)
         try:
             return await self.create(data, auto_commit=True)
         except IntegrityError as exc:  # a concurrent registration took the name first
@@ -133,7 +133,8 @@ class UserService(SQLAlchemyAsyncRepositoryService[User]):
             raise AuthenticationFailed(INVALID_CREDENTIALS)
         return user
 
-    async def update_account(self, user: User, changes: dict[str, Any]) -> User:
+    async def update_account(self, user_id: UUID, changes: dict[str, Any]) -> User:
+        user = await self.get(user_id)
         if errors := account_field_problems(changes):
             raise FieldErrors(errors)
         if "email" in changes:
@@ -151,7 +152,8 @@ class UserService(SQLAlchemyAsyncRepositoryService[User]):
         await self.repository.session.commit()
         return user
 
-    async def change_password(self, user: User, current: str, new: str) -> None:
+    async def change_password(self, user_id: UUID, current: str, new: str) -> None:
+        user = await self.get(user_id)
         if user.password_hash is not None and not verify_password(user.password_hash, current):
             raise FieldErrors.single("current_password", "The current password is wrong.")
         if problem := password_problem(new, user.username):
@@ -159,8 +161,9 @@ class UserService(SQLAlchemyAsyncRepositoryService[User]):
         user.password_hash = hash_password(new)
         await self.repository.session.commit()
 
-    async def set_profile_picture(self, user: User, content: bytes, settings: Settings) -> str:
+    async def set_profile_picture(self, user_id: UUID, content: bytes, settings: Settings) -> str:
         """Store an uploaded picture after checking its bytes (not its name); returns its URL path."""
+        user = await self.get(user_id)
         if len(content) > settings.max_upload_bytes:
             raise FieldErrors.single(
                 "profile_picture", f"The picture is larger than {settings.max_upload_bytes // (1024 * 1024)} MB."

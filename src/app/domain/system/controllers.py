@@ -5,14 +5,15 @@ from __future__ import annotations
 from typing import Any
 
 from litestar import Controller, Request, Response, get
+from litestar.di import NamedDependency
 from litestar.status_codes import HTTP_200_OK, HTTP_503_SERVICE_UNAVAILABLE
+from litestar_saq import TaskQueues
 from saq import Queue
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.lib.queue import queue_reachable
 from app.lib.rendering import render
-from litestar_saq import TaskQueues
 
 
 class SystemController(Controller):
@@ -23,11 +24,11 @@ class SystemController(Controller):
         return render(request, "pages/home.html")
 
     @get("/health", name="health", include_in_schema=True, summary="Database and queue reachable")
-    async def health(self, db_session: AsyncSession, task_queues: TaskQueues) -> Response[dict[str, str]]:
+    async def health(self, db_session: NamedDependency[AsyncSession], task_queues: NamedDependency[TaskQueues]) -> Response[dict[str, str]]:
         try:
             await db_session.execute(text("SELECT 1"))
             database = "ok"
-        except Exception:  # noqa: BLE001 - the check reports, it does not raise
+        except Exception:
             database = "unreachable"
         queue: Queue = task_queues.get("default")
         queue_state = "ok" if await queue_reachable(queue) else "unreachable"

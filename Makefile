@@ -1,0 +1,39 @@
+# Entry points used by the README and .ci/run. Everything installs itself into .venv.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+HOST ?= 127.0.0.1
+PORT ?= 8000
+
+.PHONY: install run test lint bench clean
+
+install: $(VENV)/.installed
+
+$(VENV)/.installed: pyproject.toml requirements.lock
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -r requirements.lock
+	$(BIN)/pip install --quiet --no-deps -e .
+	touch $@
+
+run: install
+	$(BIN)/app database upgrade --no-prompt
+	$(BIN)/app demo --if-empty
+	$(BIN)/app run --host $(HOST) --port $(PORT)
+
+test: install
+	$(BIN)/pytest
+
+lint: install
+	$(BIN)/ruff check src tests bench migrations
+	$(BIN)/mypy
+
+bench: install
+	@echo "Start the app (make run), then e.g.: $(BIN)/python bench/booking_rush.py http://127.0.0.1:8000"
+	@cat bench/README.md
+
+lock:
+	$(BIN)/pip freeze --exclude-editable | grep -v '^app' > requirements.lock
+
+clean:
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
