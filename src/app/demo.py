@@ -22,16 +22,29 @@ async def load_demo(only_if_empty: bool = False) -> list[str]:
         for username, first, last, department, tz in PROFESSORS:
             if await users.find_by_login(username) is None:
                 await users.register(
-                    {"username": username, "email": f"{username}@uni.example", "password": DEMO_PASSWORD,
-                     "user_type": "professor", "first_name": first, "last_name": last,
-                     "department": department, "timezone": tz}
+                    {
+                        "username": username,
+                        "email": f"{username}@uni.example",
+                        "password": DEMO_PASSWORD,
+                        "user_type": "professor",
+                        "first_name": first,
+                        "last_name": last,
+                        "department": department,
+                        "timezone": tz,
+                    }
                 )
         for index, first in enumerate(STUDENT_NAMES, start=1):
             username = f"student{index}"
             if await users.find_by_login(username) is None:
                 await users.register(
-                    {"username": username, "email": f"{username}@students.uni.example", "password": DEMO_PASSWORD,
-                     "user_type": "student", "first_name": first, "last_name": "Student"}
+                    {
+                        "username": username,
+                        "email": f"{username}@students.uni.example",
+                        "password": DEMO_PASSWORD,
+                        "user_type": "student",
+                        "first_name": first,
+                        "last_name": "Student",
+                    }
                 )
     lines.append(f"demo logins (password {DEMO_PASSWORD}): professors ada, alan, grace; students student1..student10")
     return lines

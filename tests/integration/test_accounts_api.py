@@ -13,7 +13,9 @@ VALID = {"username": "ada", "email": "ada@uni.example", "password": PASSWORD, "u
 
 
 async def test_register_creates_a_user_with_a_profile(client: Any, database_url: str) -> None:
-    response = await client.post("/api/v1/auth/register", json={**VALID, "department": "Maths", "timezone": "Europe/London"})
+    response = await client.post(
+        "/api/v1/auth/register", json={**VALID, "department": "Maths", "timezone": "Europe/London"}
+    )
     assert response.status_code == 201
     body = response.json()
     assert body["username"] == "ada"
@@ -22,7 +24,8 @@ async def test_register_creates_a_user_with_a_profile(client: Any, database_url:
     assert body["timezone"] == "Europe/London"
     with psycopg.connect(database_url) as conn:
         row = conn.execute("SELECT password_hash FROM user_account WHERE username = 'ada'").fetchone()
-    assert row is not None and row[0].startswith("$argon2")
+    assert row is not None
+    assert row[0].startswith("$argon2")
 
 
 async def test_register_refuses_a_username_taken_in_another_case(client: Any) -> None:
@@ -42,10 +45,22 @@ async def test_register_refuses_an_email_taken_in_another_case(client: Any) -> N
 async def test_register_names_every_bad_field_and_writes_nothing(client: Any, database_url: str) -> None:
     response = await client.post(
         "/api/v1/auth/register",
-        json={"username": "x", "email": "not-an-email", "password": "short", "user_type": "wizard", "timezone": "Mars/Olympus"},
+        json={
+            "username": "x",
+            "email": "not-an-email",
+            "password": "short",
+            "user_type": "wizard",
+            "timezone": "Mars/Olympus",
+        },
     )
     assert response.status_code == 422
-    assert {item["key"] for item in response.json()["extra"]} == {"username", "email", "password", "user_type", "timezone"}
+    assert {item["key"] for item in response.json()["extra"]} == {
+        "username",
+        "email",
+        "password",
+        "user_type",
+        "timezone",
+    }
     with psycopg.connect(database_url) as conn:
         assert conn.execute("SELECT count(*) FROM user_account").fetchone() == (0,)
 
@@ -92,7 +107,9 @@ async def test_patch_me_changes_user_and_profile_fields(client: Any) -> None:
     user = await make_user("professor")
     headers = await api_token(client, user.username)
     response = await client.patch(
-        "/api/v1/me", headers=headers, json={"timezone": "America/New_York", "department": "Physics", "auto_confirm": True}
+        "/api/v1/me",
+        headers=headers,
+        json={"timezone": "America/New_York", "department": "Physics", "auto_confirm": True},
     )
     assert response.status_code == 200
     body = response.json()
@@ -104,7 +121,9 @@ async def test_patch_me_changes_user_and_profile_fields(client: Any) -> None:
 async def test_patch_me_refuses_an_unknown_timezone_and_changes_nothing(client: Any) -> None:
     user = await make_user()
     headers = await api_token(client, user.username)
-    response = await client.patch("/api/v1/me", headers=headers, json={"timezone": "Nowhere/Land", "first_name": "Changed"})
+    response = await client.patch(
+        "/api/v1/me", headers=headers, json={"timezone": "Nowhere/Land", "first_name": "Changed"}
+    )
     assert response.status_code == 422
     assert response.json()["extra"][0]["key"] == "timezone"
     me = (await client.get("/api/v1/me", headers=headers)).json()

@@ -17,8 +17,13 @@ async def test_register_on_the_web_signs_the_person_in(client: Any, database_url
     await client.get("/register")
     response = await client.post(
         "/register",
-        data={"username": "newbie", "email": "newbie@uni.example", "password": PASSWORD, "user_type": "student",
-              "timezone": "Europe/Berlin"},
+        data={
+            "username": "newbie",
+            "email": "newbie@uni.example",
+            "password": PASSWORD,
+            "user_type": "student",
+            "timezone": "Europe/Berlin",
+        },
         headers=csrf_headers(client),
     )
     assert response.status_code == 303
@@ -43,14 +48,27 @@ async def test_register_form_errors_come_back_out_of_band_beside_each_field(clie
     await client.get("/register")
     response = await client.post(
         "/register",
-        data={"username": "taken", "email": "bad", "password": "short", "user_type": "student", "timezone": "Europe/Berlin"},
+        data={
+            "username": "taken",
+            "email": "bad",
+            "password": "short",
+            "user_type": "student",
+            "timezone": "Europe/Berlin",
+        },
         headers={**csrf_headers(client), **HTMX},
     )
     assert response.status_code == 422
     html = response.text
-    assert '<small id="err-username" class="field-error" hx-swap-oob="true"><span aria-hidden="true">⚠ </span>This username is taken.</small>' in html
-    assert 'id="err-email" class="field-error" hx-swap-oob="true"><span aria-hidden="true">⚠ </span>Enter a valid email address.' in html
-    assert 'id="err-password"' in html and "Use at least 10 characters." in html
+    assert (
+        '<small id="err-username" class="field-error" hx-swap-oob="true"><span aria-hidden="true">⚠ </span>This username is taken.</small>'
+        in html
+    )
+    assert (
+        'id="err-email" class="field-error" hx-swap-oob="true"><span aria-hidden="true">⚠ </span>Enter a valid email address.'
+        in html
+    )
+    assert 'id="err-password"' in html
+    assert "Use at least 10 characters." in html
     assert '<small id="err-first_name" class="field-error" hx-swap-oob="true"></small>' in html
 
 
@@ -58,8 +76,13 @@ async def test_register_without_htmx_shows_the_form_again_with_messages(client: 
     await client.get("/register")
     response = await client.post(
         "/register",
-        data={"username": "okname", "email": "ok@uni.example", "password": "short", "user_type": "student",
-              "timezone": "Europe/Berlin"},
+        data={
+            "username": "okname",
+            "email": "ok@uni.example",
+            "password": "short",
+            "user_type": "student",
+            "timezone": "Europe/Berlin",
+        },
         headers=csrf_headers(client),
     )
     assert response.status_code == 422
@@ -74,7 +97,8 @@ async def test_login_rotates_the_session_id_and_logout_revokes_it(client: Any, o
     response = await web_login(client, user.username)
     assert response.status_code == 303
     session_id = client.cookies.get("session")
-    assert session_id and session_id != "planted-by-an-attacker"
+    assert session_id
+    assert session_id != "planted-by-an-attacker"
     # The same cookie replayed from elsewhere works until logout...
     other_client.cookies.set("session", session_id, domain="testserver.local")
     assert (await other_client.get("/settings")).status_code == 200
@@ -96,7 +120,8 @@ async def test_login_refuses_an_open_redirect_in_next(client: Any) -> None:
     user = await make_user()
     await client.get("/login")
     response = await client.post(
-        "/login", data={"username": user.username, "password": PASSWORD, "next": "//evil.example/x"},
+        "/login",
+        data={"username": user.username, "password": PASSWORD, "next": "//evil.example/x"},
         headers=csrf_headers(client),
     )
     assert response.status_code == 303
@@ -121,14 +146,23 @@ async def test_profile_update_with_an_unknown_timezone_changes_nothing(client: A
     await web_login(client, user.username)
     response = await client.post(
         "/settings/profile",
-        data={"first_name": "Changed", "last_name": "", "email": user.email, "phone_number": "", "timezone": "Nope/Nope",
-              "department": "", "bio": ""},
+        data={
+            "first_name": "Changed",
+            "last_name": "",
+            "email": user.email,
+            "phone_number": "",
+            "timezone": "Nope/Nope",
+            "department": "",
+            "bio": "",
+        },
         headers={**csrf_headers(client), **HTMX},
     )
     assert response.status_code == 422
     assert "Pick a time zone from the list" in response.text
     with psycopg.connect(database_url) as conn:
-        assert conn.execute("SELECT first_name FROM user_account WHERE id = %s", (user.id,)).fetchone() == (user.first_name,)
+        assert conn.execute("SELECT first_name FROM user_account WHERE id = %s", (user.id,)).fetchone() == (
+            user.first_name,
+        )
 
 
 def _png(size: tuple[int, int] = (8, 8)) -> bytes:
@@ -141,19 +175,22 @@ async def test_picture_upload_is_checked_by_content_not_name(client: Any, databa
     user = await make_user()
     await web_login(client, user.username)
     fake = await client.post(
-        "/settings/picture", files={"profile_picture": ("cat.png", b"<?php echo 'hi'; ?>", "image/png")},
+        "/settings/picture",
+        files={"profile_picture": ("cat.png", b"<?php echo 'hi'; ?>", "image/png")},
         headers={**csrf_headers(client), **HTMX},
     )
     assert fake.status_code == 422
     assert "Upload a PNG, JPEG, GIF or WebP image." in fake.text
     real = await client.post(
-        "/settings/picture", files={"profile_picture": ("anything.bin", _png(), "application/octet-stream")},
+        "/settings/picture",
+        files={"profile_picture": ("anything.bin", _png(), "application/octet-stream")},
         headers=csrf_headers(client),
     )
     assert real.status_code == 303
     with psycopg.connect(database_url) as conn:
         (path,) = conn.execute("SELECT profile_picture FROM profile WHERE user_id = %s", (user.id,)).fetchone()
-    assert path.startswith("/media/") and path.endswith(".png")
+    assert path.startswith("/media/")
+    assert path.endswith(".png")
     served = await client.get(path)
     assert served.status_code == 200
     assert served.content == _png()
@@ -164,7 +201,8 @@ async def test_an_oversized_picture_is_refused(client: Any) -> None:
     await web_login(client, user.username)
     huge = b"\x89PNG\r\n\x1a\n" + b"0" * (2 * 1024 * 1024 + 1)
     response = await client.post(
-        "/settings/picture", files={"profile_picture": ("big.png", huge, "image/png")},
+        "/settings/picture",
+        files={"profile_picture": ("big.png", huge, "image/png")},
         headers={**csrf_headers(client), **HTMX},
     )
     assert response.status_code == 422
@@ -175,7 +213,8 @@ async def test_password_change_needs_the_current_password(client: Any) -> None:
     user = await make_user()
     await web_login(client, user.username)
     response = await client.post(
-        "/settings/password", data={"current_password": "wrong-one-here", "new_password": "a-brand-new-pass"},
+        "/settings/password",
+        data={"current_password": "wrong-one-here", "new_password": "a-brand-new-pass"},
         headers={**csrf_headers(client), **HTMX},
     )
     assert response.status_code == 422

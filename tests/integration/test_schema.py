@@ -34,8 +34,16 @@ def _tables(url: str) -> set[str]:
 
 def test_migrations_go_up_and_down_on_an_empty_database(empty_database: str) -> None:
     migrate(empty_database, "upgrade", "head")
-    assert {"user_account", "profile", "consultation_slot", "booking", "consultation_note", "notification",
-            "api_token", "user_session"} <= _tables(empty_database)
+    assert {
+        "user_account",
+        "profile",
+        "consultation_slot",
+        "booking",
+        "consultation_note",
+        "notification",
+        "api_token",
+        "user_session",
+    } <= _tables(empty_database)
     migrate(empty_database, "downgrade", "base")
     assert _tables(empty_database) == {"alembic_version"}
     migrate(empty_database, "upgrade", "head")
@@ -48,7 +56,9 @@ def db(database_url: str) -> Iterator[psycopg.Connection]:
         yield conn
 
 
-def insert_user(db: psycopg.Connection, username: str, user_type: str = "professor", email: str | None = None) -> uuid.UUID:
+def insert_user(
+    db: psycopg.Connection, username: str, user_type: str = "professor", email: str | None = None
+) -> uuid.UUID:
     user_id = uuid.uuid4()
     db.execute(
         "INSERT INTO user_account (id, username, email, user_type, first_name, last_name, phone_number, is_active,"
@@ -58,8 +68,14 @@ def insert_user(db: psycopg.Connection, username: str, user_type: str = "profess
     return user_id
 
 
-def insert_slot(db: psycopg.Connection, professor: uuid.UUID, start: datetime, minutes: int = 30,
-                capacity: int = 1, status: str = "available") -> uuid.UUID:
+def insert_slot(
+    db: psycopg.Connection,
+    professor: uuid.UUID,
+    start: datetime,
+    minutes: int = 30,
+    capacity: int = 1,
+    status: str = "available",
+) -> uuid.UUID:
     slot_id = uuid.uuid4()
     db.execute(
         "INSERT INTO consultation_slot (id, professor_id, start_time, end_time, capacity, location, meeting_url, title,"
@@ -69,8 +85,14 @@ def insert_slot(db: psycopg.Connection, professor: uuid.UUID, start: datetime, m
     return slot_id
 
 
-def insert_booking(db: psycopg.Connection, slot: uuid.UUID, student: uuid.UUID, start: datetime, minutes: int = 30,
-                   status: str = "pending") -> uuid.UUID:
+def insert_booking(
+    db: psycopg.Connection,
+    slot: uuid.UUID,
+    student: uuid.UUID,
+    start: datetime,
+    minutes: int = 30,
+    status: str = "pending",
+) -> uuid.UUID:
     booking_id = uuid.uuid4()
     db.execute(
         "INSERT INTO booking (id, slot_id, student_id, topic, status, start_time, end_time, cancel_reason, sequence,"
@@ -129,7 +151,9 @@ def test_one_active_booking_per_slot_and_student(db: psycopg.Connection) -> None
     professor, student = insert_user(db, "prof"), insert_user(db, "stud", "student")
     slot = insert_slot(db, professor, START, capacity=3)
     insert_booking(db, slot, student, START)
-    with pytest.raises(psycopg.errors.IntegrityError, match="uq_booking_active_slot_student|booking_student_no_overlap"):
+    with pytest.raises(
+        psycopg.errors.IntegrityError, match=r"uq_booking_active_slot_student|booking_student_no_overlap"
+    ):
         insert_booking(db, slot, student, START)
 
 

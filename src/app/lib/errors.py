@@ -31,6 +31,12 @@ class ConflictError(DomainError):
     status_code = 409
 
 
+class Forbidden(DomainError):
+    """The object is visible to this person, but the action is not theirs to take."""
+
+    status_code = 403
+
+
 class NotFound(DomainError):
     """Missing, or someone else's: both read the same so ids cannot be probed."""
 

@@ -11,7 +11,7 @@ from litestar import MediaType, Request, Response
 from litestar.exceptions import HTTPException, NotAuthorizedException
 from litestar.status_codes import HTTP_503_SERVICE_UNAVAILABLE
 from litestar.types import ExceptionHandlersMap
-from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
+from sqlalchemy.exc import InterfaceError, OperationalError
 
 from app.lib.auth import is_api
 from app.lib.errors import DomainError, FieldErrors, TooManyAttempts
@@ -33,7 +33,9 @@ def _web_error(request: Request[Any, Any, Any], status_code: int, message: str) 
         # The swap target stays as it is; the reason appears as a toast.
         html = render_html(request, "components/toast.html", {"message": message, "level": "error", "oob": True})
         return Response(html, status_code=status_code, media_type=MediaType.HTML, headers={"HX-Reswap": "none"})
-    return render(request, "pages/error.html", {"status_code": status_code, "message": message}, status_code=status_code)
+    return render(
+        request, "pages/error.html", {"status_code": status_code, "message": message}, status_code=status_code
+    )
 
 
 def domain_error(request: Request[Any, Any, Any], exc: DomainError) -> Response[Any]:
@@ -76,5 +78,4 @@ def exception_handlers() -> ExceptionHandlersMap:
         OperationalError: database_unavailable,
         InterfaceError: database_unavailable,
         ConnectionError: database_unavailable,
-        DBAPIError: database_unavailable,
     }

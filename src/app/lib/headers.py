@@ -47,7 +47,9 @@ class SecurityHeadersMiddleware(ASGIMiddleware):
         async def send_with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":
                 headers = MutableScopeHeaders.from_message(message)
-                framed = "frame-ancestors 'none'" not in headers.get("content-security-policy", "frame-ancestors 'none'")
+                framed = "frame-ancestors 'none'" not in headers.get(
+                    "content-security-policy", "frame-ancestors 'none'"
+                )
                 for name, value in DEFAULT_HEADERS.items():
                     if name == "x-frame-options" and framed:
                         continue  # an embed view chose its frame-ancestors; X-Frame-Options would override it

@@ -10,6 +10,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.db import get_alchemy_config
 from app.domain.accounts.services import ApiTokenService, UserService
+from app.domain.consultations.services import BookingService, SlotService
+from app.domain.notifications.services import NotificationService
 
 
 class Services:
@@ -23,6 +25,18 @@ class Services:
     @cached_property
     def tokens(self) -> ApiTokenService:
         return ApiTokenService(session=self.session)
+
+    @cached_property
+    def slots(self) -> SlotService:
+        return SlotService(session=self.session)
+
+    @cached_property
+    def bookings(self) -> BookingService:
+        return BookingService(session=self.session)
+
+    @cached_property
+    def notifications(self) -> NotificationService:
+        return NotificationService(session=self.session)
 
 
 @asynccontextmanager

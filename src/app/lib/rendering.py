@@ -37,7 +37,9 @@ def _context(request: Request[Any, Any, Any], context: Mapping[str, Any]) -> dic
     return {"request": request, "user": current_user(request), **context}
 
 
-def render_html(request: Request[Any, Any, Any], template: str, context: Mapping[str, Any], block: str | None = None) -> str:
+def render_html(
+    request: Request[Any, Any, Any], template: str, context: Mapping[str, Any], block: str | None = None
+) -> str:
     env = _environment(request)
     full = _context(request, context)
     if block is not None:

@@ -8,7 +8,7 @@ from litestar import Controller, Request, Response, get, patch, post
 from litestar.datastructures import UploadFile
 from litestar.di import NamedDependency, Provide
 from litestar.exceptions import NotAuthorizedException
-from litestar.params import JSONBody, MultipartBody, QueryParameter
+from litestar.params import FromQuery, JSONBody, MultipartBody, QueryParameter
 from litestar.status_codes import HTTP_201_CREATED, HTTP_204_NO_CONTENT
 
 from app.config import get_settings
@@ -17,6 +17,8 @@ from app.domain.accounts.models import User
 from app.domain.accounts.schemas import (
     MeUpdate,
     PasswordChange,
+    ProfessorOut,
+    ProfessorPage,
     RegisterInput,
     TokenRequest,
     TokenResponse,
@@ -96,6 +98,18 @@ def user_out(user: User) -> UserOut:
     )
 
 
+def professor_out(user: User) -> ProfessorOut:
+    return ProfessorOut(
+        id=user.id,
+        username=user.username,
+        first_name=user.first_name,
+        last_name=user.last_name,
+        department=user.profile.department,
+        bio=user.profile.bio,
+        profile_picture=user.profile.profile_picture,
+    )
+
+
 def profile_form_changes(form: dict[str, str], user: User) -> tuple[dict[str, Any], dict[str, str]]:
     """Form strings to typed changes; numbers that do not parse are field errors."""
     fields = PROFILE_FORM_FIELDS if user.is_professor else PROFILE_FORM_FIELDS[:7]
@@ -119,19 +133,30 @@ class AccountPages(Controller):
     include_in_schema = False
 
     @get("/login", name="login")
-    async def login_page(self, request: Request[Any, Any, Any], next_url: Annotated[str | None, QueryParameter(name="next")] = None) -> Response[Any]:
+    async def login_page(
+        self, request: Request[Any, Any, Any], next_url: Annotated[str | None, QueryParameter(name="next")] = None
+    ) -> Response[Any]:
         if request.user:
             return redirect(request, safe_next(next_url, landing_page(request.user)))
         return render(request, "pages/login.html", {"next": safe_next(next_url, ""), "errors": {}, "form": {}})
 
     @post("/login", status_code=200)
-    async def login(self, request: Request[Any, Any, Any], users: NamedDependency[UserService], throttle: NamedDependency[SignInThrottle]) -> Response[Any]:
+    async def login(
+        self,
+        request: Request[Any, Any, Any],
+        users: NamedDependency[UserService],
+        throttle: NamedDependency[SignInThrottle],
+    ) -> Response[Any]:
         form = dict(await request.form())
         next_url = safe_next(form.get("next"), "")
         try:
-            user = await sign_in(users, throttle, form.get("username", ""), form.get("password", ""), client_address(request))
+            user = await sign_in(
+                users, throttle, form.get("username", ""), form.get("password", ""), client_address(request)
+            )
         except (AuthenticationFailed, TooManyAttempts) as exc:
-            return self._login_failed(request, form, exc.message, next_url, 429 if isinstance(exc, TooManyAttempts) else 400)
+            return self._login_failed(
+                request, form, exc.message, next_url, 429 if isinstance(exc, TooManyAttempts) else 400
+            )
         start_session(request, {"user_id": str(user.id)})
         flash(request, f"Welcome, {user.first_name or user.username}.", "success")
         return redirect(request, next_url or landing_page(user))
@@ -175,7 +200,9 @@ class AccountPages(Controller):
         return render(request, "pages/settings.html", {"errors": {}, "timezones": SORTED_TIMEZONES})
 
     @post("/settings/profile", guards=[requires_user], status_code=200)
-    async def update_profile(self, request: Request[Any, Any, Any], users: NamedDependency[UserService]) -> Response[Any]:
+    async def update_profile(
+        self, request: Request[Any, Any, Any], users: NamedDependency[UserService]
+    ) -> Response[Any]:
         user: User = request.user
         changes, errors = profile_form_changes(dict(await request.form()), user)
         try:
@@ -189,7 +216,9 @@ class AccountPages(Controller):
         return redirect(request, "/settings")
 
     @post("/settings/password", guards=[requires_user], status_code=200)
-    async def change_password(self, request: Request[Any, Any, Any], users: NamedDependency[UserService]) -> Response[Any]:
+    async def change_password(
+        self, request: Request[Any, Any, Any], users: NamedDependency[UserService]
+    ) -> Response[Any]:
         form = dict(await request.form())
         try:
             await users.change_password(request.user.id, form.get("current_password", ""), form.get("new_password", ""))
@@ -228,7 +257,12 @@ class AccountApi(Controller):
 
     @post("/auth/token", status_code=200, summary="Exchange username (or email) and password for a bearer token")
     async def token(
-        self, request: Request[Any, Any, Any], data: JSONBody[TokenRequest], users: NamedDependency[UserService], tokens: NamedDependency[ApiTokenService], throttle: NamedDependency[SignInThrottle]
+        self,
+        request: Request[Any, Any, Any],
+        data: JSONBody[TokenRequest],
+        users: NamedDependency[UserService],
+        tokens: NamedDependency[ApiTokenService],
+        throttle: NamedDependency[SignInThrottle],
     ) -> TokenResponse:
         user = await sign_in(users, throttle, data.username, data.password, client_address(request))
         token, row = await tokens.issue(user)
@@ -246,9 +280,24 @@ class AccountApi(Controller):
         return user_out(request.user)
 
     @patch("/me", guards=[requires_user], summary="Change own user and profile fields")
-    async def update_me(self, request: Request[Any, Any, Any], data: JSONBody[MeUpdate], users: NamedDependency[UserService]) -> UserOut:
+    async def update_me(
+        self, request: Request[Any, Any, Any], data: JSONBody[MeUpdate], users: NamedDependency[UserService]
+    ) -> UserOut:
         return user_out(await users.update_account(request.user.id, data.changes()))
 
+    @get("/professors", guards=[requires_user], summary="Professors, searchable by name or department")
+    async def professors(
+        self,
+        users: NamedDependency[UserService],
+        q: FromQuery[str] = "",
+        limit: Annotated[int, QueryParameter(ge=1, le=200)] = 50,
+        offset: Annotated[int, QueryParameter(ge=0)] = 0,
+    ) -> ProfessorPage:
+        rows, total = await users.search_professors(q, limit, offset)
+        return ProfessorPage(items=[professor_out(u) for u in rows], total=total, limit=limit, offset=offset)
+
     @post("/me/password", guards=[requires_user], status_code=HTTP_204_NO_CONTENT, summary="Change password")
-    async def change_password(self, request: Request[Any, Any, Any], data: JSONBody[PasswordChange], users: NamedDependency[UserService]) -> None:
+    async def change_password(
+        self, request: Request[Any, Any, Any], data: JSONBody[PasswordChange], users: NamedDependency[UserService]
+    ) -> None:
         await users.change_password(request.user.id, data.current_password, data.new_password)

@@ -81,3 +81,10 @@ class MeUpdate(msgspec.Struct, forbid_unknown_fields=True, omit_defaults=True):
 class PasswordChange(msgspec.Struct):
     current_password: str
     new_password: str
+
+
+class ProfessorPage(msgspec.Struct):
+    items: list[ProfessorOut]
+    total: int
+    limit: int
+    offset: int

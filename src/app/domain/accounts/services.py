@@ -101,6 +101,22 @@ class UserService(SQLAlchemyAsyncRepositoryService[User]):
             (func.lower(User.username) == key) | (func.lower(User.email) == key)
         )
 
+    async def search_professors(self, query: str = "", limit: int = 50, offset: int = 0) -> tuple[list[User], int]:
+        """Active professors whose name, username or department contains every word of `query`."""
+        filters = [User.user_type == UserType.PROFESSOR.value, User.is_active.is_(True)]
+        for word in query.split()[:5]:
+            pattern = f"%{word.replace('%', '').replace('_', '')}%"
+            filters.append(
+                User.first_name.ilike(pattern)
+                | User.last_name.ilike(pattern)
+                | User.username.ilike(pattern)
+                | User.profile.has(Profile.department.ilike(pattern))
+            )
+        statement = select(User).where(*filters).order_by(User.last_name, User.first_name, User.username)
+        total = await self.repository.session.scalar(select(func.count()).select_from(User).where(*filters))
+        rows = (await self.repository.session.scalars(statement.limit(limit).offset(offset))).unique().all()
+        return list(rows), int(total or 0)
+
     async def register(self, data: dict[str, Any]) -> User:
         """Create a user and their profile, or raise FieldErrors naming every bad field."""
         data = {key: value for key, value in data.items() if not (key == "timezone" and not value)}
@@ -202,7 +218,11 @@ class ApiTokenService(SQLAlchemyAsyncRepositoryService[ApiToken]):
         """A new bearer token; only its digest is stored, the plain value is returned once."""
         token = new_token()
         row = await self.create(
-            {"user_id": user.id, "token_hash": token_digest(token), "expires_at": datetime.now(UTC) + API_TOKEN_LIFETIME},
+            {
+                "user_id": user.id,
+                "token_hash": token_digest(token),
+                "expires_at": datetime.now(UTC) + API_TOKEN_LIFETIME,
+            },
             auto_commit=True,
         )
         return token, row
@@ -240,7 +260,9 @@ class SignInThrottle:
         self.settings = settings
 
     async def _failures(self, key: str, since: datetime) -> int:
-        query = select(func.count()).select_from(AuthFailure).where(AuthFailure.key == key, AuthFailure.created_at > since)
+        query = (
+            select(func.count()).select_from(AuthFailure).where(AuthFailure.key == key, AuthFailure.created_at > since)
+        )
         return int((await self.session.execute(query)).scalar_one())
 
     async def before_attempt(self, keys: ThrottleKeys) -> None:
@@ -252,9 +274,7 @@ class SignInThrottle:
             account_failures >= self.settings.login_failures_lock_account
             or client_failures >= self.settings.login_failures_lock_client
         ):
-            raise TooManyAttempts(
-                f"Too many failed sign-ins. Try again in {window // 60} minutes.", retry_after=window
-            )
+            raise TooManyAttempts(f"Too many failed sign-ins. Try again in {window // 60} minutes.", retry_after=window)
         excess = account_failures - self.settings.login_failures_slow_after
         if excess >= 0:
             await asyncio.sleep(min(0.25 * 2**excess, 4.0))

@@ -68,9 +68,7 @@ class ConsultationSlot(Base):
 
 class Booking(Base):
     __table_args__ = (
-        CheckConstraint(
-            "status IN ('pending', 'confirmed', 'cancelled', 'completed', 'no_show')", name="status_valid"
-        ),
+        CheckConstraint("status IN ('pending', 'confirmed', 'cancelled', 'completed', 'no_show')", name="status_valid"),
         CheckConstraint("end_time > start_time", name="end_after_start"),
         # One active booking per (slot, student); a cancelled one does not block rebooking.
         Index(

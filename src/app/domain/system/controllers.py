@@ -24,7 +24,9 @@ class SystemController(Controller):
         return render(request, "pages/home.html")
 
     @get("/health", name="health", include_in_schema=True, summary="Database and queue reachable")
-    async def health(self, db_session: NamedDependency[AsyncSession], task_queues: NamedDependency[TaskQueues]) -> Response[dict[str, str]]:
+    async def health(
+        self, db_session: NamedDependency[AsyncSession], task_queues: NamedDependency[TaskQueues]
+    ) -> Response[dict[str, str]]:
         try:
             await db_session.execute(text("SELECT 1"))
             database = "ok"

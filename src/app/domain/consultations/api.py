@@ -1,0 +1,233 @@
+"""The slots and bookings JSON API (bearer tokens; someone else's object is a 404)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Any
+from uuid import UUID
+
+from litestar import Controller, Request, delete, get, patch, post
+from litestar.di import NamedDependency, Provide
+from litestar.params import FromPath, FromQuery, JSONBody, QueryParameter
+from litestar.status_codes import HTTP_200_OK, HTTP_201_CREATED
+
+from app.domain.accounts.models import User
+from app.domain.consultations.deps import provide_bookings, provide_slots
+from app.domain.consultations.models import Booking, BookingStatus, ConsultationSlot, SlotStatus
+from app.domain.consultations.schemas import (
+    BookingCancelIn,
+    BookingIn,
+    BookingOut,
+    BookingPage,
+    BulkSlotsIn,
+    BulkSlotsOut,
+    SlotCancelIn,
+    SlotClash,
+    SlotIn,
+    SlotOut,
+    SlotPage,
+    SlotPatch,
+)
+from app.domain.consultations.services import BookingService, SlotRule, SlotService
+from app.lib.auth import requires_professor, requires_student, requires_user
+from app.lib.errors import NotFound
+
+Limit = Annotated[int, QueryParameter(ge=1, le=500)]
+Offset = Annotated[int, QueryParameter(ge=0)]
+SlotStatusFilter = Annotated[SlotStatus | None, QueryParameter()]
+BookingStatusFilter = Annotated[BookingStatus | None, QueryParameter()]
+
+
+def slot_out(slot: ConsultationSlot, booked_count: int) -> SlotOut:
+    return SlotOut(
+        id=slot.id,
+        professor_id=slot.professor_id,
+        start_time=slot.start_time,
+        end_time=slot.end_time,
+        capacity=slot.capacity,
+        status=slot.status,
+        location=slot.location,
+        meeting_url=slot.meeting_url,
+        title=slot.title,
+        notes=slot.notes,
+        booked_count=booked_count,
+        series_id=slot.series_id,
+    )
+
+
+def booking_out(booking: Booking) -> BookingOut:
+    return BookingOut(
+        id=booking.id,
+        slot_id=booking.slot_id,
+        student_id=booking.student_id,
+        professor_id=booking.slot.professor_id,
+        topic=booking.topic,
+        status=booking.status,
+        created_at=booking.created_at,
+        start_time=booking.start_time,
+        end_time=booking.end_time,
+        cancelled_by=booking.cancelled_by,
+        cancel_reason=booking.cancel_reason,
+    )
+
+
+async def slots_out(slots: SlotService, rows: list[ConsultationSlot]) -> list[SlotOut]:
+    counts = await slots.booked_counts(slot.id for slot in rows)
+    return [slot_out(slot, counts.get(slot.id, 0)) for slot in rows]
+
+
+class SlotApi(Controller):
+    path = "/api/v1/slots"
+    tags = ["slots"]
+    guards = [requires_user]
+    dependencies = {"slots": Provide(provide_slots), "bookings": Provide(provide_bookings)}
+
+    @get("/", summary="List slots", description="Filter by professor, time window (overlapping) and status.")
+    async def list_slots(
+        self,
+        slots: NamedDependency[SlotService],
+        professor_id: FromQuery[UUID | None] = None,
+        start: FromQuery[datetime | None] = None,
+        end: FromQuery[datetime | None] = None,
+        status: SlotStatusFilter = None,
+        limit: Limit = 100,
+        offset: Offset = 0,
+    ) -> SlotPage:
+        rows, total = await slots.list_slots(
+            professor_id=professor_id,
+            start=start,
+            end=end,
+            status=status.value if status else None,
+            limit=limit,
+            offset=offset,
+        )
+        return SlotPage(items=await slots_out(slots, rows), total=total, limit=limit, offset=offset)
+
+    @post("/", guards=[requires_professor], status_code=HTTP_201_CREATED, summary="Publish one slot")
+    async def create_slot(
+        self, request: Request[User, Any, Any], data: JSONBody[SlotIn], slots: NamedDependency[SlotService]
+    ) -> SlotOut:
+        values = {name: getattr(data, name) for name in data.__struct_fields__}
+        return slot_out(await slots.create_slot(request.user, values), 0)
+
+    @post(
+        "/bulk", guards=[requires_professor], status_code=HTTP_201_CREATED, summary="Generate slots from a weekly rule"
+    )
+    async def generate(
+        self, request: Request[User, Any, Any], data: JSONBody[BulkSlotsIn], slots: NamedDependency[SlotService]
+    ) -> BulkSlotsOut:
+        rule = SlotRule(**{name: getattr(data, name) for name in data.__struct_fields__ if name != "all_or_nothing"})
+        result = await slots.generate_slots(request.user, rule, all_or_nothing=data.all_or_nothing)
+        return BulkSlotsOut(
+            items=[slot_out(slot, 0) for slot in result.created],
+            total=len(result.created),
+            clashes=[
+                SlotClash(start_time=start, end_time=end, clashes_with=clash.id) for start, end, clash in result.clashes
+            ],
+            skipped_past=result.skipped_past,
+        )
+
+    @get("/{slot_id:uuid}", summary="One slot")
+    async def get_slot(self, slot_id: FromPath[UUID], slots: NamedDependency[SlotService]) -> SlotOut:
+        slot = await slots.get_one_or_none(id=slot_id)
+        if slot is None:
+            raise NotFound("Slot not found.")
+        return (await slots_out(slots, [slot]))[0]
+
+    @patch("/{slot_id:uuid}", guards=[requires_professor], summary="Change one of your slots")
+    async def update_slot(
+        self,
+        request: Request[User, Any, Any],
+        slot_id: FromPath[UUID],
+        data: JSONBody[SlotPatch],
+        slots: NamedDependency[SlotService],
+    ) -> SlotOut:
+        slot = await slots.update_slot(request.user, slot_id, data.changes())
+        return (await slots_out(slots, [slot]))[0]
+
+    @delete(
+        "/{slot_id:uuid}",
+        guards=[requires_professor],
+        status_code=HTTP_200_OK,
+        summary="Cancel one of your slots",
+        description="Its active bookings are cancelled and the students told.",
+    )
+    async def cancel_slot(
+        self,
+        request: Request[User, Any, Any],
+        slot_id: FromPath[UUID],
+        slots: NamedDependency[SlotService],
+        data: JSONBody[SlotCancelIn | None] = None,
+    ) -> SlotOut:
+        slot = await slots.cancel_slot(request.user, slot_id, data.reason if data else "")
+        return slot_out(slot, 0)
+
+    @post("/{slot_id:uuid}/bookings", guards=[requires_student], status_code=HTTP_201_CREATED, summary="Book a place")
+    async def book(
+        self,
+        request: Request[User, Any, Any],
+        slot_id: FromPath[UUID],
+        bookings: NamedDependency[BookingService],
+        data: JSONBody[BookingIn | None] = None,
+    ) -> BookingOut:
+        return booking_out(await bookings.book_slot(request.user, slot_id, data.topic if data else ""))
+
+
+class BookingApi(Controller):
+    path = "/api/v1/bookings"
+    tags = ["bookings"]
+    guards = [requires_user]
+    dependencies = {"bookings": Provide(provide_bookings)}
+
+    @get("/", summary="Your bookings (student) or the bookings on your slots (professor)")
+    async def list_bookings(
+        self,
+        request: Request[User, Any, Any],
+        bookings: NamedDependency[BookingService],
+        status: BookingStatusFilter = None,
+        limit: Limit = 100,
+        offset: Offset = 0,
+    ) -> BookingPage:
+        rows, total = await bookings.list_for(
+            request.user, status=status.value if status else None, limit=limit, offset=offset
+        )
+        return BookingPage(items=[booking_out(b) for b in rows], total=total, limit=limit, offset=offset)
+
+    @get("/{booking_id:uuid}", summary="One booking (its student or professor)")
+    async def get_booking(
+        self, request: Request[User, Any, Any], booking_id: FromPath[UUID], bookings: NamedDependency[BookingService]
+    ) -> BookingOut:
+        return booking_out(await bookings.get_visible(request.user, booking_id))
+
+    @post(
+        "/{booking_id:uuid}/confirm",
+        guards=[requires_professor],
+        status_code=HTTP_200_OK,
+        summary="Confirm a pending booking",
+    )
+    async def confirm(
+        self, request: Request[User, Any, Any], booking_id: FromPath[UUID], bookings: NamedDependency[BookingService]
+    ) -> BookingOut:
+        return booking_out(await bookings.confirm(request.user, booking_id))
+
+    @post("/{booking_id:uuid}/cancel", status_code=HTTP_200_OK, summary="Cancel (student: own, before the deadline)")
+    async def cancel(
+        self,
+        request: Request[User, Any, Any],
+        booking_id: FromPath[UUID],
+        bookings: NamedDependency[BookingService],
+        data: JSONBody[BookingCancelIn | None] = None,
+    ) -> BookingOut:
+        return booking_out(await bookings.cancel(request.user, booking_id, data.reason if data else ""))
+
+    @post("/{booking_id:uuid}/complete", guards=[requires_professor], status_code=HTTP_200_OK, summary="Mark completed")
+    async def complete(
+        self, request: Request[User, Any, Any], booking_id: FromPath[UUID], bookings: NamedDependency[BookingService]
+    ) -> BookingOut:
+        return booking_out(await bookings.mark_outcome(request.user, booking_id, BookingStatus.COMPLETED))
+
+    @post("/{booking_id:uuid}/no-show", guards=[requires_professor], status_code=HTTP_200_OK, summary="Mark no-show")
+    async def no_show(
+        self, request: Request[User, Any, Any], booking_id: FromPath[UUID], bookings: NamedDependency[BookingService]
+    ) -> BookingOut:
+        return booking_out(await bookings.mark_outcome(request.user, booking_id, BookingStatus.NO_SHOW))

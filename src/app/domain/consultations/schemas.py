@@ -1,0 +1,117 @@
+"""Request and response bodies of the slots and bookings API."""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from uuid import UUID
+
+import msgspec
+
+
+class SlotIn(msgspec.Struct, forbid_unknown_fields=True):
+    start_time: datetime
+    end_time: datetime
+    capacity: int = 1
+    location: str = ""
+    meeting_url: str = ""
+    title: str = ""
+    notes: str = ""
+
+
+class SlotPatch(msgspec.Struct, forbid_unknown_fields=True, omit_defaults=True):
+    start_time: datetime | msgspec.UnsetType = msgspec.UNSET
+    end_time: datetime | msgspec.UnsetType = msgspec.UNSET
+    capacity: int | msgspec.UnsetType = msgspec.UNSET
+    location: str | msgspec.UnsetType = msgspec.UNSET
+    meeting_url: str | msgspec.UnsetType = msgspec.UNSET
+    title: str | msgspec.UnsetType = msgspec.UNSET
+    notes: str | msgspec.UnsetType = msgspec.UNSET
+
+    def changes(self) -> dict[str, object]:
+        return {f: v for f in self.__struct_fields__ if (v := getattr(self, f)) is not msgspec.UNSET}
+
+
+class SlotOut(msgspec.Struct):
+    id: UUID
+    professor_id: UUID
+    start_time: datetime
+    end_time: datetime
+    capacity: int
+    status: str
+    location: str
+    meeting_url: str
+    title: str
+    notes: str
+    booked_count: int
+    series_id: UUID | None
+
+
+class BulkSlotsIn(msgspec.Struct, forbid_unknown_fields=True):
+    """A rule for many slots, in the professor's time zone. Weekdays: 0 = Monday .. 6 = Sunday."""
+
+    start_date: date
+    end_date: date
+    weekdays: list[int]
+    day_start: str
+    day_end: str
+    duration_minutes: int
+    buffer_minutes: int = 0
+    capacity: int = 1
+    location: str = ""
+    meeting_url: str = ""
+    title: str = ""
+    notes: str = ""
+    all_or_nothing: bool = False
+
+
+class SlotClash(msgspec.Struct):
+    start_time: datetime
+    end_time: datetime
+    clashes_with: UUID
+
+
+class BulkSlotsOut(msgspec.Struct):
+    items: list[SlotOut]
+    total: int
+    clashes: list[SlotClash]
+    skipped_past: list[datetime]
+
+
+class SlotCancelIn(msgspec.Struct, forbid_unknown_fields=True):
+    reason: str = ""
+
+
+class BookingIn(msgspec.Struct, forbid_unknown_fields=True):
+    topic: str = ""
+
+
+class BookingCancelIn(msgspec.Struct, forbid_unknown_fields=True):
+    reason: str = ""
+
+
+class BookingOut(msgspec.Struct):
+    id: UUID
+    slot_id: UUID
+    student_id: UUID
+    professor_id: UUID
+    topic: str
+    status: str
+    created_at: datetime
+    start_time: datetime
+    end_time: datetime
+    cancelled_by: UUID | None
+    cancel_reason: str
+
+
+class Page(msgspec.Struct):
+    total: int
+    limit: int
+    offset: int
+
+
+class SlotPage(Page):
+    items: list[SlotOut]
+
+
+class BookingPage(Page):
+    items: list[BookingOut]
