@@ -18,6 +18,8 @@ from app.config import PROJECT_ROOT, get_settings
 from app.db import EmbeddedDatabasePlugin, get_alchemy_config
 from app.domain.accounts.controllers import AccountApi, AccountPages
 from app.domain.consultations.api import BookingApi, SlotApi
+from app.domain.consultations.controllers import BookingPages
+from app.domain.consultations.dashboard import DashboardPages
 from app.domain.system.controllers import SystemController
 from app.lib.auth import AuthenticationMiddleware
 from app.lib.exceptions import exception_handlers
@@ -55,6 +57,8 @@ def create_app() -> Litestar:
             AccountPages,
             AccountApi,
             SlotApi,
+            BookingPages,
+            DashboardPages,
             BookingApi,
             create_static_files_router(path="/static", directories=[PROJECT_ROOT / "static"], include_in_schema=False),
             create_static_files_router(

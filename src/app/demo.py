@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
-from app.lib.providers import provide_services
+import contextlib
+from datetime import timedelta
+
+from app.domain.consultations.services import SlotRule, utcnow
+from app.lib.errors import DomainError
+from app.lib.providers import Services, provide_services
 
 DEMO_PASSWORD = "office-hours-demo"
 PROFESSORS = (
@@ -46,5 +51,33 @@ async def load_demo(only_if_empty: bool = False) -> list[str]:
                         "last_name": "Student",
                     }
                 )
+        await _demo_slots_and_bookings(services)
     lines.append(f"demo logins (password {DEMO_PASSWORD}): professors ada, alan, grace; students student1..student10")
     return lines
+
+
+async def _demo_slots_and_bookings(services: Services) -> None:
+    """Two weeks of weekday slots per professor (once), and a few bookings by the demo students."""
+    students = [await services.users.find_by_login(f"student{i}") for i in range(1, len(STUDENT_NAMES) + 1)]
+    for index, (username, *_rest) in enumerate(PROFESSORS):
+        professor = await services.users.find_by_login(username)
+        if professor is None or await services.slots.count(professor_id=professor.id) > 0:
+            continue
+        today = utcnow().date()
+        rule = SlotRule(
+            start_date=today + timedelta(days=1),
+            end_date=today + timedelta(days=14),
+            weekdays=[0, 1, 2, 3, 4],
+            day_start=("10:00", "14:00", "09:00")[index],
+            day_end=("12:00", "16:00", "11:00")[index],
+            duration_minutes=30,
+            buffer_minutes=(0, 15, 0)[index],
+            capacity=(1, 2, 3)[index],
+            location=("Room 1.01", "Turing Lab", "Online")[index],
+            meeting_url="https://meet.example/grace" if username == "grace" else "",
+        )
+        created = (await services.slots.generate_slots(professor, rule)).created
+        for offset, student in enumerate(students[index * 3 : index * 3 + 3]):
+            if student is not None and offset * 2 < len(created):
+                with contextlib.suppress(DomainError):
+                    await services.bookings.book_slot(student, created[offset * 2].id, "Questions about the lecture")

@@ -32,3 +32,38 @@
     if (target) target.focus();
   });
 })();
+// The booking dialog: opened as a modal when htmx puts it on the page, closed by its buttons or Escape;
+// focus goes back to the slot cell it came from.
+(function () {
+  "use strict";
+  var returnTo = null;
+  document.addEventListener("htmx:beforeRequest", function (event) {
+    var elt = event.detail.elt;
+    if (elt && elt.closest && elt.closest(".slot-cell") && elt.getAttribute("hx-target") === "#dialog-host") {
+      returnTo = elt.closest(".slot-cell").id;
+    }
+  });
+  function restoreFocus() {
+    var cell = returnTo && document.getElementById(returnTo);
+    if (!cell) return;
+    var target = cell.querySelector("button") || cell;
+    if (target === cell) cell.setAttribute("tabindex", "-1");
+    target.focus();
+  }
+  document.addEventListener("htmx:afterSettle", function (event) {
+    var host = document.getElementById("dialog-host");
+    if (!host || event.detail.target !== host) return;
+    var dialog = host.querySelector("dialog");
+    if (!dialog) { restoreFocus(); return; }
+    if (!dialog.open) dialog.showModal();
+    var focus = dialog.querySelector("[data-focus]") || dialog.querySelector("#booking-refusal");
+    if (focus) { if (!focus.matches("input,button,a")) focus.setAttribute("tabindex", "-1"); focus.focus(); }
+    dialog.addEventListener("close", function () { host.innerHTML = ""; restoreFocus(); });
+  });
+  document.addEventListener("click", function (event) {
+    var button = event.target.closest && event.target.closest("[data-close-dialog]");
+    if (!button) return;
+    var dialog = button.closest("dialog");
+    if (dialog) dialog.close();
+  });
+})();

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
+from datetime import UTC, datetime
 from typing import Any
 
 from jinja2 import Environment
@@ -34,7 +35,7 @@ def flash(request: Request[Any, Any, Any], message: str, level: str = "info") ->
 
 
 def _context(request: Request[Any, Any, Any], context: Mapping[str, Any]) -> dict[str, Any]:
-    return {"request": request, "user": current_user(request), **context}
+    return {"request": request, "user": current_user(request), "now_utc": datetime.now(UTC), **context}
 
 
 def render_html(

@@ -1,0 +1,126 @@
+"""The week grid a viewer sees: slots grouped by local day, each with its free places and the viewer's state."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, time, timedelta
+from uuid import UUID
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import select
+
+from app.domain.accounts.models import User
+from app.domain.consultations.models import Booking, ConsultationSlot, SlotStatus
+from app.domain.consultations.services import ACTIVE, SlotService, utcnow
+
+
+@dataclass(frozen=True)
+class SlotCell:
+    slot: ConsultationSlot
+    booked: int
+    mine: bool
+    now: datetime
+
+    @property
+    def places_left(self) -> int:
+        return max(self.slot.capacity - self.booked, 0)
+
+    @property
+    def is_past(self) -> bool:
+        return self.slot.start_time <= self.now or self.slot.status == SlotStatus.COMPLETED
+
+    @property
+    def is_cancelled(self) -> bool:
+        return self.slot.status == SlotStatus.CANCELLED
+
+    @property
+    def bookable(self) -> bool:
+        return not (self.mine or self.is_past or self.is_cancelled) and self.places_left > 0
+
+    @property
+    def state(self) -> str:
+        """One word for styling and for screen readers: colour is never the only signal."""
+        if self.is_cancelled:
+            return "cancelled"
+        if self.mine:
+            return "mine"
+        if self.is_past:
+            return "past"
+        return "free" if self.places_left else "full"
+
+
+@dataclass(frozen=True)
+class GridDay:
+    day: date
+    cells: list[SlotCell]
+
+
+@dataclass(frozen=True)
+class SlotGrid:
+    professor: User
+    week_start: date
+    timezone: str
+    days: list[GridDay]
+
+    @property
+    def previous_week(self) -> date:
+        return self.week_start - timedelta(days=7)
+
+    @property
+    def next_week(self) -> date:
+        return self.week_start + timedelta(days=7)
+
+    @property
+    def is_empty(self) -> bool:
+        return not any(day.cells for day in self.days)
+
+
+def monday_of(day: date) -> date:
+    return day - timedelta(days=day.weekday())
+
+
+def week_bounds(week_start: date, timezone: str) -> tuple[datetime, datetime]:
+    zone = ZoneInfo(timezone)
+    start = datetime.combine(week_start, time(0), tzinfo=zone).astimezone(UTC)
+    end = datetime.combine(week_start + timedelta(days=7), time(0), tzinfo=zone).astimezone(UTC)
+    return start, end
+
+
+def today_in(timezone: str) -> date:
+    return datetime.now(ZoneInfo(timezone)).date()
+
+
+async def my_active_slot_ids(slots: SlotService, viewer: User | None, slot_ids: list[UUID]) -> set[UUID]:
+    if viewer is None or not viewer.is_student or not slot_ids:
+        return set()
+    query = select(Booking.slot_id).where(
+        Booking.student_id == viewer.id, Booking.status.in_(ACTIVE), Booking.slot_id.in_(slot_ids)
+    )
+    return set((await slots.repository.session.scalars(query)).all())
+
+
+async def build_cells(slots: SlotService, rows: list[ConsultationSlot], viewer: User | None) -> list[SlotCell]:
+    ids = [slot.id for slot in rows]
+    counts = await slots.booked_counts(ids)
+    mine = await my_active_slot_ids(slots, viewer, ids)
+    now = utcnow()
+    return [SlotCell(slot=slot, booked=counts.get(slot.id, 0), mine=slot.id in mine, now=now) for slot in rows]
+
+
+async def build_week(slots: SlotService, professor: User, viewer: User | None, week_start: date) -> SlotGrid:
+    timezone = viewer.timezone if viewer else professor.timezone
+    start, end = week_bounds(week_start, timezone)
+    rows, _ = await slots.list_slots(professor_id=professor.id, start=start, end=end, limit=1000)
+    rows = [slot for slot in rows if slot.status != SlotStatus.CANCELLED]
+    cells = await build_cells(slots, rows, viewer)
+    zone = ZoneInfo(timezone)
+    days = [
+        GridDay(
+            day=week_start + timedelta(days=offset),
+            cells=[
+                c for c in cells if c.slot.start_time.astimezone(zone).date() == week_start + timedelta(days=offset)
+            ],
+        )
+        for offset in range(7)
+    ]
+    return SlotGrid(professor=professor, week_start=week_start, timezone=timezone, days=days)

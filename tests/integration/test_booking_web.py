@@ -1,0 +1,225 @@
+"""Booking in the web pages: the directory, the week grid, the dialog, "My bookings", the dashboard."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import psycopg
+
+from tests.helpers import book, csrf_headers, in_hours, make_slot, make_user, shift_into_past, web_login
+
+HTMX = {"HX-Request": "true"}
+
+
+async def signed_in(client: Any, user: Any) -> dict[str, str]:
+    await web_login(client, user.username)
+    return {**csrf_headers(client), **HTMX}
+
+
+async def test_directory_search_finds_professors_by_department(client: Any) -> None:
+    await make_user("professor", first_name="Ada", last_name="Lovelace", department="Mathematics")
+    await make_user("professor", first_name="Alan", last_name="Turing", department="Computer Science")
+    headers = await signed_in(client, await make_user())
+    response = await client.get("/professors", params={"q": "mathem"}, headers=HTMX)
+    assert response.status_code == 200
+    assert "Ada Lovelace" in response.text
+    assert "Alan Turing" not in response.text
+    assert "<html" not in response.text  # the fragment only
+    assert response.headers["vary"] == "HX-Request"
+    assert headers
+
+
+async def test_week_grid_shows_free_places_in_the_viewers_timezone(client: Any) -> None:
+    professor = await make_user("professor", timezone="Europe/Berlin")
+    slot = await make_slot(professor, capacity=3)
+    await book(await make_user(), slot)
+    await signed_in(client, await make_user(timezone="America/New_York"))
+    week = slot.start_time.date().isoformat()
+    response = await client.get(f"/professors/{professor.id}", params={"week": week})
+    assert response.status_code == 200
+    assert f'id="slot-{slot.id}" class="slot-cell is-free"' in response.text
+    assert "2 of 3 left" in response.text
+    assert "Times in America/New_York" in response.text
+
+
+async def test_week_navigation_returns_only_the_week_for_htmx(client: Any) -> None:
+    professor = await make_user("professor")
+    await signed_in(client, await make_user())
+    response = await client.get(f"/professors/{professor.id}", params={"week": "2027-01-04"}, headers=HTMX)
+    assert response.status_code == 200
+    assert response.text.lstrip().startswith('<nav class="week-nav"')
+    assert "Week of 04 January 2027" in response.text
+
+
+async def test_unknown_professor_page_is_404(client: Any) -> None:
+    await signed_in(client, await make_user())
+    response = await client.get("/professors/00000000-0000-0000-0000-000000000000")
+    assert response.status_code == 404
+
+
+async def test_booking_from_the_dialog_swaps_the_cell_in_place(client: Any, database_url: str) -> None:
+    professor = await make_user("professor")
+    slot = await make_slot(professor, capacity=1)
+    student = await make_user()
+    headers = await signed_in(client, student)
+    dialog = await client.get(f"/slots/{slot.id}/book", headers=HTMX)
+    assert dialog.status_code == 200
+    assert '<dialog id="booking-dialog"' in dialog.text
+    response = await client.post(f"/slots/{slot.id}/book", data={"topic": "Thesis"}, headers=headers)
+    assert response.status_code == 200
+    assert f'<div id="slot-{slot.id}" class="slot-cell is-mine" hx-swap-oob="outerHTML">' in response.text
+    assert "Booked by you" in response.text
+    assert "Requested: the professor will confirm it." in response.text
+    with psycopg.connect(database_url) as conn:
+        assert conn.execute("SELECT topic, status FROM booking").fetchall() == [("Thesis", "pending")]
+
+
+async def test_a_refused_booking_shows_the_reason_in_the_dialog(client: Any) -> None:
+    professor = await make_user("professor")
+    slot = await make_slot(professor, capacity=1)
+    await book(await make_user(), slot)
+    headers = await signed_in(client, await make_user())
+    response = await client.post(f"/slots/{slot.id}/book", data={"topic": ""}, headers=headers)
+    assert response.status_code == 409
+    assert (
+        '<p id="booking-refusal" class="slot-refusal" role="alert"><span aria-hidden="true">✖ </span>This slot is full.</p>'
+        in response.text
+    )
+    assert f'<div id="slot-{slot.id}" class="slot-cell is-full" hx-swap-oob="outerHTML">' in response.text
+
+
+async def test_my_bookings_lists_upcoming_and_past_separately(client: Any, database_url: str) -> None:
+    professor = await make_user("professor", first_name="Grace", last_name="Hopper")
+    student = await make_user()
+    soon, later = await make_slot(professor), await make_slot(professor, start=in_hours(96))
+    await book(student, soon, "Past topic")
+    await book(student, later, "Future topic")
+    shift_into_past(database_url, soon.id, hours=3)
+    await signed_in(client, student)
+    upcoming = await client.get("/bookings", headers=HTMX)
+    past = await client.get("/bookings", params={"tab": "past"}, headers=HTMX)
+    assert "Future topic" in upcoming.text
+    assert "Past topic" not in upcoming.text
+    assert "Past topic" in past.text
+    assert "Future topic" not in past.text
+
+
+async def test_cancelling_from_my_bookings_rerenders_the_row(client: Any) -> None:
+    professor, student = await make_user("professor"), await make_user()
+    booking = await book(student, await make_slot(professor))
+    headers = await signed_in(client, student)
+    response = await client.post(f"/bookings/{booking.id}/cancel", headers=headers)
+    assert response.status_code == 200
+    assert f'<tr id="booking-{booking.id}">' in response.text
+    assert '<span class="badge status-cancelled">cancelled</span>' in response.text
+
+
+async def test_a_student_cannot_open_the_dashboard(client: Any) -> None:
+    await signed_in(client, await make_user())
+    response = await client.get("/dashboard")
+    assert response.status_code == 403
+
+
+async def test_professor_generates_a_month_of_slots_from_the_dashboard(client: Any, database_url: str) -> None:
+    professor = await make_user("professor", timezone="Europe/Berlin")
+    headers = await signed_in(client, professor)
+    response = await client.post(
+        "/dashboard/slots/bulk",
+        data={
+            "start_date": "2027-02-01",
+            "end_date": "2027-02-28",
+            "weekdays": ["0", "2"],
+            "day_start": "10:00",
+            "day_end": "12:00",
+            "duration_minutes": "30",
+            "buffer_minutes": "0",
+            "capacity": "2",
+            "location": "B12",
+        },
+        headers=headers,
+    )
+    assert response.status_code == 200
+    assert "<strong>32 slots created.</strong>" in response.text
+    assert response.headers["hx-trigger"] == "slots-changed"
+    with psycopg.connect(database_url) as conn:
+        assert conn.execute("SELECT count(*) FROM consultation_slot").fetchone() == (32,)
+
+
+async def test_generator_errors_appear_beside_their_fields(client: Any, database_url: str) -> None:
+    headers = await signed_in(client, await make_user("professor"))
+    response = await client.post(
+        "/dashboard/slots/bulk",
+        data={
+            "start_date": "2027-02-01",
+            "end_date": "2027-02-28",
+            "weekdays": ["9"],
+            "day_start": "10:00",
+            "day_end": "10:20",
+            "duration_minutes": "30",
+            "capacity": "1",
+        },
+        headers=headers,
+    )
+    assert response.status_code == 422
+    assert (
+        'id="bulk-weekdays" class="field-error" hx-swap-oob="true"><span aria-hidden="true">⚠ </span>Weekdays are numbers from 0 (Monday) to 6 (Sunday).'
+        in response.text
+    )
+    with psycopg.connect(database_url) as conn:
+        assert conn.execute("SELECT count(*) FROM consultation_slot").fetchone() == (0,)
+
+
+async def test_inline_edit_with_a_bad_capacity_stays_in_edit_mode_with_the_message(client: Any) -> None:
+    professor = await make_user("professor")
+    slot = await make_slot(professor, location="Old room")
+    headers = await signed_in(client, professor)
+    edit = await client.get(f"/dashboard/slots/{slot.id}/edit", headers=HTMX)
+    assert 'class="inline-edit"' in edit.text
+    local = slot.start_time.astimezone(ZoneInfo(professor.timezone))
+    form = {
+        "date": local.strftime("%Y-%m-%d"),
+        "start": local.strftime("%H:%M"),
+        "end": (local + timedelta(minutes=30)).strftime("%H:%M"),
+        "capacity": "0",
+        "location": "New room",
+        "meeting_url": "",
+        "notes": "",
+        "title": "",
+    }
+    response = await client.post(f"/dashboard/slots/{slot.id}", data=form, headers=headers)
+    assert response.status_code == 422
+    assert 'class="inline-edit"' in response.text
+    assert "Capacity must be a whole number from 1 to 500." in response.text
+    saved = await client.post(f"/dashboard/slots/{slot.id}", data={**form, "capacity": "2"}, headers=headers)
+    assert saved.status_code == 200
+    assert "New room" in saved.text
+    assert 'class="inline-edit"' not in saved.text
+
+
+async def test_professor_confirms_from_the_dashboard(client: Any) -> None:
+    professor, student = await make_user("professor"), await make_user()
+    booking = await book(student, await make_slot(professor))
+    headers = await signed_in(client, professor)
+    response = await client.post(f"/dashboard/bookings/{booking.id}/confirm", headers=headers)
+    assert response.status_code == 200
+    assert '<span class="badge status-confirmed">confirmed</span>' in response.text
+
+
+async def test_professor_marks_a_no_show_after_the_start(client: Any, database_url: str) -> None:
+    professor, student = await make_user("professor", auto_confirm=True), await make_user()
+    slot = await make_slot(professor)
+    booking = await book(student, slot)
+    shift_into_past(database_url, slot.id)
+    headers = await signed_in(client, professor)
+    response = await client.post(f"/dashboard/bookings/{booking.id}/no-show", headers=headers)
+    assert response.status_code == 200
+    assert '<span class="badge status-no_show">no show</span>' in response.text
+
+
+async def test_another_professors_slot_is_404_on_the_dashboard(client: Any) -> None:
+    slot = await make_slot(await make_user("professor"))
+    await signed_in(client, await make_user("professor"))
+    response = await client.get(f"/dashboard/slots/{slot.id}/edit", headers=HTMX)
+    assert response.status_code == 404
