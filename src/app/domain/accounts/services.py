@@ -97,9 +97,10 @@ class UserService(SQLAlchemyAsyncRepositoryService[User]):
     async def find_by_login(self, login: str) -> User | None:
         """A user by username or email, whatever the case."""
         key = login.strip().lower()
-        return await self.repository.get_one_or_none(
+        user: User | None = await self.repository.get_one_or_none(
             (func.lower(User.username) == key) | (func.lower(User.email) == key)
         )
+        return user
 
     async def search_professors(self, query: str = "", limit: int = 50, offset: int = 0) -> tuple[list[User], int]:
         """Active professors whose name, username or department contains every word of `query`."""
@@ -231,7 +232,8 @@ class ApiTokenService(SQLAlchemyAsyncRepositoryService[ApiToken]):
         row = await self.repository.get_one_or_none(ApiToken.token_hash == token_digest(token))
         if row is None or row.expires_at <= datetime.now(UTC) or not row.user.is_active:
             return None
-        return row.user
+        user: User = row.user
+        return user
 
     async def revoke(self, token: str) -> None:
         await self.repository.session.execute(delete(ApiToken).where(ApiToken.token_hash == token_digest(token)))

@@ -101,13 +101,16 @@ def bulk_rule(form: Any) -> SlotRule:
     if errors:
         raise FieldErrors(errors)
     return SlotRule(
+        start_date=dates["start_date"],
+        end_date=dates["end_date"],
         weekdays=weekdays,
         day_start=str(form.get("day_start", "")),
         day_end=str(form.get("day_end", "")),
+        duration_minutes=numbers["duration_minutes"],
+        buffer_minutes=numbers["buffer_minutes"],
+        capacity=numbers["capacity"],
         location=str(form.get("location", "")).strip(),
         meeting_url=str(form.get("meeting_url", "")).strip(),
-        **dates,
-        **numbers,
     )
 
 

@@ -13,7 +13,7 @@ from zoneinfo import ZoneInfo
 
 from advanced_alchemy.repository import SQLAlchemyAsyncRepository
 from advanced_alchemy.service import ModelDictT, SQLAlchemyAsyncRepositoryService, is_dict
-from sqlalchemy import ColumnElement, Select, func, or_, select, update
+from sqlalchemy import ColumnElement, func, or_, select, update
 from sqlalchemy.exc import IntegrityError
 
 from app.domain.accounts.models import Profile, User
@@ -224,12 +224,12 @@ class SlotService(SQLAlchemyAsyncRepositoryService[ConsultationSlot]):
 
     async def get_owned(self, professor_id: UUID, slot_id: UUID, *, lock: bool = False) -> ConsultationSlot:
         """The professor's own slot, or NotFound (someone else's slot reads as missing)."""
-        query: Select[tuple[ConsultationSlot]] = select(ConsultationSlot).where(
+        query = select(ConsultationSlot).where(
             ConsultationSlot.id == slot_id, ConsultationSlot.professor_id == professor_id
         )
         if lock:
             query = query.with_for_update(of=ConsultationSlot)
-        slot = (await self.repository.session.scalars(query)).unique().one_or_none()
+        slot: ConsultationSlot | None = (await self.repository.session.scalars(query)).unique().one_or_none()
         if slot is None:
             raise NotFound("Slot not found.")
         return slot
@@ -245,7 +245,8 @@ class SlotService(SQLAlchemyAsyncRepositoryService[ConsultationSlot]):
         )
         if exclude is not None:
             query = query.where(ConsultationSlot.id != exclude)
-        return (await self.repository.session.scalars(query.limit(1))).unique().first()
+        clash: ConsultationSlot | None = (await self.repository.session.scalars(query.limit(1))).unique().first()
+        return clash
 
     # -- writing -------------------------------------------------------------------------------------
 
@@ -453,7 +454,7 @@ class BookingService(SQLAlchemyAsyncRepositoryService[Booking]):
 
     async def _lock_slot(self, slot_id: UUID) -> ConsultationSlot:
         query = select(ConsultationSlot).where(ConsultationSlot.id == slot_id).with_for_update(of=ConsultationSlot)
-        slot = (await self.repository.session.scalars(query)).unique().one_or_none()
+        slot: ConsultationSlot | None = (await self.repository.session.scalars(query)).unique().one_or_none()
         if slot is None:
             raise NotFound("Slot not found.")
         return slot
@@ -557,7 +558,7 @@ class BookingService(SQLAlchemyAsyncRepositoryService[Booking]):
         await self.repository.session.commit()
         return await self.get(booking.id)
 
-    async def get_visible(self, user: User, booking_id: UUID, *, lock: bool = False) -> Booking:
+    async def get_visible(self, user: User, booking_id: UUID) -> Booking:
         """A booking its student or its slot's professor may see; anyone else gets NotFound."""
         query = (
             select(Booking)
@@ -567,9 +568,7 @@ class BookingService(SQLAlchemyAsyncRepositoryService[Booking]):
                 or_(Booking.student_id == user.id, ConsultationSlot.professor_id == user.id),
             )
         )
-        if lock:
-            query = query.with_for_update(of=Booking)
-        booking = (await self.repository.session.scalars(query)).unique().one_or_none()
+        booking: Booking | None = (await self.repository.session.scalars(query)).unique().one_or_none()
         if booking is None:
             raise NotFound("Booking not found.")
         return booking
