@@ -67,3 +67,13 @@
     if (dialog) dialog.close();
   });
 })();
+// Live streams: after a reconnect, re-fetch what is on screen so no change made meanwhile is missed.
+(function () {
+  "use strict";
+  var opened = new WeakSet();
+  document.addEventListener("htmx:sseOpen", function (event) {
+    var elt = event.detail.elt || event.target;
+    if (opened.has(elt)) htmx.trigger(document.body, "oh-resync");
+    opened.add(elt);
+  });
+})();

@@ -26,6 +26,7 @@ from app.domain.consultations.models import (
 )
 from app.domain.notifications.services import NotificationKind, NotificationService
 from app.lib.errors import ConflictError, FieldErrors, Forbidden, NotFound
+from app.lib.live import announce, commit
 
 MAX_CAPACITY = 500
 MAX_RANGE_DAYS = 366
@@ -262,9 +263,9 @@ class SlotService(SQLAlchemyAsyncRepositoryService[ConsultationSlot]):
             raise ConflictError(self._clash_message(clash, professor.timezone))
         values = {name: data[name] for name in ("capacity", *TEXT_FIELDS) if name in data}
         try:
-            slot = await self.create(
-                {**values, "professor_id": professor.id, "start_time": start, "end_time": end}, auto_commit=True
-            )
+            slot = await self.create({**values, "professor_id": professor.id, "start_time": start, "end_time": end})
+            await announce(self.repository.session, "slots_added", professor.id, slot.id)
+            await commit(self.repository.session)
         except IntegrityError as exc:  # a concurrent request took the time first
             await self.repository.session.rollback()
             raise ConflictError("This time overlaps another of your slots.") from exc
@@ -319,7 +320,10 @@ class SlotService(SQLAlchemyAsyncRepositoryService[ConsultationSlot]):
                 f"{describe_time(first[0], first[1], professor.timezone)}; nothing was created."
             )
         try:
-            result.created = list(await self.create_many(to_create, auto_commit=True))
+            result.created = list(await self.create_many(to_create))
+            if result.created:
+                await announce(self.repository.session, "slots_added", professor.id)
+            await commit(self.repository.session)
         except IntegrityError as exc:
             await self.repository.session.rollback()
             raise ConflictError("Another change overlapped these slots meanwhile; nothing was created.") from exc
@@ -356,8 +360,9 @@ class SlotService(SQLAlchemyAsyncRepositoryService[ConsultationSlot]):
         slot.status = (SlotStatus.BOOKED if active >= slot.capacity else SlotStatus.AVAILABLE).value
         if moved or any(name in changes for name in ("location", "meeting_url")):
             await self._tell_booked_students_of_move(slot)
+        await announce(self.repository.session, "slot_changed", professor.id, slot.id)
         try:
-            await self.repository.session.commit()
+            await commit(self.repository.session)
         except IntegrityError as exc:  # a booked student holds another booking at the new time
             await self.repository.session.rollback()
             raise ConflictError("A booked student has another consultation at the new time.") from exc
@@ -418,7 +423,8 @@ class SlotService(SQLAlchemyAsyncRepositoryService[ConsultationSlot]):
                 context={"reason": reason},
             )
         slot.status = SlotStatus.CANCELLED.value
-        await self.repository.session.commit()
+        await announce(self.repository.session, "slot_changed", professor.id, slot.id)
+        await commit(self.repository.session)
         return slot
 
     async def complete_ended_slots(self) -> int:
@@ -555,7 +561,8 @@ class BookingService(SQLAlchemyAsyncRepositoryService[Booking]):
             await self.notifications.record(
                 user_id=student.id, booking_id=booking.id, kind=NotificationKind.BOOKING_CONFIRMED
             )
-        await self.repository.session.commit()
+        await announce(self.repository.session, "booking_created", slot.professor_id, slot.id, booking.id)
+        await commit(self.repository.session)
         return await self.get(booking.id)
 
     async def get_visible(self, user: User, booking_id: UUID) -> Booking:
@@ -616,7 +623,8 @@ class BookingService(SQLAlchemyAsyncRepositoryService[Booking]):
         await self.notifications.record(
             user_id=booking.student_id, booking_id=booking.id, kind=NotificationKind.BOOKING_CONFIRMED
         )
-        await self.repository.session.commit()
+        await announce(self.repository.session, "booking_changed", slot.professor_id, slot.id, booking.id)
+        await commit(self.repository.session)
         return booking
 
     async def cancel(self, user: User, booking_id: UUID, reason: str = "") -> Booking:
@@ -662,7 +670,8 @@ class BookingService(SQLAlchemyAsyncRepositoryService[Booking]):
                 kind=NotificationKind.BOOKING_CANCELLED,
                 context={"reason": reason},
             )
-        await self.repository.session.commit()
+        await announce(self.repository.session, "booking_changed", slot.professor_id, slot.id, booking.id)
+        await commit(self.repository.session)
         return booking
 
     async def mark_outcome(self, professor: User, booking_id: UUID, outcome: BookingStatus) -> Booking:
@@ -680,7 +689,8 @@ class BookingService(SQLAlchemyAsyncRepositoryService[Booking]):
             await self.repository.session.rollback()
             raise
         booking.status = outcome.value
-        await self.repository.session.commit()
+        await announce(self.repository.session, "booking_changed", slot.professor_id, slot.id, booking.id)
+        await commit(self.repository.session)
         return booking
 
     @staticmethod

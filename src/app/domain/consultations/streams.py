@@ -1,0 +1,204 @@
+"""Server-Sent Events: the live week grid and the live dashboard, fed by the professor's channel."""
+
+from __future__ import annotations
+
+import asyncio
+from collections import OrderedDict
+from collections.abc import AsyncGenerator, AsyncIterator
+from dataclasses import dataclass
+from typing import Any
+from uuid import UUID
+
+import anyio
+from litestar import Controller, Request, get
+from litestar.channels import ChannelsPlugin, Subscriber
+from litestar.di import NamedDependency, Provide
+from litestar.params import FromPath
+from litestar.response import ServerSentEvent, ServerSentEventMessage
+from sqlalchemy import select
+
+from app.db import get_alchemy_config
+from app.domain.accounts.deps import provide_users
+from app.domain.accounts.models import User
+from app.domain.accounts.services import UserService
+from app.domain.consultations.controllers import professor_or_404
+from app.domain.consultations.grid import SlotCell
+from app.domain.consultations.models import Booking, BookingStatus, ConsultationSlot
+from app.domain.consultations.services import ACTIVE, BookingService, SlotService, utcnow
+from app.lib.auth import requires_professor, requires_user
+from app.lib.live import LiveEvent, professor_channel
+from app.lib.rendering import render_html
+from app.lib.templates import local_time
+
+KEEPALIVE_SECONDS = 15
+SSE_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
+
+
+@dataclass(frozen=True)
+class SlotSnapshot:
+    """A slot as it is after an event, shared by every stream of this process (one query per event, not per viewer)."""
+
+    slot: ConsultationSlot
+    booked: int
+    students: frozenset[UUID]
+    booking: Booking | None
+
+    def cell_for(self, viewer: User) -> SlotCell:
+        return SlotCell(slot=self.slot, booked=self.booked, mine=viewer.id in self.students, now=utcnow())
+
+
+class SnapshotCache:
+    """Per-process memo of the latest events' snapshots: 200 open grids cost one database round trip."""
+
+    def __init__(self, size: int = 256) -> None:
+        self._tasks: OrderedDict[str, asyncio.Task[SlotSnapshot | None]] = OrderedDict()
+        self._size = size
+
+    async def get(self, event: LiveEvent) -> SlotSnapshot | None:
+        task = self._tasks.get(event.event_id)
+        if task is None:
+            task = asyncio.ensure_future(self._load(event))
+            self._tasks[event.event_id] = task
+            while len(self._tasks) > self._size:
+                self._tasks.popitem(last=False)
+        return await asyncio.shield(task)
+
+    @staticmethod
+    async def _load(event: LiveEvent) -> SlotSnapshot | None:
+        if event.slot_id is None:
+            return None
+        async with get_alchemy_config().get_session() as session:
+            slot = await SlotService(session=session).get_one_or_none(id=UUID(event.slot_id))
+            if slot is None:
+                return None
+            students = await session.scalars(
+                select(Booking.student_id).where(Booking.slot_id == slot.id, Booking.status.in_(ACTIVE))
+            )
+            ids = frozenset(students.all())
+            booking = None
+            if event.booking_id:
+                booking = await BookingService(session=session).get_one_or_none(id=UUID(event.booking_id))
+        return SlotSnapshot(slot=slot, booked=len(ids), students=ids, booking=booking)
+
+
+snapshots = SnapshotCache()
+
+
+async def events_of(channels: ChannelsPlugin, channel: str) -> AsyncIterator[LiveEvent | None]:
+    """The channel's events, with None every KEEPALIVE_SECONDS of silence.
+
+    The unsubscribe runs shielded: a client that disconnects cancels this generator, and a cancelled
+    unsubscribe on the PostgreSQL backends leaves the channel deaf for every later subscriber.
+    """
+    subscriber: Subscriber = await channels.subscribe([channel])
+    iterator = subscriber.iter_events().__aiter__()
+    pending: asyncio.Future[bytes] | None = None
+    try:
+        while True:
+            if pending is None:
+                pending = asyncio.ensure_future(iterator.__anext__())
+            done, _ = await asyncio.wait({pending}, timeout=KEEPALIVE_SECONDS)
+            if not done:
+                yield None
+                continue
+            raw, pending = pending.result(), None
+            yield LiveEvent.decode(raw)
+    finally:
+        if pending is not None:
+            pending.cancel()
+        with anyio.CancelScope(shield=True):
+            await channels.unsubscribe(subscriber)
+
+
+def keepalive() -> ServerSentEventMessage:
+    return ServerSentEventMessage(comment="keepalive", data=None)
+
+
+class LiveStreams(Controller):
+    include_in_schema = False
+    dependencies = {"users": Provide(provide_users)}
+
+    @get("/professors/{professor_id:uuid}/events", guards=[requires_user])
+    async def grid_events(
+        self,
+        request: Request[User, Any, Any],
+        professor_id: FromPath[UUID],
+        users: NamedDependency[UserService],
+        channels: NamedDependency[ChannelsPlugin],
+    ) -> ServerSentEvent:
+        professor = await professor_or_404(users, professor_id)
+        viewer = request.user
+        await users.repository.session.close()  # a long stream must not hold a pooled connection
+
+        async def stream() -> AsyncGenerator[ServerSentEventMessage, None]:
+            async for event in events_of(channels, professor_channel(professor.id)):
+                if event is None:
+                    yield keepalive()
+                elif event.kind == "slots_added":
+                    yield ServerSentEventMessage(event="week-changed", data="refresh")
+                elif (snapshot := await snapshots.get(event)) is not None:
+                    cell = snapshot.cell_for(viewer)
+                    html = render_html(request, "components/slot_cell.html", {"cell": cell, "oob": False})
+                    yield ServerSentEventMessage(event=f"slot-{snapshot.slot.id}", data=html)
+
+        return ServerSentEvent(stream(), headers=SSE_HEADERS)
+
+    @get("/dashboard/events", guards=[requires_professor])
+    async def dashboard_events(
+        self, request: Request[User, Any, Any], channels: NamedDependency[ChannelsPlugin]
+    ) -> ServerSentEvent:
+        professor = request.user
+
+        async def stream() -> AsyncGenerator[ServerSentEventMessage, None]:
+            async for event in events_of(channels, professor_channel(professor.id)):
+                if event is None:
+                    yield keepalive()
+                    continue
+                if event.kind == "slots_added":
+                    yield ServerSentEventMessage(event="slots-changed", data="refresh")
+                    continue
+                snapshot = await snapshots.get(event)
+                if snapshot is None:
+                    continue
+                for name, html in await dashboard_fragments(request, professor, snapshot, event):
+                    yield ServerSentEventMessage(event=name, data=html)
+
+        return ServerSentEvent(stream(), headers=SSE_HEADERS)
+
+
+async def dashboard_fragments(
+    request: Request[User, Any, Any], professor: User, snapshot: SlotSnapshot, event: LiveEvent
+) -> list[tuple[str, str]]:
+    """The changed slot row, the pending list, and a toast when a student booked or cancelled."""
+    async with get_alchemy_config().get_session() as session:
+        bookings = BookingService(session=session)
+        active, _ = await bookings.list_for(professor, upcoming=True, limit=500)
+    slot = snapshot.slot
+    context = {
+        "slot": slot,
+        "counts": {slot.id: snapshot.booked},
+        "bookings_by_slot": {slot.id: [b for b in active if b.slot_id == slot.id]},
+        "errors": {},
+    }
+    pending = [b for b in active if b.status == BookingStatus.PENDING]
+    fragments = [
+        (f"slot-row-{slot.id}", render_html(request, "components/dashboard_slot_row.html", context)),
+        ("pending", render_html(request, "components/pending_list.html", {"pending": pending})),
+    ]
+    booking = snapshot.booking
+    if booking is not None and booking.student_id != professor.id:
+        message = toast_message(event, booking, professor.timezone)
+        if message:
+            fragments.append(
+                ("toast", render_html(request, "components/toast.html", {"message": message, "level": "info"}))
+            )
+    return fragments
+
+
+def toast_message(event: LiveEvent, booking: Booking, timezone: str) -> str | None:
+    when = local_time(booking.start_time, timezone, "%a %d %b, %H:%M")
+    if event.kind == "booking_created":
+        return f"New booking: {booking.student.full_name}, {when}."
+    if booking.status == BookingStatus.CANCELLED and booking.cancelled_by == booking.student_id:
+        return f"{booking.student.full_name} cancelled {when}."
+    return None

@@ -1,0 +1,100 @@
+"""Live events: every slot or booking change is announced to every app process once its transaction commits.
+
+With PostgreSQL (the default), the announcement is a NOTIFY issued inside the changing transaction, so it
+is delivered exactly when (and only if) the transaction commits, from any process: app, worker or CLI.
+With CHANNELS_URL=redis://..., events are collected on the session and PUBLISHed right after the commit.
+Litestar's ChannelsPlugin listens on the same channels and fans events out to the SSE streams.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from dataclasses import asdict, dataclass
+from functools import lru_cache
+from typing import Any
+from uuid import UUID
+
+from litestar.channels import ChannelsPlugin
+from litestar.channels.backends.asyncpg import AsyncPgChannelsBackend
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.config import get_settings
+from app.db import get_database_url
+
+PENDING_KEY = "live_events"
+
+
+@dataclass(frozen=True)
+class LiveEvent:
+    """What changed; streams render what each viewer should now see."""
+
+    kind: str  # slot_changed | slots_added | booking_created | booking_changed
+    professor_id: str
+    slot_id: str | None = None
+    booking_id: str | None = None
+    event_id: str = ""
+
+    def encode(self) -> str:
+        return json.dumps(asdict(self), separators=(",", ":"))
+
+    @classmethod
+    def decode(cls, raw: bytes | str) -> LiveEvent:
+        return cls(**json.loads(raw))
+
+
+def professor_channel(professor_id: UUID | str) -> str:
+    return f"professor_{UUID(str(professor_id)).hex}"
+
+
+def uses_redis() -> bool:
+    url = get_settings().channels_url or ""
+    return url.startswith(("redis://", "rediss://"))
+
+
+async def announce(
+    session: AsyncSession, kind: str, professor_id: UUID, slot_id: UUID | None = None, booking_id: UUID | None = None
+) -> None:
+    """Queue a live event on the current transaction; it goes out when the transaction commits."""
+    event = LiveEvent(
+        kind=kind,
+        professor_id=str(professor_id),
+        slot_id=str(slot_id) if slot_id else None,
+        booking_id=str(booking_id) if booking_id else None,
+        event_id=uuid.uuid4().hex,
+    )
+    if uses_redis():
+        session.info.setdefault(PENDING_KEY, []).append(event)
+        return
+    await session.execute(
+        text("SELECT pg_notify(:channel, :payload)"),
+        {"channel": professor_channel(professor_id), "payload": event.encode()},
+    )
+
+
+async def commit(session: AsyncSession) -> None:
+    """Commit, then publish what the Redis backend collected (PostgreSQL already delivered on commit)."""
+    await session.commit()
+    events: list[LiveEvent] = session.info.pop(PENDING_KEY, [])
+    if events:
+        client = _redis_client()
+        for event in events:
+            await client.publish(professor_channel(event.professor_id), event.encode())
+
+
+@lru_cache(maxsize=1)
+def _redis_client() -> Any:
+    from redis.asyncio import Redis
+
+    return Redis.from_url(get_settings().channels_url or "")
+
+
+def create_channels_plugin() -> ChannelsPlugin:
+    if uses_redis():
+        from litestar.channels.backends.redis import RedisChannelsPubSubBackend
+
+        backend: Any = RedisChannelsPubSubBackend(redis=_redis_client())
+    else:
+        backend = AsyncPgChannelsBackend(dsn=get_database_url())
+    return ChannelsPlugin(backend=backend, arbitrary_channels_allowed=True, create_ws_route_handlers=False)
