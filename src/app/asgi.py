@@ -17,6 +17,7 @@ from litestar_saq import SAQPlugin
 from app.config import PROJECT_ROOT, get_settings
 from app.db import EmbeddedDatabasePlugin, get_alchemy_config
 from app.domain.accounts.controllers import AccountApi, AccountPages
+from app.domain.analytics.controllers import StatsApi, StatsPages
 from app.domain.consultations.api import BookingApi, SlotApi
 from app.domain.consultations.controllers import BookingPages
 from app.domain.consultations.dashboard import DashboardPages
@@ -62,6 +63,8 @@ def create_app() -> Litestar:
             BookingPages,
             DashboardPages,
             LiveStreams,
+            StatsApi,
+            StatsPages,
             BookingApi,
             create_static_files_router(path="/static", directories=[PROJECT_ROOT / "static"], include_in_schema=False),
             create_static_files_router(

@@ -2,6 +2,12 @@
 
 from __future__ import annotations
 
+from advanced_alchemy.exceptions import IntegrityError as RepositoryIntegrityError
+from sqlalchemy.exc import IntegrityError as DatabaseIntegrityError
+
+# A constraint violation surfaces raw from a commit and wrapped by advanced-alchemy from a repository call.
+INTEGRITY_ERRORS = (DatabaseIntegrityError, RepositoryIntegrityError)
+
 
 class DomainError(Exception):
     status_code = 400

@@ -9,6 +9,7 @@ from jinja2 import Environment, FileSystemLoader, select_autoescape
 from litestar.plugins.jinja import JinjaTemplateEngine
 
 from app.config import PROJECT_ROOT
+from app.domain.consultations.services import FEEDBACK_EDIT_WINDOW
 
 TEMPLATE_DIR = PROJECT_ROOT / "src" / "app" / "web" / "templates"
 
@@ -25,4 +26,5 @@ def create_template_engine() -> JinjaTemplateEngine:
         lstrip_blocks=True,
     )
     env.filters["local_time"] = local_time
+    env.globals["feedback_window"] = FEEDBACK_EDIT_WINDOW
     return JinjaTemplateEngine.from_environment(env)

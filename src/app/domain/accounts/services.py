@@ -17,11 +17,10 @@ from advanced_alchemy.repository import SQLAlchemyAsyncRepository
 from advanced_alchemy.service import ModelDictT, SQLAlchemyAsyncRepositoryService, is_dict
 from PIL import Image, UnidentifiedImageError
 from sqlalchemy import delete, func, select
-from sqlalchemy.exc import IntegrityError
 
 from app.config import Settings, get_settings
 from app.domain.accounts.models import ApiToken, AuthFailure, Profile, User, UserType
-from app.lib.errors import AuthenticationFailed, FieldErrors, TooManyAttempts
+from app.lib.errors import INTEGRITY_ERRORS, AuthenticationFailed, FieldErrors, TooManyAttempts
 from app.lib.security import hash_password, new_token, token_digest, verify_password
 
 USERNAME_PATTERN = re.compile(r"^[A-Za-z0-9_.@+-]{3,150}$")
@@ -140,7 +139,7 @@ class UserService(SQLAlchemyAsyncRepositoryService[User]):
         data = {**data, "username": username}
         try:
             return await self.create(data, auto_commit=True)
-        except IntegrityError as exc:  # a concurrent registration took the name first
+        except INTEGRITY_ERRORS as exc:  # a concurrent registration took the name first
             await self.repository.session.rollback()
             raise FieldErrors({"username": "This username or email is taken."}) from exc
 

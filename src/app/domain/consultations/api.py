@@ -6,13 +6,13 @@ from datetime import datetime
 from typing import Annotated, Any
 from uuid import UUID
 
-from litestar import Controller, Request, delete, get, patch, post
+from litestar import Controller, Request, delete, get, patch, post, put
 from litestar.di import NamedDependency, Provide
 from litestar.params import FromPath, FromQuery, JSONBody, QueryParameter
 from litestar.status_codes import HTTP_200_OK, HTTP_201_CREATED
 
 from app.domain.accounts.models import User
-from app.domain.consultations.deps import provide_bookings, provide_slots
+from app.domain.consultations.deps import provide_bookings, provide_notes, provide_slots
 from app.domain.consultations.models import Booking, BookingStatus, ConsultationSlot, SlotStatus
 from app.domain.consultations.schemas import (
     BookingCancelIn,
@@ -21,6 +21,8 @@ from app.domain.consultations.schemas import (
     BookingPage,
     BulkSlotsIn,
     BulkSlotsOut,
+    NoteIn,
+    NoteOut,
     SlotCancelIn,
     SlotClash,
     SlotIn,
@@ -28,7 +30,7 @@ from app.domain.consultations.schemas import (
     SlotPage,
     SlotPatch,
 )
-from app.domain.consultations.services import BookingService, SlotRule, SlotService
+from app.domain.consultations.services import BookingService, NoteService, NoteView, SlotRule, SlotService
 from app.lib.auth import requires_professor, requires_student, requires_user
 from app.lib.errors import NotFound
 
@@ -68,6 +70,27 @@ def booking_out(booking: Booking) -> BookingOut:
         end_time=booking.end_time,
         cancelled_by=booking.cancelled_by,
         cancel_reason=booking.cancel_reason,
+    )
+
+
+def note_out(view: NoteView) -> NoteOut:
+    note = view.note
+    if view.viewer_is_professor:
+        return NoteOut(
+            booking_id=view.booking.id,
+            professor_notes=note.professor_notes if note else "",
+            student_feedback=None,
+            rating=None,
+            feedback_signed=None,
+            editable_until=None,
+        )
+    return NoteOut(
+        booking_id=view.booking.id,
+        professor_notes=None,
+        student_feedback=note.student_feedback if note else "",
+        rating=note.rating if note else None,
+        feedback_signed=note.feedback_signed if note else False,
+        editable_until=view.editable_until,
     )
 
 
@@ -177,7 +200,7 @@ class BookingApi(Controller):
     path = "/api/v1/bookings"
     tags = ["bookings"]
     guards = [requires_user]
-    dependencies = {"bookings": Provide(provide_bookings)}
+    dependencies = {"bookings": Provide(provide_bookings), "notes": Provide(provide_notes)}
 
     @get("/", summary="Your bookings (student) or the bookings on your slots (professor)")
     async def list_bookings(
@@ -231,3 +254,23 @@ class BookingApi(Controller):
         self, request: Request[User, Any, Any], booking_id: FromPath[UUID], bookings: NamedDependency[BookingService]
     ) -> BookingOut:
         return booking_out(await bookings.mark_outcome(request.user, booking_id, BookingStatus.NO_SHOW))
+
+    @get("/{booking_id:uuid}/note", summary="The note on a booking, as this party may see it")
+    async def get_note(
+        self, request: Request[User, Any, Any], booking_id: FromPath[UUID], notes: NamedDependency[NoteService]
+    ) -> NoteOut:
+        return note_out(await notes.view(request.user, booking_id))
+
+    @put(
+        "/{booking_id:uuid}/note",
+        summary="Write the note",
+        description="Professor: private notes. Student: rating 1-5 and feedback once completed (7 days to edit).",
+    )
+    async def put_note(
+        self,
+        request: Request[User, Any, Any],
+        booking_id: FromPath[UUID],
+        data: JSONBody[NoteIn],
+        notes: NamedDependency[NoteService],
+    ) -> NoteOut:
+        return note_out(await notes.save(request.user, booking_id, data.changes()))

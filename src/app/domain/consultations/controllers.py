@@ -15,11 +15,12 @@ from app.domain.accounts.models import User
 from app.domain.accounts.services import UserService
 from app.domain.consultations.deps import provide_bookings, provide_slots
 from app.domain.consultations.grid import build_cells, build_week, monday_of, today_in
-from app.domain.consultations.services import BookingService, SlotService
+from app.domain.consultations.services import BookingService, NoteService, SlotService
 from app.lib.auth import requires_student, requires_user
 from app.lib.errors import ConflictError, FieldErrors, NotFound
-from app.lib.rendering import render, render_html, toast_html
+from app.lib.rendering import form_errors, render, render_html, toast_html
 
+FEEDBACK_FIELDS = ("rating", "student_feedback")
 DEPENDENCIES = {
     "users": Provide(provide_users),
     "slots": Provide(provide_slots),
@@ -66,7 +67,13 @@ class BookingPages(Controller):
         professor = await professor_or_404(users, professor_id)
         viewer: User = request.user
         grid = await build_week(slots, professor, viewer, monday_of(week or today_in(viewer.timezone)))
-        context = {"grid": grid, "professor": professor, "this_week": monday_of(today_in(viewer.timezone))}
+        rating = await NoteService(session=slots.repository.session).rating_summary(professor.id)
+        context = {
+            "grid": grid,
+            "professor": professor,
+            "this_week": monday_of(today_in(viewer.timezone)),
+            "rating": rating,
+        }
         return render(request, "pages/professor.html", context, block="week")
 
     @get("/slots/{slot_id:uuid}/book", guards=[requires_student])
@@ -112,7 +119,9 @@ class BookingPages(Controller):
     ) -> Response[Any]:
         tab = "past" if tab == "past" else "upcoming"
         rows, total = await bookings.list_for(request.user, upcoming=tab == "upcoming", limit=200)
-        return render(request, "pages/bookings.html", {"bookings": rows, "total": total, "tab": tab}, block="panel")
+        notes = await NoteService(session=bookings.repository.session).notes_for(b.id for b in rows)
+        context = {"bookings": rows, "total": total, "tab": tab, "notes": notes}
+        return render(request, "pages/bookings.html", context, block="panel")
 
     @post("/bookings/{booking_id:uuid}/cancel", status_code=200)
     async def cancel(
@@ -123,3 +132,24 @@ class BookingPages(Controller):
         html = render_html(request, "components/booking_row.html", {"booking": booking})
         html += toast_html(request, "Booking cancelled.", "success")
         return Response(html, media_type="text/html")
+
+    @post("/bookings/{booking_id:uuid}/feedback", guards=[requires_student], status_code=200)
+    async def feedback(
+        self, request: Request[Any, Any, Any], booking_id: FromPath[UUID], bookings: NamedDependency[BookingService]
+    ) -> Response[Any]:
+        form = dict(await request.form())
+        notes = NoteService(session=bookings.repository.session)
+        changes: dict[str, Any] = {
+            "student_feedback": str(form.get("student_feedback", "")).strip(),
+            "feedback_signed": form.get("feedback_signed") == "on",
+        }
+        try:
+            changes["rating"] = int(form.get("rating", ""))
+        except ValueError:
+            changes["rating"] = None
+        try:
+            view = await notes.save(request.user, booking_id, changes)
+        except FieldErrors as exc:
+            return form_errors(request, FEEDBACK_FIELDS, exc.errors, prefix=f"fb-{booking_id}")
+        html = render_html(request, "components/booking_row.html", {"booking": view.booking, "note": view.note})
+        return Response(html + toast_html(request, "Thank you for your feedback.", "success"), media_type="text/html")

@@ -115,3 +115,26 @@ class SlotPage(Page):
 
 class BookingPage(Page):
     items: list[BookingOut]
+
+
+class NoteIn(msgspec.Struct, forbid_unknown_fields=True, omit_defaults=True):
+    """Professor: professor_notes. Student (after completion): rating 1..5, student_feedback, feedback_signed."""
+
+    professor_notes: str | msgspec.UnsetType = msgspec.UNSET
+    student_feedback: str | msgspec.UnsetType = msgspec.UNSET
+    rating: int | msgspec.UnsetType = msgspec.UNSET
+    feedback_signed: bool | msgspec.UnsetType = msgspec.UNSET
+
+    def changes(self) -> dict[str, object]:
+        return {f: v for f in self.__struct_fields__ if (v := getattr(self, f)) is not msgspec.UNSET}
+
+
+class NoteOut(msgspec.Struct):
+    """Each party sees its own side: professor_notes only for the professor; feedback only for the student."""
+
+    booking_id: UUID
+    professor_notes: str | None
+    student_feedback: str | None
+    rating: int | None
+    feedback_signed: bool | None
+    editable_until: datetime | None

@@ -14,18 +14,18 @@ from zoneinfo import ZoneInfo
 from advanced_alchemy.repository import SQLAlchemyAsyncRepository
 from advanced_alchemy.service import ModelDictT, SQLAlchemyAsyncRepositoryService, is_dict
 from sqlalchemy import ColumnElement, func, or_, select, update
-from sqlalchemy.exc import IntegrityError
 
 from app.domain.accounts.models import Profile, User
 from app.domain.consultations.models import (
     ACTIVE_BOOKING_STATUSES,
     Booking,
     BookingStatus,
+    ConsultationNote,
     ConsultationSlot,
     SlotStatus,
 )
 from app.domain.notifications.services import NotificationKind, NotificationService
-from app.lib.errors import ConflictError, FieldErrors, Forbidden, NotFound
+from app.lib.errors import INTEGRITY_ERRORS, ConflictError, FieldErrors, Forbidden, NotFound
 from app.lib.live import announce, commit
 
 MAX_CAPACITY = 500
@@ -266,7 +266,7 @@ class SlotService(SQLAlchemyAsyncRepositoryService[ConsultationSlot]):
             slot = await self.create({**values, "professor_id": professor.id, "start_time": start, "end_time": end})
             await announce(self.repository.session, "slots_added", professor.id, slot.id)
             await commit(self.repository.session)
-        except IntegrityError as exc:  # a concurrent request took the time first
+        except INTEGRITY_ERRORS as exc:  # a concurrent request took the time first
             await self.repository.session.rollback()
             raise ConflictError("This time overlaps another of your slots.") from exc
         return slot
@@ -324,7 +324,7 @@ class SlotService(SQLAlchemyAsyncRepositoryService[ConsultationSlot]):
             if result.created:
                 await announce(self.repository.session, "slots_added", professor.id)
             await commit(self.repository.session)
-        except IntegrityError as exc:
+        except INTEGRITY_ERRORS as exc:
             await self.repository.session.rollback()
             raise ConflictError("Another change overlapped these slots meanwhile; nothing was created.") from exc
         return result
@@ -351,8 +351,9 @@ class SlotService(SQLAlchemyAsyncRepositoryService[ConsultationSlot]):
         if moved:
             start, end = start.astimezone(UTC), end.astimezone(UTC)
             if clash := await self.find_clash(professor.id, start, end, exclude=slot.id):
+                message = self._clash_message(clash, professor.timezone)  # before the rollback expires `clash`
                 await self.repository.session.rollback()
-                raise ConflictError(self._clash_message(clash, professor.timezone))
+                raise ConflictError(message)
             slot.start_time, slot.end_time = start, end
         for name in ("capacity", *TEXT_FIELDS):
             if name in changes:
@@ -363,7 +364,7 @@ class SlotService(SQLAlchemyAsyncRepositoryService[ConsultationSlot]):
         await announce(self.repository.session, "slot_changed", professor.id, slot.id)
         try:
             await commit(self.repository.session)
-        except IntegrityError as exc:  # a booked student holds another booking at the new time
+        except INTEGRITY_ERRORS as exc:  # a booked student holds another booking at the new time
             await self.repository.session.rollback()
             raise ConflictError("A booked student has another consultation at the new time.") from exc
         return slot
@@ -476,7 +477,7 @@ class BookingService(SQLAlchemyAsyncRepositoryService[Booking]):
         except (ConflictError, FieldErrors, NotFound):
             await self.repository.session.rollback()
             raise
-        except IntegrityError as exc:  # the partial unique index or the exclusion constraint caught a race
+        except INTEGRITY_ERRORS as exc:  # the partial unique index or the exclusion constraint caught a race
             await self.repository.session.rollback()
             raise ConflictError("You already hold a booking at this time.") from exc
 
@@ -698,3 +699,102 @@ class BookingService(SQLAlchemyAsyncRepositoryService[Booking]):
         if slot.professor_id != user.id:
             # The student of the booking may see it, but only its professor decides on it.
             raise Forbidden("Only the professor of this slot can do that.")
+
+
+FEEDBACK_EDIT_WINDOW = timedelta(days=7)
+MIN_RATINGS_SHOWN = 3
+
+
+@dataclass(frozen=True)
+class NoteView:
+    """A booking's note as one party may see it: private notes for the professor, feedback for the student."""
+
+    booking: Booking
+    note: ConsultationNote | None
+    viewer_is_professor: bool
+
+    @property
+    def editable_until(self) -> datetime | None:
+        if self.note is None or self.note.rated_at is None:
+            return None
+        return self.note.rated_at + FEEDBACK_EDIT_WINDOW
+
+
+class NoteService(SQLAlchemyAsyncRepositoryService[ConsultationNote]):
+    class Repository(SQLAlchemyAsyncRepository[ConsultationNote]):
+        model_type = ConsultationNote
+
+    repository_type = Repository
+
+    async def view(self, user: User, booking_id: UUID) -> NoteView:
+        booking = await BookingService(session=self.repository.session).get_visible(user, booking_id)
+        note = await self.get_one_or_none(booking_id=booking.id)
+        return NoteView(booking=booking, note=note, viewer_is_professor=booking.slot.professor_id == user.id)
+
+    async def save(self, user: User, booking_id: UUID, changes: dict[str, Any]) -> NoteView:
+        """The professor writes private notes; the student rates and comments once the consultation is completed."""
+        current = await self.view(user, booking_id)
+        booking, note = current.booking, current.note
+        allowed = (
+            {"professor_notes"} if current.viewer_is_professor else {"student_feedback", "rating", "feedback_signed"}
+        )
+        errors = {name: "This field is not yours to change." for name in changes if name not in allowed}
+        if len(str(changes.get("professor_notes", ""))) > 10_000:
+            errors["professor_notes"] = "Use at most 10000 characters."
+        if len(str(changes.get("student_feedback", ""))) > 5000:
+            errors["student_feedback"] = "Use at most 5000 characters."
+        rating = changes.get("rating")
+        if "rating" in changes and (not isinstance(rating, int) or isinstance(rating, bool) or not 1 <= rating <= 5):
+            errors["rating"] = "Rate from 1 to 5."
+        if errors:
+            raise FieldErrors(errors)
+        if not current.viewer_is_professor:
+            if booking.status != BookingStatus.COMPLETED:
+                raise ConflictError("You can leave feedback once the consultation is marked completed.")
+            if note is not None and note.rated_at is not None and utcnow() > note.rated_at + FEEDBACK_EDIT_WINDOW:
+                raise ConflictError("Feedback can be changed for 7 days after it was given.")
+            if (note is None or note.rating is None) and changes.get("rating") is None:
+                raise FieldErrors.single("rating", "Rate from 1 to 5.")
+        if note is None:
+            note = ConsultationNote(booking_id=booking.id)
+            self.repository.session.add(note)
+        for name, value in changes.items():
+            setattr(note, name, value)
+        if not current.viewer_is_professor and note.rated_at is None:
+            note.rated_at = utcnow()
+        await self.repository.session.commit()
+        return NoteView(booking=booking, note=note, viewer_is_professor=current.viewer_is_professor)
+
+    async def notes_for(self, booking_ids: Iterable[UUID]) -> dict[UUID, ConsultationNote]:
+        ids = list(booking_ids)
+        if not ids:
+            return {}
+        rows = await self.repository.session.scalars(
+            select(ConsultationNote).where(ConsultationNote.booking_id.in_(ids))
+        )
+        return {note.booking_id: note for note in rows.all()}
+
+    async def rating_summary(self, professor_id: UUID) -> tuple[float, int] | None:
+        """Average rating and count, only once MIN_RATINGS_SHOWN students rated (no single score singled out)."""
+        query = (
+            select(func.avg(ConsultationNote.rating), func.count(func.distinct(Booking.student_id)))
+            .join(Booking, ConsultationNote.booking_id == Booking.id)
+            .join(ConsultationSlot, Booking.slot_id == ConsultationSlot.id)
+            .where(ConsultationSlot.professor_id == professor_id, ConsultationNote.rating.is_not(None))
+        )
+        average, raters = (await self.repository.session.execute(query)).one()
+        if not raters or raters < MIN_RATINGS_SHOWN:
+            return None
+        return round(float(average), 1), int(raters)
+
+    async def feedback_for(self, professor_id: UUID, limit: int = 50) -> list[tuple[ConsultationNote, Booking]]:
+        """Feedback on the professor's consultations, newest first (the template hides unsigned names)."""
+        query = (
+            select(ConsultationNote, Booking)
+            .join(Booking, ConsultationNote.booking_id == Booking.id)
+            .join(ConsultationSlot, Booking.slot_id == ConsultationSlot.id)
+            .where(ConsultationSlot.professor_id == professor_id, ConsultationNote.rating.is_not(None))
+            .order_by(ConsultationNote.rated_at.desc())
+            .limit(limit)
+        )
+        return [(note, booking) for note, booking in (await self.repository.session.execute(query)).unique().all()]

@@ -1,0 +1,235 @@
+"""Dashboard statistics, computed by PostgreSQL in one pass over the professor's bookings."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, time, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from advanced_alchemy.repository import SQLAlchemyAsyncRepository
+from advanced_alchemy.service import SQLAlchemyAsyncRepositoryService
+from sqlalchemy import text
+
+from app.domain.accounts.models import User
+from app.domain.consultations.models import Booking
+from app.domain.consultations.services import MIN_RATINGS_SHOWN
+from app.lib.errors import FieldErrors
+
+MAX_STATS_RANGE = timedelta(days=2 * 366)
+WEEKDAYS = ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday")
+
+# One scan of the bookings in range (materialised once), several aggregates over it.
+STATS_SQL = text(
+    """
+WITH b AS MATERIALIZED (
+    SELECT bk.status, bk.cancelled_by, bk.student_id, bk.start_time, bk.created_at, note.rating,
+           bk.start_time AT TIME ZONE :tz AS local_start
+    FROM booking bk
+    JOIN consultation_slot s ON s.id = bk.slot_id
+    LEFT JOIN consultation_note note ON note.booking_id = bk.id
+    WHERE s.professor_id = :professor_id AND s.start_time >= :start AND s.start_time < :end
+),
+totals AS (
+    SELECT count(*) AS total,
+           count(*) FILTER (WHERE status = 'pending') AS pending,
+           count(*) FILTER (WHERE status = 'confirmed') AS confirmed,
+           count(*) FILTER (WHERE status = 'completed') AS completed,
+           count(*) FILTER (WHERE status = 'no_show') AS no_show,
+           count(*) FILTER (WHERE status = 'cancelled') AS cancelled,
+           count(*) FILTER (WHERE status = 'cancelled' AND cancelled_by = student_id) AS cancelled_by_student,
+           count(*) FILTER (WHERE status = 'cancelled' AND cancelled_by IS DISTINCT FROM student_id)
+               AS cancelled_by_professor,
+           avg(rating) AS rating_average,
+           count(DISTINCT student_id) FILTER (WHERE rating IS NOT NULL) AS raters,
+           count(rating) AS ratings,
+           percentile_cont(0.5) WITHIN GROUP (ORDER BY extract(epoch FROM start_time - created_at))
+               FILTER (WHERE status <> 'cancelled') AS median_lead_seconds
+    FROM b
+),
+weekly AS (
+    SELECT date_trunc('week', local_start)::date AS week, count(*) AS bookings
+    FROM b WHERE status <> 'cancelled' GROUP BY 1
+),
+busiest_day AS (
+    SELECT extract(isodow FROM local_start)::int - 1 AS weekday, count(*) AS n
+    FROM b WHERE status <> 'cancelled' GROUP BY 1 ORDER BY n DESC, weekday LIMIT 1
+),
+busiest_hour AS (
+    SELECT extract(hour FROM local_start)::int AS hour, count(*) AS n
+    FROM b WHERE status <> 'cancelled' GROUP BY 1 ORDER BY n DESC, hour LIMIT 1
+),
+offered AS (
+    SELECT count(*) AS slots, coalesce(sum(capacity), 0) AS places
+    FROM consultation_slot
+    WHERE professor_id = :professor_id AND status <> 'cancelled' AND start_time >= :start AND start_time < :end
+)
+SELECT totals.*, offered.slots, offered.places,
+       (SELECT coalesce(json_agg(json_build_array(week, bookings) ORDER BY week), '[]') FROM weekly) AS weekly,
+       (SELECT weekday FROM busiest_day) AS busiest_weekday,
+       (SELECT hour FROM busiest_hour) AS busiest_hour
+FROM totals, offered
+"""
+)
+
+EXPORT_SQL = text(
+    """
+SELECT bk.id, s.start_time, s.end_time, bk.status, u.username, u.first_name, u.last_name, u.email, bk.topic,
+       bk.created_at, bk.cancelled_at, CASE WHEN bk.cancelled_by IS NULL THEN ''
+            WHEN bk.cancelled_by = bk.student_id THEN 'student' ELSE 'professor' END AS cancelled_by,
+       bk.cancel_reason, s.location
+FROM booking bk
+JOIN consultation_slot s ON s.id = bk.slot_id
+JOIN user_account u ON u.id = bk.student_id
+WHERE s.professor_id = :professor_id AND s.start_time >= :start AND s.start_time < :end
+ORDER BY s.start_time, u.last_name
+"""
+)
+
+
+@dataclass(frozen=True)
+class DateRange:
+    start: date
+    end: date  # inclusive
+
+    @classmethod
+    def parse(cls, start: date | None, end: date | None, today: date) -> DateRange:
+        """Default: the last 90 days and the next 30. Refused: end before start, or more than two years."""
+        start = start or today - timedelta(days=90)
+        end = end or today + timedelta(days=30)
+        if end < start:
+            raise FieldErrors.single("end", "The end must not be before the start.")
+        if end - start > MAX_STATS_RANGE:
+            raise FieldErrors.single("end", "Choose a range of at most two years.")
+        return cls(start, end)
+
+    def bounds(self, timezone: str) -> tuple[datetime, datetime]:
+        zone = ZoneInfo(timezone)
+        lower = datetime.combine(self.start, time(0), tzinfo=zone).astimezone(UTC)
+        upper = datetime.combine(self.end + timedelta(days=1), time(0), tzinfo=zone).astimezone(UTC)
+        return lower, upper
+
+
+@dataclass(frozen=True)
+class Stats:
+    range: DateRange
+    by_status: dict[str, int]
+    total: int
+    slots_offered: int
+    places_offered: int
+    places_booked: int
+    cancelled_by_student: int
+    cancelled_by_professor: int
+    rating_average: float | None
+    rating_count: int
+    median_lead_hours: float | None
+    weekly: list[tuple[date, int]] = field(default_factory=list)
+    busiest_weekday: str | None = None
+    busiest_hour: int | None = None
+
+    @property
+    def utilisation(self) -> float | None:
+        return round(100 * self.places_booked / self.places_offered, 1) if self.places_offered else None
+
+    @property
+    def no_show_rate(self) -> float | None:
+        held = self.by_status["completed"] + self.by_status["no_show"]
+        return round(100 * self.by_status["no_show"] / held, 1) if held else None
+
+    @property
+    def cancellation_rate(self) -> float | None:
+        return round(100 * self.by_status["cancelled"] / self.total, 1) if self.total else None
+
+    @property
+    def weekly_max(self) -> int:
+        return max((count for _, count in self.weekly), default=0)
+
+
+class StatsService(SQLAlchemyAsyncRepositoryService[Booking]):
+    class Repository(SQLAlchemyAsyncRepository[Booking]):
+        model_type = Booking
+
+    repository_type = Repository
+
+    def _params(self, professor: User, period: DateRange) -> dict[str, Any]:
+        start, end = period.bounds(professor.timezone)
+        return {"professor_id": professor.id, "start": start, "end": end, "tz": professor.timezone}
+
+    async def for_professor(self, professor: User, period: DateRange) -> Stats:
+        row = (await self.repository.session.execute(STATS_SQL, self._params(professor, period))).mappings().one()
+        by_status = {name: int(row[name]) for name in ("pending", "confirmed", "completed", "no_show", "cancelled")}
+        shown = row["raters"] >= MIN_RATINGS_SHOWN
+        return Stats(
+            range=period,
+            by_status=by_status,
+            total=int(row["total"]),
+            slots_offered=int(row["slots"]),
+            places_offered=int(row["places"]),
+            places_booked=int(row["total"]) - by_status["cancelled"],
+            cancelled_by_student=int(row["cancelled_by_student"]),
+            cancelled_by_professor=int(row["cancelled_by_professor"]),
+            rating_average=round(float(row["rating_average"]), 2) if shown else None,
+            rating_count=int(row["ratings"]) if shown else 0,
+            median_lead_hours=(
+                round(float(row["median_lead_seconds"]) / 3600, 1) if row["median_lead_seconds"] is not None else None
+            ),
+            weekly=[(date.fromisoformat(week), int(count)) for week, count in _json(row["weekly"])],
+            busiest_weekday=WEEKDAYS[row["busiest_weekday"]] if row["busiest_weekday"] is not None else None,
+            busiest_hour=row["busiest_hour"],
+        )
+
+    async def export_csv(self, professor: User, period: DateRange) -> str:
+        rows = (await self.repository.session.execute(EXPORT_SQL, self._params(professor, period))).all()
+        zone = ZoneInfo(professor.timezone)
+        buffer = io.StringIO()
+        writer = csv.writer(buffer)
+        writer.writerow(
+            [
+                "booking_id",
+                "start",
+                "end",
+                "status",
+                "username",
+                "first_name",
+                "last_name",
+                "email",
+                "topic",
+                "booked_at",
+                "cancelled_at",
+                "cancelled_by",
+                "cancel_reason",
+                "location",
+            ]
+        )
+        for row in rows:
+            writer.writerow(
+                [
+                    row.id,
+                    row.start_time.astimezone(zone).isoformat(),
+                    row.end_time.astimezone(zone).isoformat(),
+                    row.status,
+                    row.username,
+                    row.first_name,
+                    row.last_name,
+                    row.email,
+                    _safe_cell(row.topic),
+                    row.created_at.astimezone(zone).isoformat(),
+                    row.cancelled_at.astimezone(zone).isoformat() if row.cancelled_at else "",
+                    row.cancelled_by,
+                    _safe_cell(row.cancel_reason),
+                    _safe_cell(row.location),
+                ]
+            )
+        return buffer.getvalue()
+
+
+def _json(value: Any) -> Any:
+    return json.loads(value) if isinstance(value, str) else value
+
+
+def _safe_cell(value: str) -> str:
+    """Spreadsheets run cells starting with = + - @ as formulas; a leading quote keeps them text."""
+    return f"'{value}" if value[:1] in ("=", "+", "-", "@") else value
