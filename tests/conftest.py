@@ -179,6 +179,8 @@ def start_server(database_url: str, port: int, **env: str) -> subprocess.Popen[b
             str(port),
             "--log-level",
             "warning",
+            "--timeout-graceful-shutdown",
+            "3",
         ],
         cwd=ROOT,
         env=environment,

@@ -71,9 +71,17 @@
 (function () {
   "use strict";
   var opened = new WeakSet();
+  function setLive(state) {
+    document.body.dataset.live = state;
+    document.querySelectorAll("[data-live-status]").forEach(function (el) {
+      el.textContent = state === "on" ? "● Live" : "○ Reconnecting…";
+    });
+  }
   document.addEventListener("htmx:sseOpen", function (event) {
     var elt = event.detail.elt || event.target;
     if (opened.has(elt)) htmx.trigger(document.body, "oh-resync");
     opened.add(elt);
+    setLive("on");
   });
+  document.addEventListener("htmx:sseError", function () { setLive("off"); });
 })();

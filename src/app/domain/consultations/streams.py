@@ -85,7 +85,8 @@ snapshots = SnapshotCache()
 
 
 async def events_of(channels: ChannelsPlugin, channel: str) -> AsyncIterator[LiveEvent | None]:
-    """The channel's events, with None every KEEPALIVE_SECONDS of silence.
+    """The channel's events, with None first (subscribed: the client may rely on it) and every
+    KEEPALIVE_SECONDS of silence.
 
     The unsubscribe runs shielded: a client that disconnects cancels this generator, and a cancelled
     unsubscribe on the PostgreSQL backends leaves the channel deaf for every later subscriber.
@@ -94,6 +95,7 @@ async def events_of(channels: ChannelsPlugin, channel: str) -> AsyncIterator[Liv
     iterator = subscriber.iter_events().__aiter__()
     pending: asyncio.Future[bytes] | None = None
     try:
+        yield None
         while True:
             if pending is None:
                 pending = asyncio.ensure_future(iterator.__anext__())
