@@ -69,7 +69,10 @@ async def test_booking_from_the_dialog_swaps_the_cell_in_place(client: Any, data
     assert '<dialog id="booking-dialog"' in dialog.text
     response = await client.post(f"/slots/{slot.id}/book", data={"topic": "Thesis"}, headers=headers)
     assert response.status_code == 200
-    assert f'<div id="slot-{slot.id}" class="slot-cell is-mine" hx-swap-oob="outerHTML" sse-swap="slot-{slot.id}"' in response.text
+    assert (
+        f'<div id="slot-{slot.id}" class="slot-cell is-mine" hx-swap-oob="outerHTML" sse-swap="slot-{slot.id}"'
+        in response.text
+    )
     assert "Booked by you" in response.text
     assert "Requested: the professor will confirm it." in response.text
     with psycopg.connect(database_url) as conn:
@@ -87,7 +90,10 @@ async def test_a_refused_booking_shows_the_reason_in_the_dialog(client: Any) -> 
         '<p id="booking-refusal" class="slot-refusal" role="alert"><span aria-hidden="true">✖ </span>This slot is full.</p>'
         in response.text
     )
-    assert f'<div id="slot-{slot.id}" class="slot-cell is-full" hx-swap-oob="outerHTML" sse-swap="slot-{slot.id}"' in response.text
+    assert (
+        f'<div id="slot-{slot.id}" class="slot-cell is-full" hx-swap-oob="outerHTML" sse-swap="slot-{slot.id}"'
+        in response.text
+    )
 
 
 async def test_my_bookings_lists_upcoming_and_past_separately(client: Any, database_url: str) -> None:
