@@ -13,8 +13,12 @@ import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import AsyncIterator, Iterator
+from email import message_from_bytes
+from email.message import EmailMessage
+from email.policy import default as default_policy
 from pathlib import Path
 from typing import Any
 
@@ -58,8 +62,68 @@ def admin_database_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str
     server.cleanup()
 
 
+class Mailbox:
+    """A real SMTP server (aiosmtpd) on loopback that keeps what it receives.
+
+    `refuse_next` answers the next N messages with 451 (try again later); addresses in `reject` get 550.
+    """
+
+    def __init__(self) -> None:
+        self.messages: list[EmailMessage] = []
+        self.refuse_next = 0
+        self.reject: set[str] = set()
+        self.attempts = 0
+        self._lock = threading.Lock()
+
+    async def handle_RCPT(self, server: Any, session: Any, envelope: Any, address: str, options: Any) -> str:
+        if address in self.reject:
+            return "550 5.1.1 No such user here"
+        envelope.rcpt_tos.append(address)
+        return "250 OK"
+
+    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
+        with self._lock:
+            self.attempts += 1
+            if self.refuse_next > 0:
+                self.refuse_next -= 1
+                return "451 4.3.0 Try again later"
+            self.messages.append(message_from_bytes(envelope.content, policy=default_policy))  # type: ignore[arg-type]
+        return "250 Message accepted"
+
+    def clear(self) -> None:
+        with self._lock:
+            self.messages.clear()
+            self.refuse_next = 0
+            self.reject.clear()
+            self.attempts = 0
+
+    def to(self, address: str) -> list[EmailMessage]:
+        return [m for m in self.messages if m["To"] == address]
+
+
 @pytest.fixture(scope="session")
-def database_url(admin_database_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+def mailbox_server() -> Iterator[tuple[Mailbox, int]]:
+    from aiosmtpd.controller import Controller
+
+    mailbox = Mailbox()
+    port = free_port()
+    controller = Controller(mailbox, hostname="127.0.0.1", port=port)
+    controller.start()
+    yield mailbox, port
+    controller.stop()
+
+
+@pytest.fixture
+def mailbox(mailbox_server: tuple[Mailbox, int]) -> Iterator[Mailbox]:
+    mailbox_server[0].clear()
+    yield mailbox_server[0]
+    mailbox_server[0].clear()
+
+
+@pytest.fixture(scope="session")
+def database_url(
+    admin_database_url: str, tmp_path_factory: pytest.TempPathFactory, mailbox_server: tuple[Mailbox, int]
+) -> Iterator[str]:
     """A fresh database with the migrations applied; dropped at the end of the run."""
     name = f"oh_test_{os.getpid()}_{secrets.token_hex(3)}"
     with psycopg.connect(admin_database_url, autocommit=True) as conn:
@@ -73,6 +137,9 @@ def database_url(admin_database_url: str, tmp_path_factory: pytest.TempPathFacto
             "DATA_DIR": str(data_dir),
             "RUN_WORKER_IN_PROCESS": "false",
             "SECRET_KEY": "test-secret-key-" + "x" * 32,
+            "SMTP_HOST": "127.0.0.1",
+            "SMTP_PORT": str(mailbox_server[1]),
+            "MAIL_FROM": "Office Hours <office-hours@uni.example>",
         }
     )
     from app.config import get_settings
@@ -100,6 +167,7 @@ def migrate(url: str, *args: str) -> None:
 
 
 TABLES = (
+    "saq_jobs",
     "notification",
     "consultation_note",
     "booking",
@@ -118,7 +186,8 @@ def clean_tables(request: pytest.FixtureRequest) -> Iterator[None]:
     if "database_url" in request.fixturenames:
         url = request.getfixturevalue("database_url")
         with psycopg.connect(url, autocommit=True) as conn:
-            conn.execute(f"TRUNCATE {', '.join(TABLES)} CASCADE")
+            existing = {row[0] for row in conn.execute("SELECT tablename FROM pg_tables WHERE schemaname = 'public'")}
+            conn.execute(f"TRUNCATE {', '.join(t for t in TABLES if t in existing)} CASCADE")
 
 
 @pytest.fixture(scope="session")

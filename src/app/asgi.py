@@ -22,12 +22,13 @@ from app.domain.consultations.api import BookingApi, SlotApi
 from app.domain.consultations.controllers import BookingPages
 from app.domain.consultations.dashboard import DashboardPages
 from app.domain.consultations.streams import LiveStreams
+from app.domain.notifications.controllers import AdminNotifications, CalendarFeed, DevMailbox
 from app.domain.system.controllers import SystemController
 from app.lib.auth import AuthenticationMiddleware
 from app.lib.exceptions import exception_handlers
 from app.lib.headers import SecurityHeadersMiddleware
 from app.lib.live import create_channels_plugin
-from app.lib.queue import create_saq_config
+from app.lib.queue import get_saq_config
 from app.lib.sessions import DatabaseSessionConfig
 from app.lib.templates import create_template_engine
 
@@ -65,6 +66,9 @@ def create_app() -> Litestar:
             LiveStreams,
             StatsApi,
             StatsPages,
+            DevMailbox,
+            AdminNotifications,
+            CalendarFeed,
             BookingApi,
             create_static_files_router(path="/static", directories=[PROJECT_ROOT / "static"], include_in_schema=False),
             create_static_files_router(
@@ -74,7 +78,7 @@ def create_app() -> Litestar:
         plugins=[
             SQLAlchemyPlugin(config=alchemy),
             HTMXPlugin(),
-            SAQPlugin(config=create_saq_config(settings)),
+            SAQPlugin(config=get_saq_config()),
             create_channels_plugin(),
             # last, so the embedded server stops after every other shutdown hook has used it
             EmbeddedDatabasePlugin(),

@@ -64,6 +64,46 @@ def demo_command(if_empty: bool) -> None:
         click.echo(line)
 
 
+@click.group(name="notifications", help="Inspect and re-send e-mail notifications.")
+def notifications_group() -> None:
+    pass
+
+
+@notifications_group.command(name="list", help="List notifications (newest first).")
+@click.option("--failed", "status", flag_value="failed", help="Only those that finally failed.")
+@click.option("--queued", "status", flag_value="queued", help="Only those waiting or retrying.")
+@click.option("--limit", default=50, show_default=True)
+def list_notifications_command(status: str | None, limit: int) -> None:
+    from app.domain.notifications.services import delivery_state, list_notifications
+
+    async def show() -> None:
+        async with provide_services() as services:
+            for row in await list_notifications(services.session, status=status, limit=limit):
+                click.echo(
+                    f"{row.id}  {row.kind:<18} {delivery_state(row):<9} tries={row.attempts} "
+                    f"user={row.user_id} {row.last_error}"
+                )
+
+    asyncio.run(show())
+
+
+@notifications_group.command(name="resend", help="Queue every failed notification (or the given ids) again.")
+@click.argument("ids", nargs=-1)
+def resend_command(ids: tuple[str, ...]) -> None:
+    from uuid import UUID
+
+    from app.config import get_settings
+    from app.domain.notifications.services import OutboxDelivery
+
+    async def resend() -> list[UUID]:
+        async with provide_services() as services:
+            chosen = [UUID(value) for value in ids] or None
+            return await OutboxDelivery(services.session, get_settings()).retry_failed(chosen)
+
+    click.echo(f"queued again: {len(asyncio.run(resend()))}")
+
+
 def register_commands(group: Any) -> None:
     group.add_command(users_group)
     group.add_command(demo_command)
+    group.add_command(notifications_group)

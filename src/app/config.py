@@ -63,6 +63,7 @@ class Settings:
     login_failure_window_seconds: int = 15 * 60
     session_max_age_seconds: int = 14 * 24 * 3600
     run_worker_in_process: bool = True
+    outbox_sweep_after_seconds: int = 120
 
     @property
     def is_production(self) -> bool:
@@ -119,6 +120,7 @@ def load_settings() -> Settings:
         data_dir=data_dir,
         upload_dir=Path(os.environ.get("UPLOAD_DIR", data_dir / "uploads")),
         run_worker_in_process=os.environ.get("RUN_WORKER_IN_PROCESS", "true").lower() in ("1", "true", "yes"),
+        outbox_sweep_after_seconds=int(os.environ.get("OUTBOX_SWEEP_AFTER_SECONDS", "120")),
     )
 
 

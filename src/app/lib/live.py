@@ -73,9 +73,8 @@ async def announce(
     )
 
 
-async def commit(session: AsyncSession) -> None:
-    """Commit, then publish what the Redis backend collected (PostgreSQL already delivered on commit)."""
-    await session.commit()
+async def publish_collected(session: AsyncSession) -> None:
+    """After a commit: publish what the Redis backend collected (PostgreSQL delivered at the commit itself)."""
     events: list[LiveEvent] = session.info.pop(PENDING_KEY, [])
     if events:
         client = _redis_client()

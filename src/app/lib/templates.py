@@ -9,7 +9,6 @@ from jinja2 import Environment, FileSystemLoader, select_autoescape
 from litestar.plugins.jinja import JinjaTemplateEngine
 
 from app.config import PROJECT_ROOT
-from app.domain.consultations.services import FEEDBACK_EDIT_WINDOW
 
 TEMPLATE_DIR = PROJECT_ROOT / "src" / "app" / "web" / "templates"
 
@@ -19,6 +18,8 @@ def local_time(value: datetime, timezone: str, fmt: str = "%a %d %b %Y, %H:%M") 
 
 
 def create_template_engine() -> JinjaTemplateEngine:
+    from app.domain.consultations.services import FEEDBACK_EDIT_WINDOW
+
     env = Environment(
         loader=FileSystemLoader(TEMPLATE_DIR),
         autoescape=select_autoescape(("html", "xml"), default_for_string=True),

@@ -45,6 +45,7 @@ PROFILE_FORM_FIELDS = (
     "timezone",
     "department",
     "bio",
+    "second_reminder_minutes",
     "auto_confirm",
     "booking_notice_hours",
     "cancellation_notice_hours",
@@ -95,6 +96,7 @@ def user_out(user: User) -> UserOut:
         cancellation_notice_hours=profile.cancellation_notice_hours,
         max_active_bookings_per_student=profile.max_active_bookings_per_student,
         calendar_sync_enabled=profile.calendar_sync_enabled,
+        second_reminder_minutes=profile.second_reminder_minutes,
     )
 
 
@@ -112,12 +114,15 @@ def professor_out(user: User) -> ProfessorOut:
 
 def profile_form_changes(form: dict[str, str], user: User) -> tuple[dict[str, Any], dict[str, str]]:
     """Form strings to typed changes; numbers that do not parse are field errors."""
-    fields = PROFILE_FORM_FIELDS if user.is_professor else PROFILE_FORM_FIELDS[:7]
+    fields = PROFILE_FORM_FIELDS if user.is_professor else PROFILE_FORM_FIELDS[:8]
     changes: dict[str, Any] = {}
     errors: dict[str, str] = {}
     for field in fields:
         if field == "auto_confirm":
             changes[field] = form.get(field) == "on"
+        elif field == "second_reminder_minutes":
+            raw = form.get(field, "")
+            changes[field] = int(raw) if raw.isdigit() else None
         elif field in INT_FIELDS:
             try:
                 changes[field] = int(form.get(field, ""))
@@ -197,7 +202,8 @@ class AccountPages(Controller):
 
     @get("/settings", guards=[requires_user], name="settings")
     async def settings_page(self, request: Request[Any, Any, Any]) -> Response[Any]:
-        return render(request, "pages/settings.html", {"errors": {}, "timezones": SORTED_TIMEZONES})
+        context = {"errors": {}, "timezones": SORTED_TIMEZONES, "app_url": get_settings().app_url}
+        return render(request, "pages/settings.html", context)
 
     @post("/settings/profile", guards=[requires_user], status_code=200)
     async def update_profile(
@@ -213,6 +219,14 @@ class AccountPages(Controller):
             await users.repository.session.rollback()
             return form_errors(request, PROFILE_FORM_FIELDS, exc.errors)
         flash(request, "Profile saved.", "success")
+        return redirect(request, "/settings")
+
+    @post("/settings/calendar-feed", guards=[requires_user], status_code=200)
+    async def regenerate_feed(
+        self, request: Request[Any, Any, Any], users: NamedDependency[UserService]
+    ) -> Response[Any]:
+        await users.regenerate_feed_token(request.user.id)
+        flash(request, "New calendar link created; the old one no longer works.", "success")
         return redirect(request, "/settings")
 
     @post("/settings/password", guards=[requires_user], status_code=200)

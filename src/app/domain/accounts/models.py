@@ -66,6 +66,10 @@ class Profile(Base):
         CheckConstraint("booking_notice_hours >= 0", name="booking_notice_hours_not_negative"),
         CheckConstraint("cancellation_notice_hours >= 0", name="cancellation_notice_hours_not_negative"),
         CheckConstraint("max_active_bookings_per_student >= 1", name="max_active_bookings_positive"),
+        CheckConstraint(
+            "second_reminder_minutes IS NULL OR second_reminder_minutes BETWEEN 5 AND 10080",
+            name="second_reminder_minutes_range",
+        ),
     )
 
     user_id: Mapped[UUID] = mapped_column(ForeignKey("user_account.id", ondelete="CASCADE"), unique=True)
@@ -79,6 +83,8 @@ class Profile(Base):
     cancellation_notice_hours: Mapped[int] = mapped_column(Integer, default=2)
     max_active_bookings_per_student: Mapped[int] = mapped_column(Integer, default=2)
     ics_feed_token: Mapped[str] = mapped_column(String(64), unique=True, default=new_feed_token)
+    # A second reminder besides the 24 h one, e.g. 60 minutes before; None: only the default.
+    second_reminder_minutes: Mapped[int | None] = mapped_column(Integer, default=None)
 
     user: Mapped[User] = relationship(back_populates="profile")
 

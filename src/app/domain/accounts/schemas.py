@@ -47,6 +47,7 @@ class UserOut(msgspec.Struct):
     cancellation_notice_hours: int
     max_active_bookings_per_student: int
     calendar_sync_enabled: bool
+    second_reminder_minutes: int | None
 
 
 class ProfessorOut(msgspec.Struct):
@@ -73,6 +74,7 @@ class MeUpdate(msgspec.Struct, forbid_unknown_fields=True, omit_defaults=True):
     booking_notice_hours: int | msgspec.UnsetType = msgspec.UNSET
     cancellation_notice_hours: int | msgspec.UnsetType = msgspec.UNSET
     max_active_bookings_per_student: int | msgspec.UnsetType = msgspec.UNSET
+    second_reminder_minutes: int | msgspec.UnsetType | None = msgspec.UNSET
 
     def changes(self) -> dict[str, object]:
         return {f: v for f in self.__struct_fields__ if (v := getattr(self, f)) is not msgspec.UNSET}

@@ -19,7 +19,7 @@ from PIL import Image, UnidentifiedImageError
 from sqlalchemy import delete, func, select
 
 from app.config import Settings, get_settings
-from app.domain.accounts.models import ApiToken, AuthFailure, Profile, User, UserType
+from app.domain.accounts.models import ApiToken, AuthFailure, Profile, User, UserType, new_feed_token
 from app.lib.errors import INTEGRITY_ERRORS, AuthenticationFailed, FieldErrors, TooManyAttempts
 from app.lib.security import hash_password, new_token, token_digest, verify_password
 
@@ -36,6 +36,7 @@ API_TOKEN_LIFETIME = timedelta(days=30)
 
 USER_FIELDS = ("email", "first_name", "last_name", "phone_number", "timezone")
 PROFILE_FIELDS = (
+    "second_reminder_minutes",
     "department",
     "bio",
     "auto_confirm",
@@ -70,6 +71,9 @@ def account_field_problems(changes: dict[str, Any]) -> dict[str, str]:
     for field, (low, high) in HOUR_LIMITS.items():
         if field in changes and not low <= int(changes[field]) <= high:
             errors[field] = f"Enter a number of hours from {low} to {high}."
+    reminder = changes.get("second_reminder_minutes")
+    if reminder is not None and (not isinstance(reminder, int) or not 5 <= reminder <= 10080):
+        errors["second_reminder_minutes"] = "Choose from 5 minutes to 7 days before, or none."
     if "max_active_bookings_per_student" in changes and not 1 <= int(changes["max_active_bookings_per_student"]) <= 50:
         errors["max_active_bookings_per_student"] = "Enter a number from 1 to 50."
     return errors
@@ -167,6 +171,13 @@ class UserService(SQLAlchemyAsyncRepositoryService[User]):
                 setattr(user.profile, field, changes[field])
         await self.repository.session.commit()
         return user
+
+    async def regenerate_feed_token(self, user_id: UUID) -> str:
+        """A new secret calendar link; the old one stops working at once."""
+        user = await self.get(user_id)
+        user.profile.ics_feed_token = new_feed_token()
+        await self.repository.session.commit()
+        return user.profile.ics_feed_token
 
     async def change_password(self, user_id: UUID, current: str, new: str) -> None:
         user = await self.get(user_id)

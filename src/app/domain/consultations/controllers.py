@@ -16,6 +16,7 @@ from app.domain.accounts.services import UserService
 from app.domain.consultations.deps import provide_bookings, provide_slots
 from app.domain.consultations.grid import build_cells, build_week, monday_of, today_in
 from app.domain.consultations.services import BookingService, NoteService, SlotService
+from app.domain.notifications.services import delivery_state, messages_for_booking
 from app.lib.auth import requires_student, requires_user
 from app.lib.errors import ConflictError, FieldErrors, NotFound
 from app.lib.rendering import form_errors, render, render_html, toast_html
@@ -122,6 +123,16 @@ class BookingPages(Controller):
         notes = await NoteService(session=bookings.repository.session).notes_for(b.id for b in rows)
         context = {"bookings": rows, "total": total, "tab": tab, "notes": notes}
         return render(request, "pages/bookings.html", context, block="panel")
+
+    @get("/bookings/{booking_id:uuid}", name="booking")
+    async def booking_detail(
+        self, request: Request[Any, Any, Any], booking_id: FromPath[UUID], bookings: NamedDependency[BookingService]
+    ) -> Response[Any]:
+        """One booking for either party, with the messages about it and how their delivery went."""
+        booking = await bookings.get_visible(request.user, booking_id)
+        messages = await messages_for_booking(bookings.repository.session, booking.id)
+        context = {"booking": booking, "messages": messages, "state": delivery_state}
+        return render(request, "pages/booking.html", context)
 
     @post("/bookings/{booking_id:uuid}/cancel", status_code=200)
     async def cancel(

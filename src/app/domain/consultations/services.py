@@ -26,7 +26,8 @@ from app.domain.consultations.models import (
 )
 from app.domain.notifications.services import NotificationKind, NotificationService
 from app.lib.errors import INTEGRITY_ERRORS, ConflictError, FieldErrors, Forbidden, NotFound
-from app.lib.live import announce, commit
+from app.lib.live import announce
+from app.lib.transactions import commit
 
 MAX_CAPACITY = 500
 MAX_RANGE_DAYS = 366

@@ -19,11 +19,12 @@ class NotificationStatus(enum.StrEnum):
     QUEUED = "queued"
     SENT = "sent"
     FAILED = "failed"
+    SKIPPED = "skipped"  # a reminder for a booking that was cancelled or moved meanwhile
 
 
 class Notification(Base):
     __table_args__ = (
-        CheckConstraint("status IN ('queued', 'sent', 'failed')", name="status_valid"),
+        CheckConstraint("status IN ('queued', 'sent', 'failed', 'skipped')", name="status_valid"),
         CheckConstraint("attempts >= 0", name="attempts_not_negative"),
         Index("ix_notification_status_created", "status", "created_at"),
     )

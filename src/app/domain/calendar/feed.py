@@ -1,0 +1,54 @@
+"""The personal iCalendar feed: a user's active consultations, at a secret URL calendar apps subscribe to."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+from icalendar import Calendar, Event
+from sqlalchemy import or_, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.config import get_settings
+from app.domain.accounts.models import User
+from app.domain.consultations.models import Booking, ConsultationSlot
+from app.domain.consultations.services import ACTIVE
+from app.domain.notifications.emails import booking_uid
+
+FEED_HISTORY = timedelta(days=30)
+
+
+async def build_feed(session: AsyncSession, user: User) -> bytes:
+    settings = get_settings()
+    query = (
+        select(Booking)
+        .join(ConsultationSlot, Booking.slot_id == ConsultationSlot.id)
+        .where(
+            or_(Booking.student_id == user.id, ConsultationSlot.professor_id == user.id),
+            Booking.status.in_(ACTIVE),
+            Booking.end_time > datetime.now(UTC) - FEED_HISTORY,
+        )
+        .order_by(Booking.start_time)
+    )
+    bookings = (await session.scalars(query)).unique().all()
+    calendar = Calendar()
+    calendar.add("prodid", "-//Office hours//EN")
+    calendar.add("version", "2.0")
+    calendar.add("x-wr-calname", f"Office hours: {user.full_name}")
+    for booking in bookings:
+        slot = booking.slot
+        other = booking.student if slot.professor_id == user.id else slot.professor
+        event = Event()
+        event.add("uid", booking_uid(booking))
+        event.add("sequence", booking.sequence)
+        event.add("dtstamp", datetime.now(UTC))
+        event.add("dtstart", booking.start_time)
+        event.add("dtend", booking.end_time)
+        event.add("summary", f"Consultation with {other.full_name}")
+        event.add("status", "CONFIRMED" if booking.status == "confirmed" else "TENTATIVE")
+        if slot.location or slot.meeting_url:
+            event.add("location", slot.location or slot.meeting_url)
+        event.add("description", "\n".join(filter(None, [booking.topic, slot.meeting_url])))
+        event.add("url", f"{settings.app_url}/bookings/{booking.id}")
+        calendar.add_component(event)
+    data: bytes = calendar.to_ical()
+    return data
