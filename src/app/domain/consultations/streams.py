@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 from collections import OrderedDict
 from collections.abc import AsyncGenerator, AsyncIterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 from uuid import UUID
 
@@ -31,6 +31,7 @@ from app.lib.rendering import render_html
 from app.lib.templates import local_time
 
 KEEPALIVE_SECONDS = 15
+KEEPALIVE = b""
 SSE_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
 
 
@@ -42,9 +43,16 @@ class SlotSnapshot:
     booked: int
     students: frozenset[UUID]
     booking: Booking | None
+    rendered: dict[tuple[bool, str, bool], str] = field(default_factory=dict)
 
-    def cell_for(self, viewer: User) -> SlotCell:
-        return SlotCell(slot=self.slot, booked=self.booked, mine=viewer.id in self.students, now=utcnow())
+    def cell_html(self, request: Request[User, Any, Any], viewer: User) -> str:
+        """The cell as this viewer sees it; viewers who see the same cell share one rendering."""
+        mine = viewer.id in self.students
+        key = (mine, viewer.timezone, viewer.is_student)
+        if key not in self.rendered:
+            cell = SlotCell(slot=self.slot, booked=self.booked, mine=mine, now=utcnow())
+            self.rendered[key] = render_html(request, "components/slot_cell.html", {"cell": cell, "oob": False})
+        return self.rendered[key]
 
 
 class SnapshotCache:
@@ -92,22 +100,20 @@ async def events_of(channels: ChannelsPlugin, channel: str) -> AsyncIterator[Liv
     unsubscribe on the PostgreSQL backends leaves the channel deaf for every later subscriber.
     """
     subscriber: Subscriber = await channels.subscribe([channel])
-    iterator = subscriber.iter_events().__aiter__()
-    pending: asyncio.Future[bytes] | None = None
+
+    async def tick() -> None:
+        # Keepalives ride the subscriber's own queue: no timer per event, nothing to cancel mid-read.
+        while True:
+            await asyncio.sleep(KEEPALIVE_SECONDS)
+            subscriber.put_nowait(KEEPALIVE)
+
+    ticker = asyncio.create_task(tick())
     try:
         yield None
-        while True:
-            if pending is None:
-                pending = asyncio.ensure_future(iterator.__anext__())
-            done, _ = await asyncio.wait({pending}, timeout=KEEPALIVE_SECONDS)
-            if not done:
-                yield None
-                continue
-            raw, pending = pending.result(), None
-            yield LiveEvent.decode(raw)
+        async for raw in subscriber.iter_events():
+            yield None if raw == KEEPALIVE else LiveEvent.decode(raw)
     finally:
-        if pending is not None:
-            pending.cancel()
+        ticker.cancel()
         with anyio.CancelScope(shield=True):
             await channels.unsubscribe(subscriber)
 
@@ -139,8 +145,7 @@ class LiveStreams(Controller):
                 elif event.kind == "slots_added":
                     yield ServerSentEventMessage(event="week-changed", data="refresh")
                 elif (snapshot := await snapshots.get(event)) is not None:
-                    cell = snapshot.cell_for(viewer)
-                    html = render_html(request, "components/slot_cell.html", {"cell": cell, "oob": False})
+                    html = snapshot.cell_html(request, viewer)
                     yield ServerSentEventMessage(event=f"slot-{snapshot.slot.id}", data=html)
 
         return ServerSentEvent(stream(), headers=SSE_HEADERS)
