@@ -168,6 +168,7 @@ def migrate(url: str, *args: str) -> None:
 
 TABLES = (
     "saq_jobs",
+    "waitlist_entry",
     "notification",
     "consultation_note",
     "booking",

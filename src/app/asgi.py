@@ -24,6 +24,7 @@ from app.domain.consultations.dashboard import DashboardPages
 from app.domain.consultations.streams import LiveStreams
 from app.domain.notifications.controllers import AdminNotifications, CalendarFeed, DevMailbox
 from app.domain.system.controllers import SystemController
+from app.domain.waitlist.controllers import WaitlistApi, WaitlistPages
 from app.lib.auth import AuthenticationMiddleware
 from app.lib.exceptions import exception_handlers
 from app.lib.headers import SecurityHeadersMiddleware
@@ -69,6 +70,8 @@ def create_app() -> Litestar:
             DevMailbox,
             AdminNotifications,
             CalendarFeed,
+            WaitlistApi,
+            WaitlistPages,
             BookingApi,
             create_static_files_router(path="/static", directories=[PROJECT_ROOT / "static"], include_in_schema=False),
             create_static_files_router(

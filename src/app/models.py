@@ -3,6 +3,7 @@
 from app.domain.accounts.models import ApiToken, AuthFailure, Profile, User, UserSession
 from app.domain.consultations.models import Booking, ConsultationNote, ConsultationSlot
 from app.domain.notifications.models import Notification
+from app.domain.waitlist.models import WaitlistEntry
 
 __all__ = (
     "ApiToken",
@@ -14,4 +15,5 @@ __all__ = (
     "Profile",
     "User",
     "UserSession",
+    "WaitlistEntry",
 )

@@ -12,6 +12,7 @@ from app.db import get_alchemy_config
 from app.domain.accounts.services import ApiTokenService, UserService
 from app.domain.consultations.services import BookingService, SlotService
 from app.domain.notifications.services import NotificationService
+from app.domain.waitlist.services import WaitlistService
 
 
 class Services:
@@ -33,6 +34,10 @@ class Services:
     @cached_property
     def bookings(self) -> BookingService:
         return BookingService(session=self.session)
+
+    @cached_property
+    def waitlist(self) -> WaitlistService:
+        return WaitlistService(session=self.session)
 
     @cached_property
     def notifications(self) -> NotificationService:

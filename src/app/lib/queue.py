@@ -47,11 +47,13 @@ def get_saq_config() -> SAQConfig:
                     tasks.sweep_outbox,
                     tasks.send_due_reminders,
                     tasks.complete_ended_slots,
+                    tasks.expire_waitlist_holds,
                 ],
                 scheduled_tasks=[
                     CronJob(function=tasks.sweep_outbox, cron="* * * * *", timeout=120),
                     CronJob(function=tasks.send_due_reminders, cron="* * * * *", timeout=120),
                     CronJob(function=tasks.complete_ended_slots, cron="*/5 * * * *", timeout=120),
+                    CronJob(function=tasks.expire_waitlist_holds, cron="* * * * *", timeout=120),
                 ],
                 # In-process worker for `make run`; otherwise `app workers run` starts worker processes.
                 separate_process=not settings.run_worker_in_process,

@@ -47,9 +47,21 @@ async def send_due_reminders(ctx: Context) -> int:
     return len(ids)
 
 
+async def expire_waitlist_holds(ctx: Context) -> int:
+    """Held places past their time pass to the next student in line."""
+    async with provide_services() as services:
+        return await services.waitlist.expire_holds()
+
+
 async def complete_ended_slots(ctx: Context) -> int:
     async with provide_services() as services:
         return await services.slots.complete_ended_slots()
 
 
-__all__ = ["complete_ended_slots", "deliver_notification", "send_due_reminders", "sweep_outbox"]
+__all__ = [
+    "complete_ended_slots",
+    "deliver_notification",
+    "expire_waitlist_holds",
+    "send_due_reminders",
+    "sweep_outbox",
+]

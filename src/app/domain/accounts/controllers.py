@@ -50,9 +50,17 @@ PROFILE_FORM_FIELDS = (
     "booking_notice_hours",
     "cancellation_notice_hours",
     "max_active_bookings_per_student",
+    "waitlist_hold_minutes",
+    "waitlist_auto_book",
 )
 PASSWORD_FIELDS = ("current_password", "new_password")
-INT_FIELDS = ("booking_notice_hours", "cancellation_notice_hours", "max_active_bookings_per_student")
+INT_FIELDS = (
+    "booking_notice_hours",
+    "cancellation_notice_hours",
+    "max_active_bookings_per_student",
+    "waitlist_hold_minutes",
+)
+BOOL_FIELDS = ("auto_confirm", "waitlist_auto_book")
 SORTED_TIMEZONES = sorted(TIMEZONES)
 DEPENDENCIES = {
     "users": Provide(provide_users),
@@ -97,6 +105,8 @@ def user_out(user: User) -> UserOut:
         max_active_bookings_per_student=profile.max_active_bookings_per_student,
         calendar_sync_enabled=profile.calendar_sync_enabled,
         second_reminder_minutes=profile.second_reminder_minutes,
+        waitlist_hold_minutes=profile.waitlist_hold_minutes,
+        waitlist_auto_book=profile.waitlist_auto_book,
     )
 
 
@@ -118,7 +128,7 @@ def profile_form_changes(form: dict[str, str], user: User) -> tuple[dict[str, An
     changes: dict[str, Any] = {}
     errors: dict[str, str] = {}
     for field in fields:
-        if field == "auto_confirm":
+        if field in BOOL_FIELDS:
             changes[field] = form.get(field) == "on"
         elif field == "second_reminder_minutes":
             raw = form.get(field, "")

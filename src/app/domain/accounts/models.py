@@ -66,6 +66,7 @@ class Profile(Base):
         CheckConstraint("booking_notice_hours >= 0", name="booking_notice_hours_not_negative"),
         CheckConstraint("cancellation_notice_hours >= 0", name="cancellation_notice_hours_not_negative"),
         CheckConstraint("max_active_bookings_per_student >= 1", name="max_active_bookings_positive"),
+        CheckConstraint("waitlist_hold_minutes BETWEEN 5 AND 2880", name="waitlist_hold_minutes_range"),
         CheckConstraint(
             "second_reminder_minutes IS NULL OR second_reminder_minutes BETWEEN 5 AND 10080",
             name="second_reminder_minutes_range",
@@ -85,6 +86,9 @@ class Profile(Base):
     ics_feed_token: Mapped[str] = mapped_column(String(64), unique=True, default=new_feed_token)
     # A second reminder besides the 24 h one, e.g. 60 minutes before; None: only the default.
     second_reminder_minutes: Mapped[int | None] = mapped_column(Integer, default=None)
+    # Waitlist: how long a freed place is held for the next student, or book them at once (no hold).
+    waitlist_hold_minutes: Mapped[int] = mapped_column(Integer, default=120)
+    waitlist_auto_book: Mapped[bool] = mapped_column(Boolean, default=False)
 
     user: Mapped[User] = relationship(back_populates="profile")
 

@@ -48,6 +48,8 @@ class UserOut(msgspec.Struct):
     max_active_bookings_per_student: int
     calendar_sync_enabled: bool
     second_reminder_minutes: int | None
+    waitlist_hold_minutes: int
+    waitlist_auto_book: bool
 
 
 class ProfessorOut(msgspec.Struct):
@@ -75,6 +77,8 @@ class MeUpdate(msgspec.Struct, forbid_unknown_fields=True, omit_defaults=True):
     cancellation_notice_hours: int | msgspec.UnsetType = msgspec.UNSET
     max_active_bookings_per_student: int | msgspec.UnsetType = msgspec.UNSET
     second_reminder_minutes: int | msgspec.UnsetType | None = msgspec.UNSET
+    waitlist_hold_minutes: int | msgspec.UnsetType = msgspec.UNSET
+    waitlist_auto_book: bool | msgspec.UnsetType = msgspec.UNSET
 
     def changes(self) -> dict[str, object]:
         return {f: v for f in self.__struct_fields__ if (v := getattr(self, f)) is not msgspec.UNSET}

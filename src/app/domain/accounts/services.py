@@ -43,9 +43,12 @@ PROFILE_FIELDS = (
     "booking_notice_hours",
     "cancellation_notice_hours",
     "max_active_bookings_per_student",
+    "waitlist_hold_minutes",
+    "waitlist_auto_book",
 )
 TEXT_LIMITS = {"first_name": 150, "last_name": 150, "phone_number": 32, "department": 200, "bio": 5000}
 HOUR_LIMITS = {"booking_notice_hours": (0, 720), "cancellation_notice_hours": (0, 720)}
+HOLD_MINUTES = (5, 2880)
 
 
 def password_problem(password: str, username: str = "") -> str | None:
@@ -74,6 +77,11 @@ def account_field_problems(changes: dict[str, Any]) -> dict[str, str]:
     reminder = changes.get("second_reminder_minutes")
     if reminder is not None and (not isinstance(reminder, int) or not 5 <= reminder <= 10080):
         errors["second_reminder_minutes"] = "Choose from 5 minutes to 7 days before, or none."
+    if (
+        "waitlist_hold_minutes" in changes
+        and not HOLD_MINUTES[0] <= int(changes["waitlist_hold_minutes"]) <= HOLD_MINUTES[1]
+    ):
+        errors["waitlist_hold_minutes"] = "Hold a freed place from 5 minutes to 2 days (2880 minutes)."
     if "max_active_bookings_per_student" in changes and not 1 <= int(changes["max_active_bookings_per_student"]) <= 50:
         errors["max_active_bookings_per_student"] = "Enter a number from 1 to 50."
     return errors

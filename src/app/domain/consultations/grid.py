@@ -20,6 +20,8 @@ class SlotCell:
     booked: int
     mine: bool
     now: datetime
+    offer_until: datetime | None = None  # a waitlist place held for the viewer
+    waiting: bool = False  # the viewer is on this slot's waitlist
 
     @property
     def places_left(self) -> int:
@@ -46,6 +48,8 @@ class SlotCell:
             return "mine"
         if self.is_past:
             return "past"
+        if self.offer_until is not None:
+            return "offered"
         return "free" if self.places_left else "full"
 
 
@@ -99,12 +103,50 @@ async def my_active_slot_ids(slots: SlotService, viewer: User | None, slot_ids: 
     return set((await slots.repository.session.scalars(query)).all())
 
 
+async def my_waitlist(
+    slots: SlotService, viewer: User | None, slot_ids: list[UUID]
+) -> tuple[dict[UUID, datetime], set[UUID]]:
+    """The viewer's held offers (slot -> hold end) and the slots whose waitlist they are on."""
+    if viewer is None or not viewer.is_student or not slot_ids:
+        return {}, set()
+    from app.domain.waitlist.models import WaitlistEntry, WaitlistStatus
+
+    query = select(
+        WaitlistEntry.slot_id, WaitlistEntry.offered_slot_id, WaitlistEntry.status, WaitlistEntry.hold_expires_at
+    ).where(
+        WaitlistEntry.student_id == viewer.id,
+        WaitlistEntry.status.in_((WaitlistStatus.WAITING.value, WaitlistStatus.OFFERED.value)),
+        WaitlistEntry.slot_id.in_(slot_ids) | WaitlistEntry.offered_slot_id.in_(slot_ids),
+    )
+    offers: dict[UUID, datetime] = {}
+    waiting: set[UUID] = set()
+    now = utcnow()
+    for slot_id, offered_slot_id, status, hold in (await slots.repository.session.execute(query)).all():
+        if status == WaitlistStatus.OFFERED and offered_slot_id and hold and hold > now:
+            offers[offered_slot_id] = hold
+        elif status == WaitlistStatus.WAITING and slot_id:
+            waiting.add(slot_id)
+    return offers, waiting
+
+
 async def build_cells(slots: SlotService, rows: list[ConsultationSlot], viewer: User | None) -> list[SlotCell]:
     ids = [slot.id for slot in rows]
     counts = await slots.booked_counts(ids)
     mine = await my_active_slot_ids(slots, viewer, ids)
+    offers, waiting = await my_waitlist(slots, viewer, ids)
+    holds = await slots.hold_counts(ids)
     now = utcnow()
-    return [SlotCell(slot=slot, booked=counts.get(slot.id, 0), mine=slot.id in mine, now=now) for slot in rows]
+    return [
+        SlotCell(
+            slot=slot,
+            booked=counts.get(slot.id, 0) + holds.get(slot.id, 0),
+            mine=slot.id in mine,
+            now=now,
+            offer_until=offers.get(slot.id),
+            waiting=slot.id in waiting,
+        )
+        for slot in rows
+    ]
 
 
 async def build_week(slots: SlotService, professor: User, viewer: User | None, week_start: date) -> SlotGrid:

@@ -7,7 +7,7 @@ import uuid
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
-from typing import Any
+from typing import Any, Protocol
 from uuid import UUID
 from zoneinfo import ZoneInfo
 
@@ -200,6 +200,24 @@ class SlotService(SQLAlchemyAsyncRepositoryService[ConsultationSlot]):
         )
         return {slot_id: count for slot_id, count in (await self.repository.session.execute(query)).all()}
 
+    async def hold_counts(self, slot_ids: Iterable[UUID]) -> dict[UUID, int]:
+        """Places held for waitlisted students: taken, like bookings, until accepted or expired."""
+        ids = list(slot_ids)
+        if not ids:
+            return {}
+        from app.domain.waitlist.models import WaitlistEntry, WaitlistStatus
+
+        query = (
+            select(WaitlistEntry.offered_slot_id, func.count())
+            .where(
+                WaitlistEntry.offered_slot_id.in_(ids),
+                WaitlistEntry.status == WaitlistStatus.OFFERED.value,
+                WaitlistEntry.hold_expires_at > utcnow(),
+            )
+            .group_by(WaitlistEntry.offered_slot_id)
+        )
+        return {slot_id: count for slot_id, count in (await self.repository.session.execute(query)).all()}
+
     async def list_slots(
         self,
         *,
@@ -359,7 +377,10 @@ class SlotService(SQLAlchemyAsyncRepositoryService[ConsultationSlot]):
         for name in ("capacity", *TEXT_FIELDS):
             if name in changes:
                 setattr(slot, name, changes[name])
-        slot.status = (SlotStatus.BOOKED if active >= slot.capacity else SlotStatus.AVAILABLE).value
+        bookings = BookingService(session=self.repository.session)
+        if changes.get("capacity", 0) > active:  # more room: the waitlist moves up
+            await waitlist_hooks().place_freed(self.repository.session, slot)
+        await bookings.refresh_slot_status(slot)
         if moved or any(name in changes for name in ("location", "meeting_url")):
             await self._tell_booked_students_of_move(slot)
         await announce(self.repository.session, "slot_changed", professor.id, slot.id)
@@ -443,6 +464,21 @@ class SlotService(SQLAlchemyAsyncRepositoryService[ConsultationSlot]):
         return int(result.rowcount or 0)  # type: ignore[attr-defined]
 
 
+class WaitlistHooks(Protocol):
+    """What booking needs from the waitlist (implemented in app.domain.waitlist.services)."""
+
+    async def offer_for(self, session: Any, slot: ConsultationSlot, student: User) -> Any: ...
+    async def holds_on(self, session: Any, slot: ConsultationSlot) -> int: ...
+    async def accepted(self, session: Any, offer: Any) -> None: ...
+    async def place_freed(self, session: Any, slot: ConsultationSlot) -> None: ...
+
+
+def waitlist_hooks() -> WaitlistHooks:
+    from app.domain.waitlist.services import hooks
+
+    return hooks
+
+
 class BookingService(SQLAlchemyAsyncRepositoryService[Booking]):
     class Repository(SQLAlchemyAsyncRepository[Booking]):
         model_type = Booking
@@ -460,14 +496,14 @@ class BookingService(SQLAlchemyAsyncRepositoryService[Booking]):
     def notifications(self) -> NotificationService:
         return NotificationService(session=self.repository.session)
 
-    async def _lock_slot(self, slot_id: UUID) -> ConsultationSlot:
+    async def lock_slot(self, slot_id: UUID) -> ConsultationSlot:
         query = select(ConsultationSlot).where(ConsultationSlot.id == slot_id).with_for_update(of=ConsultationSlot)
         slot: ConsultationSlot | None = (await self.repository.session.scalars(query)).unique().one_or_none()
         if slot is None:
             raise NotFound("Slot not found.")
         return slot
 
-    async def _active_count(self, slot_id: UUID) -> int:
+    async def active_count(self, slot_id: UUID) -> int:
         query = select(func.count()).select_from(Booking).where(Booking.slot_id == slot_id, Booking.status.in_(ACTIVE))
         return int(await self.repository.session.scalar(query) or 0)
 
@@ -487,10 +523,28 @@ class BookingService(SQLAlchemyAsyncRepositoryService[Booking]):
             raise FieldErrors(errors)
         if not student.is_student:
             raise ConflictError("Only students can book consultation slots.")
-        slot = await self._lock_slot(slot_id)
-        profile = (
-            await self.repository.session.scalars(select(Profile).where(Profile.user_id == slot.professor_id))
-        ).one()
+        slot = await self.lock_slot(slot_id)
+        profile = await self.professor_profile(slot)
+        self.require_bookable(slot, profile)
+        # A student holding a waitlist offer for this slot takes the held place.
+        offer = await waitlist_hooks().offer_for(self.repository.session, slot, student)
+        taken = await self.active_count(slot.id) + await waitlist_hooks().holds_on(self.repository.session, slot)
+        if offer is None and taken >= slot.capacity:
+            raise ConflictError("This slot is full.")
+        await self.require_eligible(student, slot, profile)
+        booking = await self.take_place(slot, student, topic, profile)
+        if offer is not None:
+            await waitlist_hooks().accepted(self.repository.session, offer)
+        await commit(self.repository.session)
+        return await self.get(booking.id)
+
+    async def professor_profile(self, slot: ConsultationSlot) -> Profile:
+        query = select(Profile).where(Profile.user_id == slot.professor_id)
+        profile: Profile = (await self.repository.session.scalars(query)).one()
+        return profile
+
+    @staticmethod
+    def require_bookable(slot: ConsultationSlot, profile: Profile) -> None:
         now = utcnow()
         if slot.status == SlotStatus.CANCELLED:
             raise ConflictError("This slot has been cancelled.")
@@ -498,36 +552,28 @@ class BookingService(SQLAlchemyAsyncRepositoryService[Booking]):
             raise ConflictError("This slot is in the past.")
         if slot.start_time < now + timedelta(hours=profile.booking_notice_hours):
             raise ConflictError(f"Book at least {profile.booking_notice_hours} hours before the start.")
-        mine = await self.repository.session.scalar(
+
+    async def require_eligible(self, student: User, slot: ConsultationSlot, profile: Profile) -> None:
+        """Not booked here already, free at that time, and under the professor's per-student limit."""
+        session = self.repository.session
+        mine = await session.scalar(
             select(func.count())
             .select_from(Booking)
             .where(Booking.slot_id == slot.id, Booking.student_id == student.id, Booking.status.in_(ACTIVE))
         )
         if mine:
             raise ConflictError("You have booked this slot already.")
-        taken = await self._active_count(slot.id)
-        if taken >= slot.capacity:
-            raise ConflictError("This slot is full.")
-        clash = (
-            (
-                await self.repository.session.scalars(
-                    select(Booking)
-                    .where(
-                        Booking.student_id == student.id,
-                        Booking.status.in_(ACTIVE),
-                        Booking.start_time < slot.end_time,
-                        Booking.end_time > slot.start_time,
-                    )
-                    .limit(1)
-                )
-            )
-            .unique()
-            .first()
+        overlapping = select(Booking).where(
+            Booking.student_id == student.id,
+            Booking.status.in_(ACTIVE),
+            Booking.start_time < slot.end_time,
+            Booking.end_time > slot.start_time,
         )
+        clash = (await session.scalars(overlapping.limit(1))).unique().first()
         if clash is not None:
             when = describe_time(clash.start_time, clash.end_time, student.timezone)
             raise ConflictError(f"You already have a consultation then ({when}).")
-        held = await self.repository.session.scalar(
+        held = await session.scalar(
             select(func.count())
             .select_from(Booking)
             .join(ConsultationSlot, Booking.slot_id == ConsultationSlot.id)
@@ -535,13 +581,16 @@ class BookingService(SQLAlchemyAsyncRepositoryService[Booking]):
                 Booking.student_id == student.id,
                 Booking.status.in_(ACTIVE),
                 ConsultationSlot.professor_id == slot.professor_id,
-                Booking.end_time > now,
+                Booking.end_time > utcnow(),
             )
         )
         if (held or 0) >= profile.max_active_bookings_per_student:
             raise ConflictError(
                 f"You hold {held} upcoming bookings with this professor, the most allowed; cancel one to book another."
             )
+
+    async def take_place(self, slot: ConsultationSlot, student: User, topic: str, profile: Profile) -> Booking:
+        """Create the booking on a locked slot (capacity already decided), tell the parties, announce it."""
         status = BookingStatus.CONFIRMED if profile.auto_confirm else BookingStatus.PENDING
         booking = await self.create(
             {
@@ -549,13 +598,12 @@ class BookingService(SQLAlchemyAsyncRepositoryService[Booking]):
                 "student_id": student.id,
                 "topic": topic,
                 "status": status.value,
-                "confirmed_at": now if status == BookingStatus.CONFIRMED else None,
+                "confirmed_at": utcnow() if status == BookingStatus.CONFIRMED else None,
             },
             auto_commit=False,
             auto_refresh=False,
         )
-        if taken + 1 >= slot.capacity:
-            slot.status = SlotStatus.BOOKED.value
+        await self.refresh_slot_status(slot)
         await self.notifications.record(
             user_id=slot.professor_id, booking_id=booking.id, kind=NotificationKind.BOOKING_REQUESTED
         )
@@ -564,8 +612,14 @@ class BookingService(SQLAlchemyAsyncRepositoryService[Booking]):
                 user_id=student.id, booking_id=booking.id, kind=NotificationKind.BOOKING_CONFIRMED
             )
         await announce(self.repository.session, "booking_created", slot.professor_id, slot.id, booking.id)
-        await commit(self.repository.session)
-        return await self.get(booking.id)
+        return booking
+
+    async def refresh_slot_status(self, slot: ConsultationSlot) -> None:
+        """`booked` while bookings and held places fill the capacity, `available` otherwise."""
+        if slot.status not in (SlotStatus.AVAILABLE, SlotStatus.BOOKED):
+            return
+        taken = await self.active_count(slot.id) + await waitlist_hooks().holds_on(self.repository.session, slot)
+        slot.status = (SlotStatus.BOOKED if taken >= slot.capacity else SlotStatus.AVAILABLE).value
 
     async def get_visible(self, user: User, booking_id: UUID) -> Booking:
         """A booking its student or its slot's professor may see; anyone else gets NotFound."""
@@ -604,7 +658,7 @@ class BookingService(SQLAlchemyAsyncRepositoryService[Booking]):
     async def _transition(self, user: User, booking_id: UUID) -> tuple[Booking, ConsultationSlot]:
         """Lock the slot first, then the booking: the same order as booking, so no deadlock."""
         booking = await self.get_visible(user, booking_id)
-        slot = await self._lock_slot(booking.slot_id)
+        slot = await self.lock_slot(booking.slot_id)
         await self.repository.session.execute(select(Booking.id).where(Booking.id == booking.id).with_for_update())
         await self.repository.session.refresh(booking)
         return booking, slot
@@ -658,8 +712,9 @@ class BookingService(SQLAlchemyAsyncRepositoryService[Booking]):
         booking.status = BookingStatus.CANCELLED.value
         booking.cancelled_by, booking.cancel_reason, booking.cancelled_at = user.id, reason, utcnow()
         booking.sequence += 1
-        if slot.status == SlotStatus.BOOKED:
-            slot.status = SlotStatus.AVAILABLE.value
+        await self.repository.session.flush()
+        await waitlist_hooks().place_freed(self.repository.session, slot)
+        await self.refresh_slot_status(slot)
         if by_professor:
             kind = NotificationKind.BOOKING_DECLINED if declined else NotificationKind.BOOKING_CANCELLED
             await self.notifications.record(

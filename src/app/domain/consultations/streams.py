@@ -6,6 +6,7 @@ import asyncio
 from collections import OrderedDict
 from collections.abc import AsyncGenerator, AsyncIterator
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 from uuid import UUID
 
@@ -25,6 +26,7 @@ from app.domain.consultations.controllers import professor_or_404
 from app.domain.consultations.grid import SlotCell
 from app.domain.consultations.models import Booking, BookingStatus, ConsultationSlot
 from app.domain.consultations.services import ACTIVE, BookingService, SlotService, utcnow
+from app.domain.waitlist.models import WaitlistEntry, WaitlistStatus
 from app.lib.auth import requires_professor, requires_user
 from app.lib.live import LiveEvent, professor_channel
 from app.lib.rendering import render_html
@@ -40,17 +42,21 @@ class SlotSnapshot:
     """A slot as it is after an event, shared by every stream of this process (one query per event, not per viewer)."""
 
     slot: ConsultationSlot
-    booked: int
+    booked: int  # bookings and held places
     students: frozenset[UUID]
     booking: Booking | None
-    rendered: dict[tuple[bool, str, bool], str] = field(default_factory=dict)
+    offers: dict[UUID, datetime] = field(default_factory=dict)  # student -> hold end
+    waiting: frozenset[UUID] = frozenset()
+    rendered: dict[tuple[Any, ...], str] = field(default_factory=dict)
 
     def cell_html(self, request: Request[User, Any, Any], viewer: User) -> str:
         """The cell as this viewer sees it; viewers who see the same cell share one rendering."""
-        mine = viewer.id in self.students
-        key = (mine, viewer.timezone, viewer.is_student)
+        mine, offer, waiting = viewer.id in self.students, self.offers.get(viewer.id), viewer.id in self.waiting
+        key = (mine, offer, waiting, viewer.timezone, viewer.is_student)
         if key not in self.rendered:
-            cell = SlotCell(slot=self.slot, booked=self.booked, mine=mine, now=utcnow())
+            cell = SlotCell(
+                slot=self.slot, booked=self.booked, mine=mine, now=utcnow(), offer_until=offer, waiting=waiting
+            )
             self.rendered[key] = render_html(request, "components/slot_cell.html", {"cell": cell, "oob": False})
         return self.rendered[key]
 
@@ -86,7 +92,20 @@ class SnapshotCache:
             booking = None
             if event.booking_id:
                 booking = await BookingService(session=session).get_one_or_none(id=UUID(event.booking_id))
-        return SlotSnapshot(slot=slot, booked=len(ids), students=ids, booking=booking)
+            queue = (
+                await session.execute(
+                    select(WaitlistEntry.student_id, WaitlistEntry.status, WaitlistEntry.hold_expires_at).where(
+                        (WaitlistEntry.slot_id == slot.id) | (WaitlistEntry.offered_slot_id == slot.id),
+                        WaitlistEntry.status.in_((WaitlistStatus.WAITING.value, WaitlistStatus.OFFERED.value)),
+                    )
+                )
+            ).all()
+        now = utcnow()
+        offers = {student: hold for student, status, hold in queue if status == "offered" and hold and hold > now}
+        waiting = frozenset(student for student, status, _ in queue if status == "waiting")
+        return SlotSnapshot(
+            slot=slot, booked=len(ids) + len(offers), students=ids, booking=booking, offers=offers, waiting=waiting
+        )
 
 
 snapshots = SnapshotCache()

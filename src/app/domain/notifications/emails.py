@@ -25,6 +25,8 @@ SUBJECTS = {
     "slot_cancelled": "Cancelled by {professor}: consultation on {when}",
     "booking_moved": "Changed: consultation with {professor}, now {when}",
     "reminder": "Reminder: consultation on {when}",
+    "waitlist_offer": "A place is free for you: {offer_professor} on {offer_when}",
+    "waitlist_booked": "Booked from the waitlist: {professor} on {when}",
 }
 ICS_METHOD = {
     "booking_confirmed": "REQUEST",
@@ -78,10 +80,24 @@ def render_email(
         "link": f"{settings.app_url}/bookings/{booking.id}" if booking else settings.app_url,
     }
     when = local_time(booking.start_time, recipient.timezone, "%a %d %b %Y, %H:%M") if booking else ""
+    offer = notification.context
+    offer_when = (
+        local_time(datetime.fromisoformat(offer["start"]), recipient.timezone, "%a %d %b %Y, %H:%M")
+        if "start" in offer
+        else ""
+    )
+    context["offer_when"] = f"{offer_when} ({recipient.timezone})"
+    context["offer_until"] = (
+        local_time(datetime.fromisoformat(offer["hold_expires_at"]), recipient.timezone, "%H:%M on %d %b")
+        if offer.get("hold_expires_at")
+        else ""
+    )
     subject = SUBJECTS.get(notification.kind, "Office hours").format(
         student=booking.student.full_name if booking else "",
         professor=booking.slot.professor.full_name if booking else "",
         when=f"{when} ({recipient.timezone})",
+        offer_professor=offer.get("professor", ""),
+        offer_when=context["offer_when"],
     )
     text = _ENV.get_template("emails/message.txt").render(subject=subject, **context)
     html = _ENV.get_template("emails/message.html").render(subject=subject, **context)
