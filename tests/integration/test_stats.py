@@ -209,6 +209,8 @@ async def test_every_figure_is_exact_on_a_crafted_term(client: Any, database_url
         ],
         "busiest_weekday": "Tuesday",  # 3 on Tuesdays in New York (Wednesday in UTC; Monday if cancelled counted)
         "busiest_hour": 19,  # 3 at 19:00 New York time (00:00 UTC; 10:00 if cancelled counted)
+        "waitlist_promotions": 0,
+        "waitlist_expired_holds": 0,
     }
 
 
@@ -235,6 +237,8 @@ async def test_a_range_without_bookings_has_zeros_and_no_rates(client: Any) -> N
         "bookings_per_week": [],
         "busiest_weekday": None,
         "busiest_hour": None,
+        "waitlist_promotions": 0,
+        "waitlist_expired_holds": 0,
     }
 
 

@@ -272,3 +272,17 @@ async def test_a_window_entry_is_offered_any_matching_slot(client: Any, database
     assert joined.json()["slot_id"] is None
     await client.post(f"/api/v1/bookings/{taken.id}/cancel", headers=await api_token(client, taken.student.username))
     assert entries(database_url) == [(student.id, "offered")]
+
+
+async def test_stats_count_promotions_and_expired_holds(client: Any, database_url: str) -> None:
+    professor, slot, (taken,) = await full_slot()
+    first, second = await make_user(), await make_user()
+    for student in (first, second):
+        await client.post(f"/api/v1/slots/{slot.id}/waitlist", headers=await auth(client, student))
+    await client.post(f"/api/v1/bookings/{taken.id}/cancel", headers=await api_token(client, taken.student.username))
+    with psycopg.connect(database_url, autocommit=True) as conn:
+        conn.execute("UPDATE waitlist_entry SET hold_expires_at = now() - interval '1 minute' WHERE status = 'offered'")
+    async with provide_services() as services:
+        await services.waitlist.expire_holds()
+    stats = await client.get("/api/v1/stats", headers=await auth(client, professor))
+    assert (stats.json()["waitlist_promotions"], stats.json()["waitlist_expired_holds"]) == (2, 1)

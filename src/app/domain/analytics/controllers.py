@@ -43,6 +43,8 @@ def stats_out(stats: Stats) -> StatsOut:
         bookings_per_week=[WeekCount(week=week, bookings=count) for week, count in stats.weekly],
         busiest_weekday=stats.busiest_weekday,
         busiest_hour=stats.busiest_hour,
+        waitlist_promotions=stats.waitlist_promotions,
+        waitlist_expired_holds=stats.waitlist_expired_holds,
     )
 
 

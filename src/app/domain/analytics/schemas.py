@@ -31,3 +31,5 @@ class StatsOut(msgspec.Struct):
     bookings_per_week: list[WeekCount]
     busiest_weekday: str | None
     busiest_hour: int | None
+    waitlist_promotions: int
+    waitlist_expired_holds: int

@@ -62,16 +62,23 @@ busiest_hour AS (
     SELECT extract(hour FROM local_start)::int AS hour, count(*) AS n
     FROM b WHERE status <> 'cancelled' GROUP BY 1 ORDER BY n DESC, hour LIMIT 1
 ),
+waitlist AS (
+    SELECT count(*) FILTER (WHERE w.status IN ('offered', 'accepted', 'expired')) AS promotions,
+           count(*) FILTER (WHERE w.status = 'expired') AS expired_holds
+    FROM waitlist_entry w
+    JOIN consultation_slot ws ON ws.id = w.offered_slot_id
+    WHERE ws.professor_id = :professor_id AND ws.start_time >= :start AND ws.start_time < :end
+),
 offered AS (
     SELECT count(*) AS slots, coalesce(sum(capacity), 0) AS places
     FROM consultation_slot
     WHERE professor_id = :professor_id AND status <> 'cancelled' AND start_time >= :start AND start_time < :end
 )
-SELECT totals.*, offered.slots, offered.places,
+SELECT totals.*, offered.slots, offered.places, waitlist.promotions, waitlist.expired_holds,
        (SELECT coalesce(json_agg(json_build_array(week, bookings) ORDER BY week), '[]') FROM weekly) AS weekly,
        (SELECT weekday FROM busiest_day) AS busiest_weekday,
        (SELECT hour FROM busiest_hour) AS busiest_hour
-FROM totals, offered
+FROM totals, offered, waitlist
 """
 )
 
@@ -129,6 +136,8 @@ class Stats:
     weekly: list[tuple[date, int]] = field(default_factory=list)
     busiest_weekday: str | None = None
     busiest_hour: int | None = None
+    waitlist_promotions: int = 0
+    waitlist_expired_holds: int = 0
 
     @property
     def utilisation(self) -> float | None:
@@ -179,6 +188,8 @@ class StatsService(SQLAlchemyAsyncRepositoryService[Booking]):
             weekly=[(date.fromisoformat(week), int(count)) for week, count in _json(row["weekly"])],
             busiest_weekday=WEEKDAYS[row["busiest_weekday"]] if row["busiest_weekday"] is not None else None,
             busiest_hour=row["busiest_hour"],
+            waitlist_promotions=int(row["promotions"]),
+            waitlist_expired_holds=int(row["expired_holds"]),
         )
 
     async def export_csv(self, professor: User, period: DateRange) -> str:

@@ -10,6 +10,7 @@ from zoneinfo import ZoneInfo
 from litestar import Controller, Request, Response, get, post
 from litestar.di import NamedDependency, Provide
 from litestar.params import FromPath
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.domain.accounts.models import User
 from app.domain.consultations.deps import provide_bookings, provide_slots
@@ -114,6 +115,29 @@ def bulk_rule(form: Any) -> SlotRule:
     )
 
 
+async def slot_rows_context(
+    session: AsyncSession, professor: User, slot_list: list[ConsultationSlot]
+) -> tuple[dict[str, Any], list[Booking]]:
+    """What dashboard slot rows show: places taken, the bookings under each row, waitlist lengths.
+
+    Also returns the professor's upcoming active bookings (the pending list is made from them).
+    """
+    from app.domain.waitlist.services import WaitlistService
+
+    ids = [slot.id for slot in slot_list]
+    active, _ = await BookingService(session=session).list_for(professor, upcoming=True, limit=500)
+    by_slot: dict[UUID, list[Booking]] = {}
+    for booking in active:
+        by_slot.setdefault(booking.slot_id, []).append(booking)
+    context = {
+        "counts": await SlotService(session=session).booked_counts(ids),
+        "bookings_by_slot": by_slot,
+        "waiting": await WaitlistService(session=session).lengths(ids),
+        "errors": {},
+    }
+    return context, active
+
+
 class DashboardPages(Controller):
     path = "/dashboard"
     guards = [requires_professor]
@@ -124,24 +148,16 @@ class DashboardPages(Controller):
         now = utcnow()
         week, _ = await slots.list_slots(professor_id=professor.id, start=now, end=now + timedelta(days=8), limit=500)
         week = [slot for slot in week if slot.status != SlotStatus.CANCELLED]
-        counts = await slots.booked_counts(slot.id for slot in week)
-        active, _ = await bookings.list_for(professor, upcoming=True, limit=500)
-        pending = [b for b in active if b.status == BookingStatus.PENDING]
+        rows, active = await slot_rows_context(slots.repository.session, professor, week)
         to_mark, _ = await bookings.list_for(professor, status=BookingStatus.CONFIRMED.value, upcoming=None, limit=200)
-        to_mark = [b for b in to_mark if b.start_time <= now]
-        by_slot: dict[UUID, list[Booking]] = {}
-        for booking in active:
-            by_slot.setdefault(booking.slot_id, []).append(booking)
         today = now.astimezone(ZoneInfo(professor.timezone)).date()
         return {
+            **rows,
             "week_slots": week,
-            "counts": counts,
-            "bookings_by_slot": by_slot,
-            "pending": pending,
-            "to_mark": to_mark,
+            "pending": [b for b in active if b.status == BookingStatus.PENDING],
+            "to_mark": [b for b in to_mark if b.start_time <= now],
             "today": today,
             "default_end": today + timedelta(days=28),
-            "errors": {},
         }
 
     @get("/", name="dashboard")
@@ -195,17 +211,8 @@ class DashboardPages(Controller):
     async def _row(
         self, request: Request[User, Any, Any], slots: SlotService, slot: ConsultationSlot, **extra: Any
     ) -> str:
-        counts = await slots.booked_counts([slot.id])
-        bookings = BookingService(session=slots.repository.session)
-        active, _ = await bookings.list_for(request.user, upcoming=True, limit=500)
-        context = {
-            "slot": slot,
-            "counts": counts,
-            "bookings_by_slot": {slot.id: [b for b in active if b.slot_id == slot.id]},
-            "errors": {},
-            **extra,
-        }
-        return render_html(request, "components/dashboard_slot_row.html", context)
+        rows, _ = await slot_rows_context(slots.repository.session, request.user, [slot])
+        return render_html(request, "components/dashboard_slot_row.html", {**rows, "slot": slot, **extra})
 
     @get("/slots/{slot_id:uuid}/row")
     async def slot_row(

@@ -23,6 +23,7 @@ from app.domain.accounts.deps import provide_users
 from app.domain.accounts.models import User
 from app.domain.accounts.services import UserService
 from app.domain.consultations.controllers import professor_or_404
+from app.domain.consultations.dashboard import slot_rows_context
 from app.domain.consultations.grid import SlotCell
 from app.domain.consultations.models import Booking, BookingStatus, ConsultationSlot
 from app.domain.consultations.services import ACTIVE, BookingService, SlotService, utcnow
@@ -196,19 +197,12 @@ async def dashboard_fragments(
     request: Request[User, Any, Any], professor: User, snapshot: SlotSnapshot, event: LiveEvent
 ) -> list[tuple[str, str]]:
     """The changed slot row, the pending list, and a toast when a student booked or cancelled."""
-    async with get_alchemy_config().get_session() as session:
-        bookings = BookingService(session=session)
-        active, _ = await bookings.list_for(professor, upcoming=True, limit=500)
     slot = snapshot.slot
-    context = {
-        "slot": slot,
-        "counts": {slot.id: snapshot.booked},
-        "bookings_by_slot": {slot.id: [b for b in active if b.slot_id == slot.id]},
-        "errors": {},
-    }
+    async with get_alchemy_config().get_session() as session:
+        rows, active = await slot_rows_context(session, professor, [slot])
     pending = [b for b in active if b.status == BookingStatus.PENDING]
     fragments = [
-        (f"slot-row-{slot.id}", render_html(request, "components/dashboard_slot_row.html", context)),
+        (f"slot-row-{slot.id}", render_html(request, "components/dashboard_slot_row.html", {**rows, "slot": slot})),
         ("pending", render_html(request, "components/pending_list.html", {"pending": pending})),
     ]
     booking = snapshot.booking
