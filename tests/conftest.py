@@ -169,6 +169,7 @@ def migrate(url: str, *args: str) -> None:
 TABLES = (
     "saq_jobs",
     "waitlist_entry",
+    "calendar_event",
     "notification",
     "consultation_note",
     "booking",

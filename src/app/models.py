@@ -1,6 +1,7 @@
 """Every model, imported once so the metadata (and Alembic) sees the whole schema."""
 
 from app.domain.accounts.models import ApiToken, AuthFailure, Profile, User, UserSession
+from app.domain.calendar.models import CalendarEvent
 from app.domain.consultations.models import Booking, ConsultationNote, ConsultationSlot
 from app.domain.notifications.models import Notification
 from app.domain.waitlist.models import WaitlistEntry
@@ -9,6 +10,7 @@ __all__ = (
     "ApiToken",
     "AuthFailure",
     "Booking",
+    "CalendarEvent",
     "ConsultationNote",
     "ConsultationSlot",
     "Notification",

@@ -39,6 +39,8 @@ class User(Base):
     is_active: Mapped[bool] = mapped_column(Boolean, default=True)
     is_admin: Mapped[bool] = mapped_column(Boolean, default=False)
     timezone: Mapped[str] = mapped_column(String(64))
+    # Google account (OpenID Connect `sub`), once linked.
+    google_sub: Mapped[str | None] = mapped_column(String(255), unique=True, default=None)
 
     profile: Mapped[Profile] = relationship(
         back_populates="user", lazy="joined", uselist=False, cascade="all, delete-orphan"
@@ -77,8 +79,9 @@ class Profile(Base):
     department: Mapped[str] = mapped_column(String(200), default="")
     bio: Mapped[str] = mapped_column(Text, default="")
     profile_picture: Mapped[str | None] = mapped_column(String(500), default=None)
-    google_calendar_token: Mapped[str | None] = mapped_column(Text, default=None)
+    google_calendar_token: Mapped[str | None] = mapped_column(Text, default=None)  # Fernet-encrypted JSON
     calendar_sync_enabled: Mapped[bool] = mapped_column(Boolean, default=False)
+    calendar_sync_error: Mapped[str] = mapped_column(Text, default="")
     auto_confirm: Mapped[bool] = mapped_column(Boolean, default=False)
     booking_notice_hours: Mapped[int] = mapped_column(Integer, default=2)
     cancellation_notice_hours: Mapped[int] = mapped_column(Integer, default=2)
