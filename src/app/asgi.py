@@ -17,6 +17,7 @@ from litestar_saq import SAQPlugin
 from app.config import PROJECT_ROOT, get_settings
 from app.db import EmbeddedDatabasePlugin, get_alchemy_config
 from app.domain.accounts.controllers import AccountApi, AccountPages
+from app.domain.accounts.google_controllers import GoogleAuth
 from app.domain.analytics.controllers import StatsApi, StatsPages
 from app.domain.consultations.api import BookingApi, SlotApi
 from app.domain.consultations.controllers import BookingPages
@@ -61,6 +62,7 @@ def create_app() -> Litestar:
             SystemController,
             AccountPages,
             AccountApi,
+            GoogleAuth,
             SlotApi,
             BookingPages,
             DashboardPages,

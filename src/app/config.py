@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import os
 import secrets
 from dataclasses import dataclass
@@ -53,6 +55,10 @@ class Settings:
     google_discovery_url: str
     google_api_root: str
     frame_ancestors: tuple[str, ...]
+    google_professor_domains: tuple[str, ...]
+    google_student_domains: tuple[str, ...]
+    # Fernet keys for OAuth tokens at rest; the first encrypts, all decrypt (prepend a new key to rotate).
+    token_encryption_keys: tuple[str, ...]
     default_timezone: str
     data_dir: Path
     upload_dir: Path
@@ -68,6 +74,10 @@ class Settings:
     @property
     def is_production(self) -> bool:
         return self.app_env == "production"
+
+    @property
+    def google_enabled(self) -> bool:
+        return bool(self.google_client_id and self.google_client_secret)
 
     @property
     def cookies_secure(self) -> bool:
@@ -116,12 +126,20 @@ def load_settings() -> Settings:
         ),
         google_api_root=os.environ.get("GOOGLE_API_ROOT", "https://www.googleapis.com/"),
         frame_ancestors=_split(os.environ.get("FRAME_ANCESTORS", "")),
+        google_professor_domains=_split(os.environ.get("GOOGLE_PROFESSOR_DOMAINS", "").lower()),
+        google_student_domains=_split(os.environ.get("GOOGLE_STUDENT_DOMAINS", "").lower()),
+        token_encryption_keys=_split(os.environ.get("TOKEN_ENCRYPTION_KEYS", "")) or (_derived_key(secret_key),),
         default_timezone=default_timezone,
         data_dir=data_dir,
         upload_dir=Path(os.environ.get("UPLOAD_DIR", data_dir / "uploads")),
         run_worker_in_process=os.environ.get("RUN_WORKER_IN_PROCESS", "true").lower() in ("1", "true", "yes"),
         outbox_sweep_after_seconds=int(os.environ.get("OUTBOX_SWEEP_AFTER_SECONDS", "120")),
     )
+
+
+def _derived_key(secret_key: str) -> str:
+    """A Fernet key derived from SECRET_KEY, for when TOKEN_ENCRYPTION_KEYS is not set."""
+    return base64.urlsafe_b64encode(hashlib.sha256(b"token-encryption:" + secret_key.encode()).digest()).decode()
 
 
 def _development_secret(data_dir: Path) -> str:

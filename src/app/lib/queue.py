@@ -48,6 +48,7 @@ def get_saq_config() -> SAQConfig:
                     tasks.send_due_reminders,
                     tasks.complete_ended_slots,
                     tasks.expire_waitlist_holds,
+                    tasks.sync_booking_calendar,
                 ],
                 scheduled_tasks=[
                     CronJob(function=tasks.sweep_outbox, cron="* * * * *", timeout=120),
@@ -95,3 +96,20 @@ async def queue_reachable(queue: Queue) -> bool:
     except Exception:
         return False
     return True
+
+
+async def enqueue_calendar_syncs(booking_ids: Iterable[UUID]) -> None:
+    """One calendar sync job per changed booking; SAQ retries it with backoff when Google is busy."""
+    if not get_settings().google_enabled:
+        return
+    queue = await get_queue()
+    for booking_id in booking_ids:
+        await queue.enqueue(
+            "sync_booking_calendar",
+            key=f"calendar:{booking_id}:{time.time_ns()}",
+            booking_id=str(booking_id),
+            timeout=60,
+            retries=6,
+            retry_delay=5.0,
+            retry_backoff=True,
+        )

@@ -13,11 +13,16 @@ from sqlalchemy.orm import Session
 from app.lib.live import PENDING_KEY, publish_collected
 
 OUTBOX_KEY = "outbox_ids"
+CALENDAR_KEY = "calendar_booking_ids"
 logger = logging.getLogger(__name__)
 
 
 def remember_outbox(session: AsyncSession, ids: Iterable[UUID]) -> None:
     session.info.setdefault(OUTBOX_KEY, []).extend(ids)
+
+
+def remember_calendar_sync(session: AsyncSession, booking_id: UUID) -> None:
+    session.info.setdefault(CALENDAR_KEY, set()).add(booking_id)
 
 
 async def commit(session: AsyncSession) -> None:
@@ -28,17 +33,21 @@ async def commit(session: AsyncSession) -> None:
     await session.commit()
     await publish_collected(session)
     ids: list[UUID] = session.info.pop(OUTBOX_KEY, [])
-    if ids:
-        from app.lib.queue import enqueue_deliveries
+    bookings: set[UUID] = session.info.pop(CALENDAR_KEY, set())
+    if not (ids or bookings):
+        return
+    from app.lib.queue import enqueue_calendar_syncs, enqueue_deliveries
 
-        try:
-            await enqueue_deliveries(ids)
-        except Exception:  # the change is committed; the outbox sweep will queue these rows
-            logger.exception("could not queue %d notification(s); the sweep will retry", len(ids))
+    try:
+        await enqueue_deliveries(ids)
+        await enqueue_calendar_syncs(bookings)
+    except Exception:  # the change is committed; the outbox sweep will queue these rows
+        logger.exception("could not queue %d notification(s); the sweep will retry", len(ids))
 
 
 @event.listens_for(Session, "after_rollback")
 def _forget_after_rollback(session: Session) -> None:
     """Rolled-back rows have no e-mail to send and no event to publish."""
     session.info.pop(OUTBOX_KEY, None)
+    session.info.pop(CALENDAR_KEY, None)
     session.info.pop(PENDING_KEY, None)

@@ -8,6 +8,7 @@ from uuid import UUID
 from saq.types import Context
 
 from app.config import get_settings
+from app.domain.calendar.services import CalendarSync
 from app.domain.notifications.services import Delivery, OutboxDelivery, retry_delay_seconds
 from app.lib.providers import provide_services
 from app.lib.queue import enqueue_deliveries
@@ -53,6 +54,13 @@ async def expire_waitlist_holds(ctx: Context) -> int:
         return await services.waitlist.expire_holds()
 
 
+async def sync_booking_calendar(ctx: Context, *, booking_id: str) -> dict[str, str]:
+    """Mirror one booking into its parties' Google Calendars (RetryableSyncError makes SAQ retry)."""
+    async with provide_services() as services:
+        outcome = await CalendarSync(services.session, get_settings()).sync_booking(UUID(booking_id))
+    return {str(user): action for user, action in outcome.items()}
+
+
 async def complete_ended_slots(ctx: Context) -> int:
     async with provide_services() as services:
         return await services.slots.complete_ended_slots()
@@ -64,4 +72,5 @@ __all__ = [
     "expire_waitlist_holds",
     "send_due_reminders",
     "sweep_outbox",
+    "sync_booking_calendar",
 ]

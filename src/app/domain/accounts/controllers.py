@@ -13,6 +13,7 @@ from litestar.status_codes import HTTP_201_CREATED, HTTP_204_NO_CONTENT
 
 from app.config import get_settings
 from app.domain.accounts.deps import provide_throttle, provide_tokens, provide_users
+from app.domain.accounts.google import PENDING_KEY, GoogleIdentity
 from app.domain.accounts.models import User
 from app.domain.accounts.schemas import (
     MeUpdate,
@@ -153,7 +154,8 @@ class AccountPages(Controller):
     ) -> Response[Any]:
         if request.user:
             return redirect(request, safe_next(next_url, landing_page(request.user)))
-        return render(request, "pages/login.html", {"next": safe_next(next_url, ""), "errors": {}, "form": {}})
+        context = {"next": safe_next(next_url, ""), "errors": {}, "form": {}, "google": get_settings().google_enabled}
+        return render(request, "pages/login.html", context)
 
     @post("/login", status_code=200)
     async def login(
@@ -172,6 +174,10 @@ class AccountPages(Controller):
             return self._login_failed(
                 request, form, exc.message, next_url, 429 if isinstance(exc, TooManyAttempts) else 400
             )
+        pending = request.session.get(PENDING_KEY)
+        if pending and str(pending.get("email", "")).lower() == user.email.lower():
+            # The password proved the account: now the Google identity with the same email may join it.
+            await users.link_google(user.id, GoogleIdentity(**pending))
         start_session(request, {"user_id": str(user.id)})
         flash(request, f"Welcome, {user.first_name or user.username}.", "success")
         return redirect(request, next_url or landing_page(user))
@@ -182,7 +188,12 @@ class AccountPages(Controller):
         errors = {"password": message}
         if request.headers.get("hx-request") == "true":
             return form_errors(request, ("username", "password"), errors, status_code=status)
-        context = {"next": next_url, "errors": errors, "form": {"username": form.get("username", "")}}
+        context = {
+            "next": next_url,
+            "errors": errors,
+            "form": {"username": form.get("username", "")},
+            "google": get_settings().google_enabled,
+        }
         return render(request, "pages/login.html", context, status_code=status)
 
     @post("/logout", status_code=200)
@@ -212,7 +223,13 @@ class AccountPages(Controller):
 
     @get("/settings", guards=[requires_user], name="settings")
     async def settings_page(self, request: Request[Any, Any, Any]) -> Response[Any]:
-        context = {"errors": {}, "timezones": SORTED_TIMEZONES, "app_url": get_settings().app_url}
+        settings = get_settings()
+        context = {
+            "errors": {},
+            "timezones": SORTED_TIMEZONES,
+            "app_url": settings.app_url,
+            "google": settings.google_enabled,
+        }
         return render(request, "pages/settings.html", context)
 
     @post("/settings/profile", guards=[requires_user], status_code=200)

@@ -19,8 +19,9 @@ from PIL import Image, UnidentifiedImageError
 from sqlalchemy import delete, func, select
 
 from app.config import Settings, get_settings
+from app.domain.accounts.google import GoogleIdentity
 from app.domain.accounts.models import ApiToken, AuthFailure, Profile, User, UserType, new_feed_token
-from app.lib.errors import INTEGRITY_ERRORS, AuthenticationFailed, FieldErrors, TooManyAttempts
+from app.lib.errors import INTEGRITY_ERRORS, AuthenticationFailed, ConflictError, FieldErrors, TooManyAttempts
 from app.lib.security import hash_password, new_token, token_digest, verify_password
 
 USERNAME_PATTERN = re.compile(r"^[A-Za-z0-9_.@+-]{3,150}$")
@@ -97,7 +98,7 @@ class UserService(SQLAlchemyAsyncRepositoryService[User]):
         if is_dict(data):
             data = dict(data)
             password = data.pop("password", None)
-            if password is not None:
+            if password is not None:  # Google-only accounts have none
                 data["password_hash"] = hash_password(password)
             data["email"] = data["email"].strip()
             data.setdefault("timezone", get_settings().default_timezone)
@@ -179,6 +180,53 @@ class UserService(SQLAlchemyAsyncRepositoryService[User]):
                 setattr(user.profile, field, changes[field])
         await self.repository.session.commit()
         return user
+
+    async def find_by_google(self, sub: str) -> User | None:
+        user: User | None = await self.repository.get_one_or_none(User.google_sub == sub, User.is_active.is_(True))
+        return user
+
+    async def register_google(self, identity: GoogleIdentity, user_type: str) -> User:
+        """A new account from a verified Google identity: no password; the username comes from the email."""
+        if user_type not in (UserType.PROFESSOR, UserType.STUDENT):
+            raise FieldErrors.single("user_type", "Choose professor or student.")
+        if await self.repository.exists(func.lower(User.email) == identity.email.lower()):
+            raise ConflictError("An account with this email exists; sign in with its password to link Google.")
+        base = re.sub(r"[^A-Za-z0-9_.-]", "", identity.email.split("@")[0])[:140] or "user"
+        username, suffix = base if len(base) >= 3 else f"{base}_g", 1
+        while await self.repository.exists(func.lower(User.username) == username.lower()):
+            suffix += 1
+            username = f"{base}{suffix}"
+        try:
+            return await self.create(
+                {
+                    "username": username,
+                    "email": identity.email,
+                    "user_type": user_type,
+                    "google_sub": identity.sub,
+                    "first_name": identity.first_name[:150],
+                    "last_name": identity.last_name[:150],
+                },
+                auto_commit=True,
+            )
+        except INTEGRITY_ERRORS as exc:
+            await self.repository.session.rollback()
+            raise ConflictError("This Google account is already linked to another account.") from exc
+
+    async def link_google(self, user_id: UUID, identity: GoogleIdentity) -> User:
+        owner = await self.find_by_google(identity.sub)
+        if owner is not None and owner.id != user_id:
+            raise ConflictError("This Google account is already linked to another account.")
+        user = await self.get(user_id)
+        user.google_sub = identity.sub
+        await self.repository.session.commit()
+        return user
+
+    async def unlink_google(self, user_id: UUID) -> None:
+        user = await self.get(user_id)
+        if user.password_hash is None:
+            raise ConflictError("Set a password first: without Google you could not sign in any more.")
+        user.google_sub = None
+        await self.repository.session.commit()
 
     async def regenerate_feed_token(self, user_id: UUID) -> str:
         """A new secret calendar link; the old one stops working at once."""
@@ -319,3 +367,13 @@ async def sign_in(users: UserService, throttle: SignInThrottle, login: str, pass
         raise
     await throttle.clear_account(keys)
     return user
+
+
+def role_for_email(email: str, settings: Settings) -> str | None:
+    """The role an email domain grants by the GOOGLE_*_DOMAINS settings, or None: the person chooses."""
+    domain = email.rsplit("@", 1)[-1].lower()
+    if domain in settings.google_professor_domains:
+        return UserType.PROFESSOR.value
+    if domain in settings.google_student_domains:
+        return UserType.STUDENT.value
+    return None

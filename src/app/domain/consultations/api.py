@@ -11,7 +11,9 @@ from litestar.di import NamedDependency, Provide
 from litestar.params import FromPath, FromQuery, JSONBody, QueryParameter
 from litestar.status_codes import HTTP_200_OK, HTTP_201_CREATED
 
+from app.config import get_settings
 from app.domain.accounts.models import User
+from app.domain.calendar.services import busy_between
 from app.domain.consultations.deps import provide_bookings, provide_notes, provide_slots
 from app.domain.consultations.models import Booking, BookingStatus, ConsultationSlot, SlotStatus
 from app.domain.consultations.schemas import (
@@ -139,8 +141,14 @@ class SlotApi(Controller):
     async def generate(
         self, request: Request[User, Any, Any], data: JSONBody[BulkSlotsIn], slots: NamedDependency[SlotService]
     ) -> BulkSlotsOut:
-        rule = SlotRule(**{name: getattr(data, name) for name in data.__struct_fields__ if name != "all_or_nothing"})
-        result = await slots.generate_slots(request.user, rule, all_or_nothing=data.all_or_nothing)
+        options = ("all_or_nothing", "keep_busy")
+        rule = SlotRule(**{name: getattr(data, name) for name in data.__struct_fields__ if name not in options})
+        busy = await busy_between(
+            slots.repository.session, get_settings(), request.user, rule.start_date, rule.end_date
+        )
+        result = await slots.generate_slots(
+            request.user, rule, all_or_nothing=data.all_or_nothing, busy_periods=busy, keep_busy=data.keep_busy
+        )
         return BulkSlotsOut(
             items=[slot_out(slot, 0) for slot in result.created],
             total=len(result.created),
@@ -148,6 +156,7 @@ class SlotApi(Controller):
                 SlotClash(start_time=start, end_time=end, clashes_with=clash.id) for start, end, clash in result.clashes
             ],
             skipped_past=result.skipped_past,
+            skipped_busy=[start for start, _ in result.busy],
         )
 
     @get("/{slot_id:uuid}", summary="One slot")

@@ -12,7 +12,9 @@ from litestar.di import NamedDependency, Provide
 from litestar.params import FromPath
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from app.config import get_settings
 from app.domain.accounts.models import User
+from app.domain.calendar.services import busy_between
 from app.domain.consultations.deps import provide_bookings, provide_slots
 from app.domain.consultations.models import Booking, BookingStatus, ConsultationSlot, SlotStatus
 from app.domain.consultations.services import BookingService, SlotRule, SlotService, utcnow
@@ -186,17 +188,38 @@ class DashboardPages(Controller):
 
     @post("/slots/bulk", status_code=200)
     async def generate(self, request: Request[User, Any, Any], slots: NamedDependency[SlotService]) -> Response[Any]:
+        return await self._bulk(request, slots, create=True)
+
+    @post("/slots/preview", status_code=200)
+    async def preview(self, request: Request[User, Any, Any], slots: NamedDependency[SlotService]) -> Response[Any]:
+        """What the generator would make, with times busy in the professor's Google Calendar flagged."""
+        return await self._bulk(request, slots, create=False)
+
+    async def _bulk(self, request: Request[User, Any, Any], slots: SlotService, *, create: bool) -> Response[Any]:
         form = await request.form()
+        keep_busy = form.get("keep_busy") == "on"
         try:
             rule = bulk_rule(form)
-            result = await slots.generate_slots(request.user, rule, all_or_nothing=form.get("all_or_nothing") == "on")
+            busy = await busy_between(
+                slots.repository.session, get_settings(), request.user, rule.start_date, rule.end_date
+            )
+            if create:
+                result = await slots.generate_slots(
+                    request.user,
+                    rule,
+                    all_or_nothing=form.get("all_or_nothing") == "on",
+                    busy_periods=busy,
+                    keep_busy=keep_busy,
+                )
+            else:
+                result = await slots.plan_slots(request.user, rule, busy, keep_busy=keep_busy)
         except FieldErrors as exc:
             return form_errors(request, BULK_FORM_FIELDS, exc.errors, prefix="bulk")
         html = render_html(
             request, "components/form_errors.html", {"fields": BULK_FORM_FIELDS, "errors": {}, "prefix": "bulk"}
         )
-        html += render_html(request, "components/bulk_result.html", {"result": result})
-        return Response(html, media_type=HTML, headers={"HX-Trigger": "slots-changed"})
+        html += render_html(request, "components/bulk_result.html", {"result": result, "preview": not create})
+        return Response(html, media_type=HTML, headers={"HX-Trigger": "slots-changed"} if create else {})
 
     @get("/slots-table")
     async def slots_table(

@@ -62,6 +62,7 @@ class BulkSlotsIn(msgspec.Struct, forbid_unknown_fields=True):
     title: str = ""
     notes: str = ""
     all_or_nothing: bool = False
+    keep_busy: bool = False  # also create slots that collide with busy times in the professor's Google Calendar
 
 
 class SlotClash(msgspec.Struct):
@@ -75,6 +76,7 @@ class BulkSlotsOut(msgspec.Struct):
     total: int
     clashes: list[SlotClash]
     skipped_past: list[datetime]
+    skipped_busy: list[datetime]
 
 
 class SlotCancelIn(msgspec.Struct, forbid_unknown_fields=True):

@@ -170,6 +170,8 @@ class BulkResult:
     created: list[ConsultationSlot] = field(default_factory=list)
     clashes: list[tuple[datetime, datetime, ConsultationSlot]] = field(default_factory=list)
     skipped_past: list[datetime] = field(default_factory=list)
+    busy: list[tuple[datetime, datetime]] = field(default_factory=list)  # collide with the professor's calendar
+    free: list[tuple[datetime, datetime]] = field(default_factory=list)  # would be (or were) created
 
 
 def overlaps(start: datetime, end: datetime, other_start: datetime, other_end: datetime) -> bool:
@@ -294,7 +296,15 @@ class SlotService(SQLAlchemyAsyncRepositoryService[ConsultationSlot]):
     def _clash_message(clash: ConsultationSlot, timezone: str) -> str:
         return f"This time overlaps your slot on {describe_time(clash.start_time, clash.end_time, timezone)}."
 
-    async def generate_slots(self, professor: User, rule: SlotRule, *, all_or_nothing: bool = False) -> BulkResult:
+    async def plan_slots(
+        self,
+        professor: User,
+        rule: SlotRule,
+        busy_periods: Sequence[tuple[datetime, datetime]] = (),
+        *,
+        keep_busy: bool = False,
+    ) -> BulkResult:
+        """What a rule would create: free times, and those skipped as past, clashing or busy in the calendar."""
         if errors := rule.problems():
             raise FieldErrors(errors)
         now = utcnow()
@@ -311,33 +321,50 @@ class SlotService(SQLAlchemyAsyncRepositoryService[ConsultationSlot]):
             professor_id=professor.id, start=candidates[0][0], end=candidates[-1][1], limit=100_000
         )
         existing = [slot for slot in existing if slot.status != SlotStatus.CANCELLED]
-        series_id = uuid.uuid4()
-        to_create = []
         for start, end in candidates:
             clash = next((slot for slot in existing if overlaps(start, end, slot.start_time, slot.end_time)), None)
             if clash is not None:
                 result.clashes.append((start, end, clash))
-                continue
-            to_create.append(
-                ConsultationSlot(
-                    professor_id=professor.id,
-                    start_time=start,
-                    end_time=end,
-                    capacity=rule.capacity,
-                    location=rule.location,
-                    meeting_url=rule.meeting_url,
-                    title=rule.title,
-                    notes=rule.notes,
-                    status=SlotStatus.AVAILABLE.value,
-                    series_id=series_id,
-                )
+            elif not keep_busy and any(overlaps(start, end, b_start, b_end) for b_start, b_end in busy_periods):
+                result.busy.append((start, end))
+            else:
+                result.free.append((start, end))
+        return result
+
+    async def generate_slots(
+        self,
+        professor: User,
+        rule: SlotRule,
+        *,
+        all_or_nothing: bool = False,
+        busy_periods: Sequence[tuple[datetime, datetime]] = (),
+        keep_busy: bool = False,
+    ) -> BulkResult:
+        result = await self.plan_slots(professor, rule, busy_periods, keep_busy=keep_busy)
+        series_id = uuid.uuid4()
+        to_create = [
+            ConsultationSlot(
+                professor_id=professor.id,
+                start_time=start,
+                end_time=end,
+                capacity=rule.capacity,
+                location=rule.location,
+                meeting_url=rule.meeting_url,
+                title=rule.title,
+                notes=rule.notes,
+                status=SlotStatus.AVAILABLE.value,
+                series_id=series_id,
             )
+            for start, end in result.free
+        ]
         if all_or_nothing and result.clashes:
             first = result.clashes[0]
             raise ConflictError(
                 f"{len(result.clashes)} generated slot(s) overlap existing ones, the first on "
                 f"{describe_time(first[0], first[1], professor.timezone)}; nothing was created."
             )
+        if not to_create:
+            return result
         try:
             result.created = list(await self.create_many(to_create))
             if result.created:

@@ -27,6 +27,7 @@ SUBJECTS = {
     "reminder": "Reminder: consultation on {when}",
     "waitlist_offer": "A place is free for you: {offer_professor} on {offer_when}",
     "waitlist_booked": "Booked from the waitlist: {professor} on {when}",
+    "calendar_disconnected": "Google Calendar sync is off",
 }
 ICS_METHOD = {
     "booking_confirmed": "REQUEST",

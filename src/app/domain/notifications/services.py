@@ -21,7 +21,7 @@ from app.domain.consultations.models import Booking
 from app.domain.notifications.emails import render_email, to_message
 from app.domain.notifications.mailer import send_message
 from app.domain.notifications.models import Notification, NotificationStatus
-from app.lib.transactions import commit, remember_outbox
+from app.lib.transactions import commit, remember_calendar_sync, remember_outbox
 
 
 class NotificationKind(enum.StrEnum):
@@ -32,6 +32,18 @@ class NotificationKind(enum.StrEnum):
     SLOT_CANCELLED = "slot_cancelled"  # to each booked student
     BOOKING_MOVED = "booking_moved"  # to the student: the professor changed the slot's time or place
     REMINDER = "reminder"  # to both, before the start
+
+
+# Changes that Google Calendar mirrors (an event appears on confirmation, moves, and goes on cancellation).
+CALENDAR_KINDS = frozenset(
+    {
+        NotificationKind.BOOKING_CONFIRMED,
+        NotificationKind.BOOKING_CANCELLED,
+        NotificationKind.BOOKING_DECLINED,
+        NotificationKind.SLOT_CANCELLED,
+        NotificationKind.BOOKING_MOVED,
+    }
+)
 
 
 def dedupe_key(booking_id: UUID | None, kind: str, user_id: UUID, variant: str = "") -> str:
@@ -73,6 +85,8 @@ class NotificationService(SQLAlchemyAsyncRepositoryService[Notification]):
         created = (await self.repository.session.execute(statement)).scalar_one_or_none()
         if created is not None:
             remember_outbox(self.repository.session, [created])
+        if booking_id is not None and kind in CALENDAR_KINDS:
+            remember_calendar_sync(self.repository.session, booking_id)
 
 
 MAX_ATTEMPTS = 5
