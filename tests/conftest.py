@@ -121,8 +121,28 @@ def mailbox(mailbox_server: tuple[Mailbox, int]) -> Iterator[Mailbox]:
 
 
 @pytest.fixture(scope="session")
+def google_server() -> Iterator[Any]:
+    """The fake Google (OIDC + Calendar) on loopback, for the whole run; settings point at it."""
+    from tests.fake_google import FakeGoogleServer
+
+    server = FakeGoogleServer(free_port())
+    yield server.start()
+    server.stop()
+
+
+@pytest.fixture
+def google(google_server: Any) -> Iterator[Any]:
+    google_server.reset()
+    yield google_server
+    google_server.reset()
+
+
+@pytest.fixture(scope="session")
 def database_url(
-    admin_database_url: str, tmp_path_factory: pytest.TempPathFactory, mailbox_server: tuple[Mailbox, int]
+    admin_database_url: str,
+    tmp_path_factory: pytest.TempPathFactory,
+    mailbox_server: tuple[Mailbox, int],
+    google_server: Any,
 ) -> Iterator[str]:
     """A fresh database with the migrations applied; dropped at the end of the run."""
     name = f"oh_test_{os.getpid()}_{secrets.token_hex(3)}"
@@ -140,6 +160,10 @@ def database_url(
             "SMTP_HOST": "127.0.0.1",
             "SMTP_PORT": str(mailbox_server[1]),
             "MAIL_FROM": "Office Hours <office-hours@uni.example>",
+            "GOOGLE_CLIENT_ID": "office-hours-test.apps.googleusercontent.com",
+            "GOOGLE_CLIENT_SECRET": "test-client-secret",
+            "GOOGLE_DISCOVERY_URL": f"{google_server.url}/.well-known/openid-configuration",
+            "GOOGLE_API_ROOT": f"{google_server.url}/",
         }
     )
     from app.config import get_settings

@@ -156,14 +156,19 @@ class CalendarSync:
             credentials=creds,
             cache_discovery=False,
             static_discovery=True,
-            client_options={"api_endpoint": self.settings.google_api_root},
+            # GOOGLE_API_ROOT is Google's root URL; the Calendar API lives under calendar/v3/ there.
+            client_options={"api_endpoint": self.settings.google_api_root.rstrip("/") + "/calendar/v3/"},
         )
 
     async def _call(self, creds: Credentials, action: Callable[[Any], T]) -> T:
         """Run one Calendar API call in a thread; map Google's answers to retry / access lost."""
 
         def run() -> T:
-            return action(self._service(creds))
+            api = self._service(creds)
+            try:
+                return action(api)
+            finally:
+                api.close()  # httplib2 keeps its socket open otherwise
 
         try:
             return await anyio.to_thread.run_sync(run)
@@ -183,16 +188,16 @@ class CalendarSync:
             return {}
         outcome: dict[UUID, str] = {}
         for user in (booking.student, booking.slot.professor):
-            profile = (await self.session.scalars(select(Profile).where(Profile.user_id == user.id))).one()
+            user_id = user.id
+            profile = (await self.session.scalars(select(Profile).where(Profile.user_id == user_id))).one()
             creds = await self.connection.credentials(profile)
             if creds is None:
                 continue
             try:
-                outcome[user.id] = await self._sync_one(booking, user, creds)
+                outcome[user_id] = await self._sync_one(booking, user, creds)
             except CalendarAccessLost:
-                await self.session.rollback()
-                await self.connection.lose_access(user.id)
-                outcome[user.id] = "access lost"
+                await self.connection.lose_access(user_id)
+                outcome[user_id] = "access lost"
                 continue
             await self.connection.remember_refresh(profile, creds)
             await self.session.commit()
@@ -254,7 +259,6 @@ class CalendarSync:
         try:
             answer = await self._call(creds, lambda api: api.freebusy().query(body=body).execute())
         except CalendarAccessLost:
-            await self.session.rollback()
             await self.connection.lose_access(professor.id)
             return []
         await self.connection.remember_refresh(profile, creds)

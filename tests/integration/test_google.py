@@ -1,0 +1,315 @@
+"""Google sign-in and Google Calendar sync, against a faithful fake of Google's endpoints on loopback."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+from urllib.parse import parse_qs, urlparse
+
+import httpx
+import psycopg
+import pytest
+from joserfc.jwk import RSAKey
+
+from app.config import get_settings
+from app.domain.calendar.services import CalendarSync, RetryableSyncError
+from app.lib.providers import provide_services
+from tests.conftest import free_port, start_server, wait_until_up
+from tests.fake_google import Person
+from tests.helpers import PASSWORD, book, csrf_headers, in_hours, make_slot, make_user, web_login
+
+
+async def google_round_trip(client: Any, intent: str = "signin") -> httpx.Response:
+    """Start at the app, let the fake Google approve, and come back to the app's callback."""
+    start = await client.get("/auth/google", params={"intent": intent})
+    assert start.status_code == 302, start.text
+    async with httpx.AsyncClient() as browser:
+        approved = await browser.get(start.headers["location"])
+    assert approved.status_code == 302
+    callback = urlparse(approved.headers["location"])
+    return await client.get(f"{callback.path}?{callback.query}")
+
+
+def users_with_email(database_url: str, email: str) -> list[tuple[Any, ...]]:
+    with psycopg.connect(database_url) as conn:
+        return conn.execute(
+            "SELECT username, user_type, google_sub, password_hash FROM user_account WHERE lower(email) = lower(%s)",
+            (email,),
+        ).fetchall()
+
+
+async def test_a_new_person_signs_in_with_google_and_picks_a_role(client: Any, google: Any, database_url: str) -> None:
+    google.person = Person(sub="g-new", email="new.person@gmail.example", given_name="Nia", family_name="Okafor")
+    response = await google_round_trip(client)
+    assert response.status_code == 303
+    assert response.headers["location"] == "/auth/google/choose"
+    choose = await client.get("/auth/google/choose")
+    assert "new.person@gmail.example" in choose.text
+    done = await client.post("/auth/google/complete", data={"user_type": "student"}, headers=csrf_headers(client))
+    assert done.status_code == 303
+    assert done.headers["location"] == "/professors"
+    assert users_with_email(database_url, "new.person@gmail.example") == [("new.person", "student", "g-new", None)]
+    assert (await client.get("/settings")).status_code == 200
+
+
+async def test_a_returning_google_user_is_signed_in_at_once(client: Any, other_client: Any, google: Any) -> None:
+    google.person = Person(sub="g-back", email="back@gmail.example")
+    await google_round_trip(client)
+    await client.post("/auth/google/complete", data={"user_type": "professor"}, headers=csrf_headers(client))
+    response = await google_round_trip(other_client)
+    assert response.status_code == 303
+    assert response.headers["location"] == "/dashboard"
+
+
+async def test_a_domain_setting_decides_the_role(client: Any, google: Any, database_url: str, monkeypatch: Any) -> None:
+    import dataclasses
+
+    import app.domain.accounts.google_controllers as controllers
+
+    settings = dataclasses.replace(get_settings(), google_professor_domains=("uni.example",))
+    monkeypatch.setattr(controllers, "get_settings", lambda: settings)
+    google.person = Person(sub="g-prof", email="turing@uni.example")
+    response = await google_round_trip(client)
+    assert response.headers["location"] == "/dashboard"
+    assert users_with_email(database_url, "turing@uni.example")[0][1] == "professor"
+
+
+async def test_an_existing_account_is_linked_only_after_its_password(
+    client: Any, google: Any, database_url: str
+) -> None:
+    user = await make_user(email="owner@gmail.example")
+    google.person = Person(sub="g-owner", email="owner@gmail.example")
+    response = await google_round_trip(client)
+    assert response.headers["location"] == "/login"
+    assert users_with_email(database_url, "owner@gmail.example")[0][2] is None  # not linked yet
+    await client.post("/login", data={"username": user.username, "password": PASSWORD}, headers=csrf_headers(client))
+    assert users_with_email(database_url, "owner@gmail.example")[0][2] == "g-owner"
+
+
+async def test_a_signed_in_user_links_google_from_settings(client: Any, google: Any, database_url: str) -> None:
+    user = await make_user(email="linker@uni.example")
+    await web_login(client, user.username)
+    google.person = Person(sub="g-linker", email="someone.else@gmail.example")
+    response = await google_round_trip(client, intent="link")
+    assert response.headers["location"] == "/settings"
+    assert users_with_email(database_url, "linker@uni.example")[0][2] == "g-linker"
+
+
+async def test_an_unverified_email_is_refused(client: Any, google: Any, database_url: str) -> None:
+    google.person = Person(sub="g-unverified", email="unverified@gmail.example", email_verified=False)
+    response = await google_round_trip(client)
+    assert response.status_code == 400
+    assert "email address is not verified" in response.text
+    assert users_with_email(database_url, "unverified@gmail.example") == []
+
+
+@pytest.mark.parametrize(
+    ("override", "message"),
+    [
+        ({"nonce": "not-the-nonce"}, "could not be verified"),
+        ({"exp": int(time.time()) - 3600, "iat": int(time.time()) - 7200}, "could not be verified"),
+        ({"aud": "someone-else"}, "could not be verified"),
+    ],
+    ids=["wrong nonce", "expired", "other audience"],
+)
+async def test_a_bad_id_token_is_refused(
+    client: Any, google: Any, database_url: str, override: dict[str, Any], message: str
+) -> None:
+    google.person = Person(sub="g-bad", email="bad.token@gmail.example")
+    google.id_token_overrides.update(override)
+    response = await google_round_trip(client)
+    assert response.status_code == 400
+    assert message in response.text
+    assert users_with_email(database_url, "bad.token@gmail.example") == []
+
+
+async def test_a_badly_signed_id_token_is_refused(client: Any, google: Any, database_url: str) -> None:
+    google.person = Person(sub="g-forged", email="forged@gmail.example")
+    google.signing_key = RSAKey.generate_key(2048, parameters={"kid": "k1"})
+    response = await google_round_trip(client)
+    assert response.status_code == 400
+    assert users_with_email(database_url, "forged@gmail.example") == []
+
+
+async def test_a_wrong_or_replayed_state_is_refused(client: Any, google: Any, database_url: str) -> None:
+    google.person = Person(sub="g-replay", email="replay@gmail.example")
+    start = await client.get("/auth/google")
+    async with httpx.AsyncClient() as browser:
+        approved = await browser.get(start.headers["location"])
+    query = parse_qs(urlparse(approved.headers["location"]).query)
+    forged = await client.get("/auth/google/callback", params={"code": query["code"][0], "state": "forged"})
+    assert forged.status_code == 400
+    assert "not valid any more" in forged.text
+    replay = await client.get("/auth/google/callback", params={"code": query["code"][0], "state": query["state"][0]})
+    assert replay.status_code == 400  # the state was used up by the forged attempt
+    assert users_with_email(database_url, "replay@gmail.example") == []
+
+
+async def test_access_denied_at_google_changes_nothing(client: Any, google: Any) -> None:
+    await client.get("/auth/google")
+    response = await client.get("/auth/google/callback", params={"error": "access_denied", "state": "x"})
+    assert response.status_code == 400
+    assert "You cancelled the Google sign-in." in response.text
+
+
+async def connect_calendar(client: Any, google: Any, user: Any, sub: str) -> None:
+    await web_login(client, user.username)
+    google.person = Person(sub=sub, email=user.email)
+    response = await google_round_trip(client, intent="calendar")
+    assert response.headers["location"] == "/settings"
+
+
+async def sync(booking_id: Any) -> dict[Any, str]:
+    async with provide_services() as services:
+        return await CalendarSync(services.session, get_settings()).sync_booking(booking_id)
+
+
+async def test_the_stored_calendar_token_holds_no_plaintext(client: Any, google: Any, database_url: str) -> None:
+    user = await make_user()
+    await connect_calendar(client, google, user, "g-cal")
+    with psycopg.connect(database_url) as conn:
+        (stored, enabled) = conn.execute(
+            "SELECT google_calendar_token, calendar_sync_enabled FROM profile WHERE user_id = %s", (user.id,)
+        ).fetchone()
+    grant = google.grants[-1]
+    assert enabled is True
+    assert grant.access_token not in stored
+    assert grant.refresh_token not in stored
+    assert stored.startswith("gAAAA")  # a Fernet token
+
+
+async def test_confirming_creates_events_in_both_calendars_and_cancelling_deletes_them(
+    client: Any, other_client: Any, google: Any
+) -> None:
+    professor, student = await make_user("professor", auto_confirm=True), await make_user()
+    await connect_calendar(client, google, professor, "g-prof-cal")
+    await connect_calendar(other_client, google, student, "g-stud-cal")
+    booking = await book(student, await make_slot(professor, location="Room 7"))
+    outcome = await sync(booking.id)
+    assert set(outcome.values()) == {"created"}
+    (student_event,) = google.calendar_of("g-stud-cal").values()
+    (professor_event,) = google.calendar_of("g-prof-cal").values()
+    assert student_event["summary"] == f"Consultation with {professor.full_name}"
+    assert professor_event["location"] == "Room 7"
+    async with provide_services() as services:
+        await services.bookings.cancel(student, booking.id)
+    await sync(booking.id)
+    assert google.calendar_of("g-stud-cal") == {}
+    assert google.calendar_of("g-prof-cal") == {}
+
+
+async def test_a_retried_sync_never_creates_a_second_event(client: Any, google: Any, database_url: str) -> None:
+    professor, student = await make_user("professor", auto_confirm=True), await make_user()
+    await connect_calendar(client, google, student, "g-retry")
+    booking = await book(student, await make_slot(professor))
+    await sync(booking.id)
+    # As if the job died after Google made the event but before we stored its id: run it again.
+    with psycopg.connect(database_url, autocommit=True) as conn:
+        conn.execute("DELETE FROM calendar_event")
+    await sync(booking.id)
+    await sync(booking.id)
+    assert len(google.calendar_of("g-retry")) == 1
+
+
+async def test_google_busy_answers_are_retried(client: Any, google: Any) -> None:
+    professor, student = await make_user("professor", auto_confirm=True), await make_user()
+    await connect_calendar(client, google, student, "g-busy")
+    booking = await book(student, await make_slot(professor))
+    google.fail_next.extend([503])
+    with pytest.raises(RetryableSyncError):
+        await sync(booking.id)
+    assert await sync(booking.id) == {student.id: "created"}
+
+
+async def test_an_expired_access_token_is_refreshed(client: Any, google: Any, database_url: str) -> None:
+    professor, student = await make_user("professor", auto_confirm=True), await make_user()
+    await connect_calendar(client, google, student, "g-refresh")
+    google.grants[-1].expires_at = time.time() - 10  # Google forgets the old access token...
+    async with provide_services() as services:  # ...and so do we: it expired
+        from app.lib.crypto import decrypt_json, encrypt_json
+
+        profile = (await services.users.get(student.id)).profile
+        grant = decrypt_json(profile.google_calendar_token or "", get_settings()) or {}
+        profile.google_calendar_token = encrypt_json({**grant, "expires_at": time.time() - 10}, get_settings())
+        await services.session.commit()
+    booking = await book(student, await make_slot(professor))
+    assert await sync(booking.id) == {student.id: "created"}
+    assert google.refresh_calls == 1
+    assert len(google.calendar_of("g-refresh")) == 1
+
+
+async def test_a_revoked_grant_turns_sync_off_and_tells_the_user(client: Any, google: Any, database_url: str) -> None:
+    professor, student = await make_user("professor", auto_confirm=True), await make_user()
+    await connect_calendar(client, google, student, "g-revoked")
+    google.revoke_all(google.person)
+    booking = await book(student, await make_slot(professor))
+    assert await sync(booking.id) == {student.id: "access lost"}
+    with psycopg.connect(database_url) as conn:
+        profile = conn.execute(
+            "SELECT calendar_sync_enabled, google_calendar_token, calendar_sync_error FROM profile WHERE user_id = %s",
+            (student.id,),
+        ).fetchone()
+        kinds = [r[0] for r in conn.execute("SELECT kind FROM notification WHERE user_id = %s", (student.id,))]
+    assert profile[:2] == (False, None)
+    assert "Connect it again" in profile[2]
+    assert "calendar_disconnected" in kinds
+    settings_page = await client.get("/settings")
+    assert "Google Calendar stopped accepting our access" in settings_page.text
+
+
+async def test_disconnecting_revokes_the_token_at_google(client: Any, google: Any, database_url: str) -> None:
+    user = await make_user()
+    await connect_calendar(client, google, user, "g-disconnect")
+    refresh_token = google.grants[-1].refresh_token
+    response = await client.post("/settings/calendar/disconnect", headers=csrf_headers(client))
+    assert response.status_code == 303
+    assert google.revoked_tokens == [refresh_token]
+    with psycopg.connect(database_url) as conn:
+        row = conn.execute(
+            "SELECT calendar_sync_enabled, google_calendar_token FROM profile WHERE user_id = %s", (user.id,)
+        ).fetchone()
+    assert row == (False, None)
+
+
+async def test_busy_times_are_flagged_in_the_preview_and_skipped(client: Any, google: Any, database_url: str) -> None:
+    professor = await make_user("professor", timezone="UTC")
+    await connect_calendar(client, google, professor, "g-freebusy")
+    day = in_hours(72).date()
+    google.busy["g-freebusy"] = [{"start": f"{day}T10:00:00Z", "end": f"{day}T10:45:00Z"}]
+    form = {
+        "start_date": str(day),
+        "end_date": str(day),
+        "weekdays": [str(day.weekday())],
+        "day_start": "10:00",
+        "day_end": "12:00",
+        "duration_minutes": "30",
+        "buffer_minutes": "0",
+        "capacity": "1",
+    }
+    headers = {**csrf_headers(client), "HX-Request": "true"}
+    preview = await client.post("/dashboard/slots/preview", data=form, headers=headers)
+    assert "Preview: 2 slots would be created." in preview.text
+    assert preview.text.count('class="busy-time"') == 2
+    created = await client.post("/dashboard/slots/bulk", data=form, headers=headers)
+    assert "<strong>2 slots created.</strong>" in created.text
+    kept = await client.post("/dashboard/slots/bulk", data={**form, "keep_busy": "on"}, headers=headers)
+    assert "<strong>2 slots created.</strong>" in kept.text
+    with psycopg.connect(database_url) as conn:
+        assert conn.execute("SELECT count(*) FROM consultation_slot").fetchone() == (4,)
+
+
+@pytest.mark.slow
+async def test_without_google_settings_the_buttons_are_gone_and_nothing_breaks(database_url: str) -> None:
+    port = free_port()
+    server = start_server(database_url, port, GOOGLE_CLIENT_ID="", GOOGLE_CLIENT_SECRET="")
+    url = f"http://127.0.0.1:{port}"
+    try:
+        wait_until_up(url, server)
+        async with httpx.AsyncClient(base_url=url) as browser:
+            login = await browser.get("/login")
+            assert login.status_code == 200
+            assert "Sign in with Google" not in login.text
+            assert (await browser.get("/auth/google")).status_code == 404
+    finally:
+        server.terminate()
+        server.wait(timeout=15)
