@@ -9,7 +9,7 @@ from typing import Any
 import click
 
 from app.domain.accounts.models import UserType
-from app.lib.errors import FieldErrors
+from app.lib.errors import DomainError, FieldErrors
 from app.lib.providers import provide_services
 
 
@@ -42,7 +42,8 @@ def create_user(
                     "user_type": role,
                     "first_name": first_name,
                     "last_name": last_name,
-                }
+                },
+                by_admin=True,
             )
             if admin:
                 user.is_admin = True
@@ -53,6 +54,20 @@ def create_user(
         asyncio.run(create())
     except FieldErrors as exc:
         raise click.ClickException(str(exc)) from exc
+
+
+@users_group.command(name="promote", help="Make an existing account (username or email) a professor.")
+@click.argument("login")
+def promote_user(login: str) -> None:
+    async def promote() -> None:
+        async with provide_services() as services:
+            user = await services.users.grant_professor(login)
+            click.echo(f"{user.username} is now a professor")
+
+    try:
+        asyncio.run(promote())
+    except DomainError as exc:
+        raise click.ClickException(exc.message) from exc
 
 
 @click.command(name="demo", help="Load sample professors, students, slots and bookings (idempotent).")

@@ -56,6 +56,8 @@ class Settings:
     google_api_root: str
     frame_ancestors: tuple[str, ...]
     google_professor_domains: tuple[str, ...]
+    # In production, self-registration as a professor needs an email in one of these domains.
+    professor_signup_domains: tuple[str, ...]
     google_student_domains: tuple[str, ...]
     # Fernet keys for OAuth tokens at rest; the first encrypts, all decrypt (prepend a new key to rotate).
     token_encryption_keys: tuple[str, ...]
@@ -127,6 +129,7 @@ def load_settings() -> Settings:
         google_api_root=os.environ.get("GOOGLE_API_ROOT", "https://www.googleapis.com/"),
         frame_ancestors=_split(os.environ.get("FRAME_ANCESTORS", "")),
         google_professor_domains=_split(os.environ.get("GOOGLE_PROFESSOR_DOMAINS", "").lower()),
+        professor_signup_domains=_split(os.environ.get("PROFESSOR_SIGNUP_DOMAINS", "").lower()),
         google_student_domains=_split(os.environ.get("GOOGLE_STUDENT_DOMAINS", "").lower()),
         token_encryption_keys=_split(os.environ.get("TOKEN_ENCRYPTION_KEYS", "")) or (_derived_key(secret_key),),
         default_timezone=default_timezone,

@@ -152,3 +152,44 @@ async def test_many_successful_sign_ins_from_one_address_are_never_throttled(cli
         for u in users
     ]
     assert statuses == [200] * 15
+
+
+def production_settings(**changes: Any) -> Any:
+    import dataclasses
+
+    from app.config import get_settings
+
+    return dataclasses.replace(get_settings(), app_env="production", **changes)
+
+
+async def test_in_production_professor_self_registration_is_refused(client: Any, monkeypatch: Any) -> None:
+    import app.domain.accounts.services as services
+
+    monkeypatch.setattr(services, "get_settings", lambda: production_settings())
+    response = await client.post("/api/v1/auth/register", json=VALID)
+    assert response.status_code == 422
+    assert response.json()["extra"] == [
+        {"key": "user_type", "message": "Professor accounts are granted by an administrator; register as a student."}
+    ]
+
+
+async def test_in_production_an_allowed_domain_may_self_register_as_professor(client: Any, monkeypatch: Any) -> None:
+    import app.domain.accounts.services as services
+
+    monkeypatch.setattr(
+        services, "get_settings", lambda: production_settings(professor_signup_domains=("uni.example",))
+    )
+    response = await client.post("/api/v1/auth/register", json=VALID)
+    assert response.status_code == 201
+    assert response.json()["user_type"] == "professor"
+
+
+def test_production_refuses_to_start_without_a_secret_key(monkeypatch: Any) -> None:
+    import pytest
+
+    from app.config import SettingsError, load_settings
+
+    monkeypatch.setenv("APP_ENV", "production")
+    monkeypatch.delenv("SECRET_KEY", raising=False)
+    with pytest.raises(SettingsError, match="SECRET_KEY must be set in production"):
+        load_settings()

@@ -21,7 +21,14 @@ from sqlalchemy import delete, func, select
 from app.config import Settings, get_settings
 from app.domain.accounts.google import GoogleIdentity
 from app.domain.accounts.models import ApiToken, AuthFailure, Profile, User, UserType, new_feed_token
-from app.lib.errors import INTEGRITY_ERRORS, AuthenticationFailed, ConflictError, FieldErrors, TooManyAttempts
+from app.lib.errors import (
+    INTEGRITY_ERRORS,
+    AuthenticationFailed,
+    ConflictError,
+    FieldErrors,
+    NotFound,
+    TooManyAttempts,
+)
 from app.lib.security import hash_password, new_token, token_digest, verify_password
 
 USERNAME_PATTERN = re.compile(r"^[A-Za-z0-9_.@+-]{3,150}$")
@@ -130,8 +137,11 @@ class UserService(SQLAlchemyAsyncRepositoryService[User]):
         rows = (await self.repository.session.scalars(statement.limit(limit).offset(offset))).unique().all()
         return list(rows), int(total or 0)
 
-    async def register(self, data: dict[str, Any]) -> User:
-        """Create a user and their profile, or raise FieldErrors naming every bad field."""
+    async def register(self, data: dict[str, Any], *, by_admin: bool = False) -> User:
+        """Create a user and their profile, or raise FieldErrors naming every bad field.
+
+        `by_admin`: an administrator (the CLI) may create professors whatever the email domain.
+        """
         data = {key: value for key, value in data.items() if not (key == "timezone" and not value)}
         errors = account_field_problems(data)
         username = str(data.get("username", "")).strip()
@@ -145,6 +155,12 @@ class UserService(SQLAlchemyAsyncRepositoryService[User]):
             errors["email"] = "An account with this email exists already."
         if data.get("user_type") not in (UserType.PROFESSOR, UserType.STUDENT):
             errors["user_type"] = "Choose professor or student."
+        elif (
+            not by_admin
+            and data.get("user_type") == UserType.PROFESSOR
+            and not may_self_register_as_professor(str(data.get("email", "")), get_settings())
+        ):
+            errors["user_type"] = "Professor accounts are granted by an administrator; register as a student."
         if problem := password_problem(str(data.get("password", "")), username):
             errors["password"] = problem
         if errors:
@@ -178,6 +194,15 @@ class UserService(SQLAlchemyAsyncRepositoryService[User]):
         for field in PROFILE_FIELDS:
             if field in changes:
                 setattr(user.profile, field, changes[field])
+        await self.repository.session.commit()
+        return user
+
+    async def grant_professor(self, login: str) -> User:
+        """An administrator makes an existing account a professor."""
+        user = await self.find_by_login(login)
+        if user is None:
+            raise NotFound(f"No account {login!r}.")
+        user.user_type = UserType.PROFESSOR.value
         await self.repository.session.commit()
         return user
 
@@ -377,3 +402,10 @@ def role_for_email(email: str, settings: Settings) -> str | None:
     if domain in settings.google_student_domains:
         return UserType.STUDENT.value
     return None
+
+
+def may_self_register_as_professor(email: str, settings: Settings) -> bool:
+    """Anyone in development; in production only emails of the PROFESSOR_SIGNUP_DOMAINS (else an admin grants it)."""
+    if not settings.is_production:
+        return True
+    return email.rsplit("@", 1)[-1].lower() in settings.professor_signup_domains
