@@ -100,8 +100,10 @@ def render_email(
         offer_professor=offer.get("professor", ""),
         offer_when=context["offer_when"],
     )
-    text = _ENV.get_template("emails/message.txt").render(subject=subject, **context)
-    html = _ENV.get_template("emails/message.html").render(subject=subject, **context)
+    # The body sentence is rendered once as plain text; the HTML template escapes it like any other value.
+    body = _ENV.get_template("emails/_body.txt").render(**context)
+    text = _ENV.get_template("emails/message.txt").render(subject=subject, body=body, **context)
+    html = _ENV.get_template("emails/message.html").render(subject=subject, body=body, **context)
     method = ICS_METHOD.get(notification.kind)
     ics = build_ics(booking, method, settings) if booking and method else None
     return RenderedEmail(recipient.email, subject, text, html, ics, method if ics else None)
