@@ -30,6 +30,7 @@ from app.lib.auth import AuthenticationMiddleware
 from app.lib.exceptions import exception_handlers
 from app.lib.headers import SecurityHeadersMiddleware
 from app.lib.live import create_channels_plugin
+from app.lib.openapi import document_errors
 from app.lib.queue import get_saq_config
 from app.lib.sessions import DatabaseSessionConfig
 from app.lib.templates import create_template_engine
@@ -57,7 +58,7 @@ def create_app() -> Litestar:
         cookie_samesite="lax",
         exclude=list(UNSAFE_EXEMPT_PATHS),
     )
-    return Litestar(
+    app = Litestar(
         route_handlers=[
             SystemController,
             AccountPages,
@@ -108,3 +109,5 @@ def create_app() -> Litestar:
         ),
         debug=settings.app_env == "development",
     )
+    document_errors(app.openapi_schema)
+    return app

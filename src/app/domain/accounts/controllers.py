@@ -332,7 +332,7 @@ class AccountApi(Controller):
         users: NamedDependency[UserService],
         q: FromQuery[str] = "",
         limit: Annotated[int, QueryParameter(ge=1, le=200)] = 50,
-        offset: Annotated[int, QueryParameter(ge=0)] = 0,
+        offset: Annotated[int, QueryParameter(ge=0, le=1_000_000)] = 0,
     ) -> ProfessorPage:
         rows, total = await users.search_professors(q, limit, offset)
         return ProfessorPage(items=[professor_out(u) for u in rows], total=total, limit=limit, offset=offset)

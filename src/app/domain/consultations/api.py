@@ -37,7 +37,8 @@ from app.lib.auth import requires_professor, requires_student, requires_user
 from app.lib.errors import NotFound
 
 Limit = Annotated[int, QueryParameter(ge=1, le=500)]
-Offset = Annotated[int, QueryParameter(ge=0)]
+# Bounded so no offset can overflow the database's integers.
+Offset = Annotated[int, QueryParameter(ge=0, le=1_000_000)]
 SlotStatusFilter = Annotated[SlotStatus | None, QueryParameter()]
 BookingStatusFilter = Annotated[BookingStatus | None, QueryParameter()]
 

@@ -8,6 +8,7 @@ from uuid import UUID
 from litestar import Controller, Request, Response, get, post
 from litestar.di import NamedDependency
 from litestar.exceptions import NotFoundException
+from litestar.openapi import ResponseSpec
 from litestar.params import FromPath, FromQuery
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -87,7 +88,11 @@ class CalendarFeed(Controller):
     include_in_schema = True
     tags = ["calendar"]
 
-    @get("/calendar/{feed_name:str}", summary="Your consultations as iCalendar (the link is the key)")
+    @get(
+        "/calendar/{feed_name:str}",
+        summary="Your consultations as iCalendar (the link is the key)",
+        responses={404: ResponseSpec(data_container=None, description="Unknown or replaced link")},
+    )
     async def feed(self, feed_name: FromPath[str], db_session: NamedDependency[AsyncSession]) -> Response[bytes]:
         token = feed_name.removesuffix(".ics")
         if not feed_name.endswith(".ics") or not token:

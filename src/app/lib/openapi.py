@@ -1,0 +1,59 @@
+"""OpenAPI honesty: the error answers every API operation can give are documented with their body."""
+
+from __future__ import annotations
+
+from litestar.openapi.spec import Components, OpenAPI, OpenAPIMediaType, OpenAPIResponse, Reference, Schema
+from litestar.openapi.spec.enums import OpenAPIType
+
+ERROR_STATUSES = {
+    "400": "Malformed request (the body or a parameter does not parse)",
+    "401": "No valid bearer token",
+    "403": "Not allowed for this role",
+    "404": "Not found, or someone else's",
+    "409": "The current state forbids it (full, taken, too late, wrong transition)",
+    "422": "A field is invalid; `extra` names it",
+    "429": "Too many failed sign-ins; see Retry-After",
+}
+ERROR_SCHEMA = Schema(
+    type=OpenAPIType.OBJECT,
+    required=["status_code", "detail"],
+    properties={
+        "status_code": Schema(type=OpenAPIType.INTEGER),
+        "detail": Schema(type=OpenAPIType.STRING),
+        "extra": Schema(
+            one_of=[
+                Schema(type=OpenAPIType.ARRAY, items=Schema(type=OpenAPIType.OBJECT)),
+                Schema(type=OpenAPIType.OBJECT),
+                Schema(type=OpenAPIType.NULL),
+            ]
+        ),
+    },
+)
+PUBLIC_OPERATIONS = {("/api/v1/auth/register", "post"), ("/api/v1/auth/token", "post")}
+
+
+def document_errors(schema: OpenAPI) -> None:
+    components = schema.components if isinstance(schema.components, Components) else Components()
+    components.schemas = {**(components.schemas or {}), "Error": ERROR_SCHEMA}
+    schema.components = components
+    for path, item in (schema.paths or {}).items():
+        if not path.startswith("/api/"):
+            continue
+        for method in ("get", "post", "put", "patch", "delete"):
+            operation = getattr(item, method, None)
+            if operation is None:
+                continue
+            if (path, method) in PUBLIC_OPERATIONS:
+                operation.security = []
+            responses = operation.responses if operation.responses is not None else {}
+            for status, description in ERROR_STATUSES.items():
+                responses.setdefault(
+                    status,
+                    OpenAPIResponse(
+                        description=description,
+                        content={
+                            "application/json": OpenAPIMediaType(schema=Reference(ref="#/components/schemas/Error"))
+                        },
+                    ),
+                )
+            operation.responses = responses
