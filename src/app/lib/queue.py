@@ -16,6 +16,8 @@ from app.config import Settings, get_settings
 from app.db import get_database_url, libpq_url
 
 logger = logging.getLogger(__name__)
+# SAQ logs every job (and the cron sweeps run each minute) at INFO; keep its warnings and errors only.
+logging.getLogger("saq").setLevel(logging.WARNING)
 QUEUE_NAME = "default"
 
 
