@@ -6,6 +6,8 @@ from uuid import UUID
 
 import msgspec
 
+from app.lib.schemas import PartialUpdate
+
 
 class RegisterInput(msgspec.Struct, forbid_unknown_fields=True):
     username: str
@@ -62,7 +64,7 @@ class ProfessorOut(msgspec.Struct):
     profile_picture: str | None
 
 
-class MeUpdate(msgspec.Struct, forbid_unknown_fields=True, omit_defaults=True):
+class MeUpdate(PartialUpdate):
     """PATCH body: only the fields present are changed."""
 
     email: str | msgspec.UnsetType = msgspec.UNSET
@@ -79,9 +81,6 @@ class MeUpdate(msgspec.Struct, forbid_unknown_fields=True, omit_defaults=True):
     second_reminder_minutes: int | msgspec.UnsetType | None = msgspec.UNSET
     waitlist_hold_minutes: int | msgspec.UnsetType = msgspec.UNSET
     waitlist_auto_book: bool | msgspec.UnsetType = msgspec.UNSET
-
-    def changes(self) -> dict[str, object]:
-        return {f: v for f in self.__struct_fields__ if (v := getattr(self, f)) is not msgspec.UNSET}
 
 
 class PasswordChange(msgspec.Struct):

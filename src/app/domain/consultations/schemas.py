@@ -7,6 +7,8 @@ from uuid import UUID
 
 import msgspec
 
+from app.lib.schemas import PartialUpdate
+
 
 class SlotIn(msgspec.Struct, forbid_unknown_fields=True):
     start_time: datetime
@@ -18,7 +20,7 @@ class SlotIn(msgspec.Struct, forbid_unknown_fields=True):
     notes: str = ""
 
 
-class SlotPatch(msgspec.Struct, forbid_unknown_fields=True, omit_defaults=True):
+class SlotPatch(PartialUpdate):
     start_time: datetime | msgspec.UnsetType = msgspec.UNSET
     end_time: datetime | msgspec.UnsetType = msgspec.UNSET
     capacity: int | msgspec.UnsetType = msgspec.UNSET
@@ -26,9 +28,6 @@ class SlotPatch(msgspec.Struct, forbid_unknown_fields=True, omit_defaults=True):
     meeting_url: str | msgspec.UnsetType = msgspec.UNSET
     title: str | msgspec.UnsetType = msgspec.UNSET
     notes: str | msgspec.UnsetType = msgspec.UNSET
-
-    def changes(self) -> dict[str, object]:
-        return {f: v for f in self.__struct_fields__ if (v := getattr(self, f)) is not msgspec.UNSET}
 
 
 class SlotOut(msgspec.Struct):
@@ -119,16 +118,13 @@ class BookingPage(Page):
     items: list[BookingOut]
 
 
-class NoteIn(msgspec.Struct, forbid_unknown_fields=True, omit_defaults=True):
+class NoteIn(PartialUpdate):
     """Professor: professor_notes. Student (after completion): rating 1..5, student_feedback, feedback_signed."""
 
     professor_notes: str | msgspec.UnsetType = msgspec.UNSET
     student_feedback: str | msgspec.UnsetType = msgspec.UNSET
     rating: int | msgspec.UnsetType = msgspec.UNSET
     feedback_signed: bool | msgspec.UnsetType = msgspec.UNSET
-
-    def changes(self) -> dict[str, object]:
-        return {f: v for f in self.__struct_fields__ if (v := getattr(self, f)) is not msgspec.UNSET}
 
 
 class NoteOut(msgspec.Struct):
