@@ -4,13 +4,29 @@ from __future__ import annotations
 
 import asyncio
 import getpass
-from typing import Any
+from collections.abc import Coroutine
+from typing import Any, TypeVar
 
 import click
 
 from app.domain.accounts.models import UserType
 from app.lib.errors import DomainError, FieldErrors
 from app.lib.providers import provide_services
+from app.lib.queue import close_queue
+
+T = TypeVar("T")
+
+
+def run(work: Coroutine[Any, Any, T]) -> T:
+    """Run a command's work, then close the queue it may have used (jobs queued after a commit)."""
+
+    async def main() -> T:
+        try:
+            return await work
+        finally:
+            await close_queue()
+
+    return asyncio.run(main())
 
 
 @click.group(name="users", help="Manage user accounts.")
@@ -51,7 +67,7 @@ def create_user(
             click.echo(f"created {user.user_type} {user.username} ({user.id}){' with admin rights' if admin else ''}")
 
     try:
-        asyncio.run(create())
+        run(create())
     except FieldErrors as exc:
         raise click.ClickException(str(exc)) from exc
 
@@ -65,7 +81,7 @@ def promote_user(login: str) -> None:
             click.echo(f"{user.username} is now a professor")
 
     try:
-        asyncio.run(promote())
+        run(promote())
     except DomainError as exc:
         raise click.ClickException(exc.message) from exc
 
@@ -75,7 +91,7 @@ def promote_user(login: str) -> None:
 def demo_command(if_empty: bool) -> None:
     from app.demo import load_demo
 
-    for line in asyncio.run(load_demo(only_if_empty=if_empty)):
+    for line in run(load_demo(only_if_empty=if_empty)):
         click.echo(line)
 
 
@@ -99,7 +115,7 @@ def list_notifications_command(status: str | None, limit: int) -> None:
                     f"user={row.user_id} {row.last_error}"
                 )
 
-    asyncio.run(show())
+    run(show())
 
 
 @notifications_group.command(name="resend", help="Queue every failed notification (or the given ids) again.")
@@ -115,7 +131,7 @@ def resend_command(ids: tuple[str, ...]) -> None:
             chosen = [UUID(value) for value in ids] or None
             return await OutboxDelivery(services.session, get_settings()).retry_failed(chosen)
 
-    click.echo(f"queued again: {len(asyncio.run(resend()))}")
+    click.echo(f"queued again: {len(run(resend()))}")
 
 
 def register_commands(group: Any) -> None:

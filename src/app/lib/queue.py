@@ -115,3 +115,9 @@ async def enqueue_calendar_syncs(booking_ids: Iterable[UUID]) -> None:
             retry_delay=5.0,
             retry_backoff=True,
         )
+
+
+async def close_queue() -> None:
+    """Close the queue's connection pool (a CLI command that queued jobs must, or its exit waits on the pool)."""
+    queue = get_saq_config().get_queues().get(QUEUE_NAME)
+    await queue.disconnect()

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from email.message import EmailMessage
-from email.utils import format_datetime, make_msgid
+from email.utils import format_datetime
 from typing import Any
 
 from icalendar import Calendar, Event, vCalAddress, vText
@@ -148,8 +148,9 @@ def to_message(email: RenderedEmail, settings: Settings, message_key: str) -> Em
     message["To"] = email.recipient
     message["Subject"] = email.subject
     message["Date"] = format_datetime(datetime.now(UTC))
-    # The outbox row's dedupe key names the message: a duplicate is recognisable by its Message-ID.
-    message["Message-ID"] = make_msgid(idstring=message_key.replace(":", "."), domain="office-hours")
+    # The outbox row's dedupe key names the message: a copy sent again after a crash has the same Message-ID,
+    # so mail systems recognise it as the same message.
+    message["Message-ID"] = f"<{message_key.replace(':', '.')}@office-hours>"
     message.set_content(email.text)
     message.add_alternative(email.html, subtype="html")
     if email.ics is not None and email.ics_method is not None:

@@ -1,0 +1,155 @@
+"""The personal iCalendar feed at a secret URL, and the development mailbox at /dev/mail."""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+import psycopg
+import pytest
+from icalendar import Calendar
+
+from app.config import get_settings
+from app.domain.accounts.models import User
+from app.domain.notifications import controllers
+from app.lib.providers import provide_services
+from tests.helpers import book, csrf_headers, in_hours, make_slot, make_user, web_login
+
+
+def feed_token(database_url: str, user: User) -> str:
+    with psycopg.connect(database_url) as conn:
+        found = conn.execute("SELECT ics_feed_token FROM profile WHERE user_id = %s", (user.id,)).fetchone()
+    assert found is not None
+    return str(found[0])
+
+
+async def feed_of(client: Any, database_url: str, user: User) -> Calendar:
+    response = await client.get(f"/calendar/{feed_token(database_url, user)}.ics")
+    assert response.status_code == 200, response.text
+    assert response.headers["content-type"].startswith("text/calendar")
+    return Calendar.from_ical(response.content)
+
+
+def events(calendar: Calendar) -> dict[str, str]:
+    """UID -> STATUS of each event in the feed."""
+    return {str(event["UID"]): str(event["STATUS"]) for event in calendar.walk("VEVENT")}
+
+
+def uid(booking: Any) -> str:
+    return f"booking-{booking.id}@office-hours"
+
+
+async def bookings_in_three_states(professor: User) -> tuple[Any, Any, Any]:
+    """A pending, a confirmed and a cancelled booking on the professor's slots, by three students."""
+    pending = await book(await make_user(), await make_slot(professor, start=in_hours(48)))
+    confirmed = await book(await make_user(), await make_slot(professor, start=in_hours(50)))
+    cancelled = await book(await make_user(), await make_slot(professor, start=in_hours(52)))
+    async with provide_services() as services:
+        await services.bookings.confirm(professor, confirmed.id)
+        await services.bookings.cancel(professor, cancelled.id, "Double-booked")
+    return pending, confirmed, cancelled
+
+
+async def test_the_feed_lists_a_professors_pending_and_confirmed_consultations_only(
+    client: Any, database_url: str
+) -> None:
+    professor = await make_user("professor")
+    pending, confirmed, _ = await bookings_in_three_states(professor)
+    calendar = await feed_of(client, database_url, professor)
+    assert events(calendar) == {uid(pending): "TENTATIVE", uid(confirmed): "CONFIRMED"}
+
+
+async def test_the_feed_lists_a_students_own_active_consultations_only(client: Any, database_url: str) -> None:
+    professor, student = await make_user("professor", max_active_bookings_per_student=5), await make_user()
+    kept = await book(student, await make_slot(professor, start=in_hours(48)))
+    dropped = await book(student, await make_slot(professor, start=in_hours(50)))
+    await book(await make_user(), await make_slot(professor, start=in_hours(52)))  # someone else's
+    async with provide_services() as services:
+        await services.bookings.cancel(student, dropped.id)
+    calendar = await feed_of(client, database_url, student)
+    assert events(calendar) == {uid(kept): "TENTATIVE"}
+
+
+async def test_a_user_without_consultations_gets_an_empty_feed(client: Any, database_url: str) -> None:
+    calendar = await feed_of(client, database_url, await make_user())
+    assert events(calendar) == {}
+
+
+async def test_an_unknown_feed_token_is_not_found(client: Any, database_url: str) -> None:
+    await make_user()
+    assert (await client.get("/calendar/not-a-real-token.ics")).status_code == 404
+
+
+async def test_a_feed_url_without_the_ics_suffix_is_not_found(client: Any, database_url: str) -> None:
+    user = await make_user()
+    assert (await client.get(f"/calendar/{feed_token(database_url, user)}")).status_code == 404
+
+
+async def test_regenerating_the_feed_link_retires_the_old_one(
+    client: Any, other_client: Any, database_url: str
+) -> None:
+    student = await make_user()
+    await book(student, await make_slot(await make_user("professor")))
+    old = feed_token(database_url, student)
+    await web_login(client, student.username)
+    response = await client.post("/settings/calendar-feed", headers=csrf_headers(client))
+    assert response.status_code == 303
+    new = feed_token(database_url, student)
+    assert new != old
+    assert (await other_client.get(f"/calendar/{old}.ics")).status_code == 404
+    fresh = await other_client.get(f"/calendar/{new}.ics")
+    assert fresh.status_code == 200
+    assert len(Calendar.from_ical(fresh.content).walk("VEVENT")) == 1
+
+
+# The development mailbox.
+
+
+def notification_ids(database_url: str) -> list[Any]:
+    with psycopg.connect(database_url) as conn:
+        return [row[0] for row in conn.execute("SELECT id FROM notification ORDER BY created_at")]
+
+
+@pytest.fixture
+def production(monkeypatch: pytest.MonkeyPatch) -> None:
+    settings = dataclasses.replace(get_settings(), app_env="production")
+    monkeypatch.setattr(controllers, "get_settings", lambda: settings)
+
+
+async def test_the_dev_mailbox_lists_outbox_mails_outside_production(client: Any, database_url: str) -> None:
+    professor = await make_user("professor", first_name="Grace", last_name="Hopper", auto_confirm=True)
+    student = await make_user(first_name="Ada", last_name="Lovelace")
+    await book(student, await make_slot(professor))
+    response = await client.get("/dev/mail")
+    assert response.status_code == 200
+    for notification_id in notification_ids(database_url):
+        assert f'href="/dev/mail/{notification_id}"' in response.text
+    assert "New booking: Ada Lovelace on " in response.text
+    assert "Confirmed: consultation with Grace Hopper on " in response.text
+    assert professor.email in response.text
+    assert student.email in response.text
+
+
+async def test_the_dev_mailbox_renders_a_mail_as_its_recipient_sees_it(client: Any, database_url: str) -> None:
+    student = await make_user(first_name="Ada", last_name="Lovelace")
+    await book(student, await make_slot(await make_user("professor")), topic="Exam prep")
+    (notification_id,) = notification_ids(database_url)
+    response = await client.get(f"/dev/mail/{notification_id}")
+    assert response.status_code == 200
+    assert response.headers["content-type"].startswith("text/html")
+    assert "default-src 'none'" in response.headers["content-security-policy"]
+    assert "Ada Lovelace booked your consultation slot" in response.text
+    assert "Exam prep" in response.text
+
+
+async def test_an_unknown_dev_mail_is_not_found(client: Any, database_url: str) -> None:
+    response = await client.get("/dev/mail/00000000-0000-0000-0000-000000000000")
+    assert response.status_code == 404
+
+
+@pytest.mark.usefixtures("production")
+async def test_the_dev_mailbox_is_not_served_in_production(client: Any, database_url: str) -> None:
+    await book(await make_user(), await make_slot(await make_user("professor")))
+    (notification_id,) = notification_ids(database_url)
+    assert (await client.get("/dev/mail")).status_code == 404
+    assert (await client.get(f"/dev/mail/{notification_id}")).status_code == 404
