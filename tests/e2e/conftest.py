@@ -38,6 +38,6 @@ async def sign_in(browser: Any, base_url: str, username: str, password: str) -> 
     await page.goto("/login")
     await page.get_by_label("Username or email").fill(username)
     await page.get_by_label("Password").fill(password)
-    await page.get_by_role("button", name="Sign in").click()
+    await page.get_by_role("button", name="Sign in", exact=True).click()
     await page.wait_for_url(lambda url: "/login" not in url)
     return page
