@@ -23,11 +23,14 @@ from app.domain.consultations.api import BookingApi, SlotApi
 from app.domain.consultations.controllers import BookingPages
 from app.domain.consultations.dashboard import DashboardPages
 from app.domain.consultations.streams import LiveStreams
+from app.domain.lti.controllers import EmbedPages, LtiController
+from app.domain.lti.services import frame_ancestors
 from app.domain.notifications.controllers import AdminNotifications, CalendarFeed, DevMailbox
 from app.domain.system.controllers import SystemController
 from app.domain.waitlist.controllers import WaitlistApi, WaitlistPages
 from app.lib.auth import AuthenticationMiddleware
 from app.lib.exceptions import exception_handlers
+from app.lib.framing import FrameAncestorsMiddleware
 from app.lib.headers import SecurityHeadersMiddleware
 from app.lib.live import create_channels_plugin
 from app.lib.openapi import document_errors
@@ -76,6 +79,8 @@ def create_app() -> Litestar:
             WaitlistApi,
             WaitlistPages,
             BookingApi,
+            LtiController,
+            EmbedPages,
             create_static_files_router(path="/static", directories=[PROJECT_ROOT / "static"], include_in_schema=False),
             create_static_files_router(
                 path="/media", directories=[settings.upload_dir], include_in_schema=False, name="media"
@@ -91,6 +96,7 @@ def create_app() -> Litestar:
         ],
         middleware=[
             SecurityHeadersMiddleware(hsts=settings.cookies_secure),
+            FrameAncestorsMiddleware(origins=lambda: frame_ancestors(settings)),
             session_config.middleware,
             DefineMiddleware(AuthenticationMiddleware, exclude=["/static", "/media", "/health", "/schema"]),
         ],

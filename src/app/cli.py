@@ -10,6 +10,7 @@ from typing import Any, TypeVar
 import click
 
 from app.domain.accounts.models import UserType
+from app.domain.lti.cli import lti_group
 from app.lib.errors import DomainError, FieldErrors
 from app.lib.providers import provide_services
 from app.lib.queue import close_queue
@@ -138,3 +139,4 @@ def register_commands(group: Any) -> None:
     group.add_command(users_group)
     group.add_command(demo_command)
     group.add_command(notifications_group)
+    group.add_command(lti_group)

@@ -3,6 +3,7 @@
 from app.domain.accounts.models import ApiToken, AuthFailure, Profile, User, UserSession
 from app.domain.calendar.models import CalendarEvent
 from app.domain.consultations.models import Booking, ConsultationNote, ConsultationSlot
+from app.domain.lti.models import LtiContext, LtiIdentity, LtiKey, LtiLaunchToken, LtiNonce, LtiPlatform
 from app.domain.notifications.models import Notification
 from app.domain.waitlist.models import WaitlistEntry
 
@@ -13,6 +14,12 @@ __all__ = (
     "CalendarEvent",
     "ConsultationNote",
     "ConsultationSlot",
+    "LtiContext",
+    "LtiIdentity",
+    "LtiKey",
+    "LtiLaunchToken",
+    "LtiNonce",
+    "LtiPlatform",
     "Notification",
     "Profile",
     "User",

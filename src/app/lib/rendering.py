@@ -14,6 +14,7 @@ from litestar.plugins.htmx import ClientRedirect
 from litestar.plugins.jinja import JinjaTemplateEngine
 
 from app.lib.auth import current_user
+from app.lib.framing import layout_for
 
 FLASH_KEY = "flash"
 
@@ -35,7 +36,13 @@ def flash(request: Request[Any, Any, Any], message: str, level: str = "info") ->
 
 
 def _context(request: Request[Any, Any, Any], context: Mapping[str, Any]) -> dict[str, Any]:
-    return {"request": request, "user": current_user(request), "now_utc": datetime.now(UTC), **context}
+    return {
+        "request": request,
+        "user": current_user(request),
+        "now_utc": datetime.now(UTC),
+        "layout": layout_for(request.scope["path"]),
+        **context,
+    }
 
 
 def render_html(

@@ -1,4 +1,9 @@
-"""Server-side web sessions kept in PostgreSQL (shared by every app process), with id rotation at sign-in."""
+"""Server-side web sessions kept in PostgreSQL (shared by every app process), with id rotation at sign-in.
+
+A session started inside a frame (an LMS page embedding the tool) is marked embedded, and its cookies are written
+for a third-party frame: `SameSite=None; Secure; Partitioned` (CHIPS), so Chrome keeps them there even where it
+blocks third-party cookies. Every other session keeps the site's SameSite=Lax cookie.
+"""
 
 from __future__ import annotations
 
@@ -7,6 +12,7 @@ from typing import Any
 
 from advanced_alchemy.extensions.litestar.session import SQLAlchemyAsyncSessionBackend
 from litestar.connection import ASGIConnection
+from litestar.datastructures import MutableScopeHeaders
 from litestar.middleware.base import DefineMiddleware
 from litestar.middleware.session import SessionMiddleware
 from litestar.middleware.session.server_side import ServerSideSessionConfig
@@ -16,16 +22,50 @@ from app.db import get_alchemy_config
 from app.domain.accounts.models import UserSession
 
 ROTATE_SESSION_FLAG = "_rotate"
+EMBEDDED_SESSION_KEY = "embedded"
 _ROTATED_ID_STATE = "rotated_session_id"
+FRAME_DESTINATIONS = ("iframe", "frame")
+PARTITIONED_ATTRIBUTES = ("SameSite=None", "Secure", "Partitioned")
+
+
+def is_framed(connection: ASGIConnection[Any, Any, Any, Any]) -> bool:
+    """A navigation inside a frame, as the browser declares it (Sec-Fetch-Dest cannot be set by a page)."""
+    return connection.headers.get("sec-fetch-dest") in FRAME_DESTINATIONS
 
 
 def start_session(connection: ASGIConnection[Any, Any, Any, Any], data: dict[str, Any]) -> None:
     """Replace the session with `data` under a fresh id (the old id dies, so a planted id is worthless)."""
-    connection.set_session({**data, ROTATE_SESSION_FLAG: True})
+    flags: dict[str, Any] = {ROTATE_SESSION_FLAG: True}
+    if is_framed(connection):
+        flags[EMBEDDED_SESSION_KEY] = True
+    connection.set_session({**data, **flags})
+
+
+def partitioned_cookie(set_cookie: str) -> str:
+    """The same Set-Cookie for a third-party frame: sent cross-site, kept in the embedding site's partition."""
+    name_value, *attributes = (part.strip() for part in set_cookie.split(";"))
+    kept = [a for a in attributes if a.split("=", 1)[0].lower() not in ("samesite", "secure", "partitioned")]
+    return "; ".join([name_value, *kept, *PARTITIONED_ATTRIBUTES])
 
 
 class DatabaseSessionBackend(SQLAlchemyAsyncSessionBackend):
     async def store_in_message(
+        self, scope_session: ScopeSession, message: Message, connection: ASGIConnection[Any, Any, Any, Any]
+    ) -> None:
+        embedded = isinstance(scope_session, dict) and bool(scope_session.get(EMBEDDED_SESSION_KEY))
+        await self._store(scope_session, message, connection)
+        if embedded or is_framed(connection):
+            # The CSRF cookie (set further in) must reach the frame too; the session cookie only when the session
+            # lives there, or a same-site frame could split one browser's session cookie into two variants.
+            headers = MutableScopeHeaders.from_message(message)
+            cookies = headers.getall("set-cookie", [])
+            if cookies:
+                del headers["set-cookie"]
+            for cookie in cookies:
+                own = cookie.startswith(f"{self.config.key}=")
+                headers.add("set-cookie", partitioned_cookie(cookie) if embedded or not own else cookie)
+
+    async def _store(
         self, scope_session: ScopeSession, message: Message, connection: ASGIConnection[Any, Any, Any, Any]
     ) -> None:
         if isinstance(scope_session, dict) and not scope_session:

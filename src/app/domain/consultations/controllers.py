@@ -36,6 +36,21 @@ async def professor_or_404(users: UserService, professor_id: UUID) -> User:
     return professor
 
 
+async def week_page_context(
+    users: UserService, slots: SlotService, professor_id: UUID, viewer: User, week: date | None
+) -> dict[str, Any]:
+    """A professor's week grid as `viewer` sees it (the site's page and the embedded one alike)."""
+    professor = await professor_or_404(users, professor_id)
+    grid = await build_week(slots, professor, viewer, monday_of(week or today_in(viewer.timezone)))
+    rating = await NoteService(session=slots.repository.session).rating_summary(professor.id)
+    return {
+        "grid": grid,
+        "professor": professor,
+        "this_week": monday_of(today_in(viewer.timezone)),
+        "rating": rating,
+    }
+
+
 async def slot_cell_html(request: Request[Any, Any, Any], slots: SlotService, slot_id: UUID, *, oob: bool) -> str:
     """The grid cell of one slot as the viewer sees it now (out-of-band when it rides along another swap)."""
     slot = await slots.get(slot_id)
@@ -65,16 +80,7 @@ class BookingPages(Controller):
         slots: NamedDependency[SlotService],
         week: FromQuery[date | None] = None,
     ) -> Response[Any]:
-        professor = await professor_or_404(users, professor_id)
-        viewer: User = request.user
-        grid = await build_week(slots, professor, viewer, monday_of(week or today_in(viewer.timezone)))
-        rating = await NoteService(session=slots.repository.session).rating_summary(professor.id)
-        context = {
-            "grid": grid,
-            "professor": professor,
-            "this_week": monday_of(today_in(viewer.timezone)),
-            "rating": rating,
-        }
+        context = await week_page_context(users, slots, professor_id, request.user, week)
         return render(request, "pages/professor.html", context, block="week")
 
     @get("/slots/{slot_id:uuid}/book", guards=[requires_student])

@@ -140,27 +140,29 @@ async def slot_rows_context(
     return context, active
 
 
+async def dashboard_overview(professor: User, slots: SlotService, bookings: BookingService) -> dict[str, Any]:
+    """The dashboard: the coming week's slots and bookings, requests to answer, consultations to mark."""
+    now = utcnow()
+    week, _ = await slots.list_slots(professor_id=professor.id, start=now, end=now + timedelta(days=8), limit=500)
+    week = [slot for slot in week if slot.status != SlotStatus.CANCELLED]
+    rows, active = await slot_rows_context(slots.repository.session, professor, week)
+    to_mark, _ = await bookings.list_for(professor, status=BookingStatus.CONFIRMED.value, upcoming=None, limit=200)
+    today = now.astimezone(ZoneInfo(professor.timezone)).date()
+    return {
+        **rows,
+        "week_slots": week,
+        "pending": [b for b in active if b.status == BookingStatus.PENDING],
+        "to_mark": [b for b in to_mark if b.start_time <= now],
+        "today": today,
+        "default_end": today + timedelta(days=28),
+    }
+
+
 class DashboardPages(Controller):
     path = "/dashboard"
     guards = [requires_professor]
     include_in_schema = False
     dependencies = {"slots": Provide(provide_slots), "bookings": Provide(provide_bookings)}
-
-    async def _overview(self, professor: User, slots: SlotService, bookings: BookingService) -> dict[str, Any]:
-        now = utcnow()
-        week, _ = await slots.list_slots(professor_id=professor.id, start=now, end=now + timedelta(days=8), limit=500)
-        week = [slot for slot in week if slot.status != SlotStatus.CANCELLED]
-        rows, active = await slot_rows_context(slots.repository.session, professor, week)
-        to_mark, _ = await bookings.list_for(professor, status=BookingStatus.CONFIRMED.value, upcoming=None, limit=200)
-        today = now.astimezone(ZoneInfo(professor.timezone)).date()
-        return {
-            **rows,
-            "week_slots": week,
-            "pending": [b for b in active if b.status == BookingStatus.PENDING],
-            "to_mark": [b for b in to_mark if b.start_time <= now],
-            "today": today,
-            "default_end": today + timedelta(days=28),
-        }
 
     @get("/", name="dashboard")
     async def dashboard(
@@ -169,7 +171,7 @@ class DashboardPages(Controller):
         slots: NamedDependency[SlotService],
         bookings: NamedDependency[BookingService],
     ) -> Response[Any]:
-        context = await self._overview(request.user, slots, bookings)
+        context = await dashboard_overview(request.user, slots, bookings)
         return render(request, "pages/dashboard.html", context, block="overview")
 
     @post("/slots", status_code=200)
@@ -228,7 +230,7 @@ class DashboardPages(Controller):
         slots: NamedDependency[SlotService],
         bookings: NamedDependency[BookingService],
     ) -> Response[Any]:
-        context = await self._overview(request.user, slots, bookings)
+        context = await dashboard_overview(request.user, slots, bookings)
         return render(request, "pages/dashboard.html", context, block="slots_table")
 
     async def _row(

@@ -1,0 +1,118 @@
+"""`app lti`: register LMS platforms, list and remove them, rotate the tool's key."""
+
+from __future__ import annotations
+
+import asyncio
+from uuid import UUID
+
+import click
+
+from app.config import Settings, get_settings
+from app.domain.lti.schemas import PlatformRegistration
+from app.domain.lti.services import RETIRED_KEY_PUBLISHED, PlatformService, ToolKeyService
+from app.lib.errors import FieldErrors
+from app.lib.providers import provide_services
+
+
+def tool_endpoints(settings: Settings) -> list[str]:
+    """What the platform's administrator enters for this tool."""
+    return [
+        f"  OIDC login URL:     {settings.app_url}/lti/login",
+        f"  Redirect URL:       {settings.app_url}/lti/launch",
+        f"  Target link URI:    {settings.app_url}/lti/launch",
+        f"  Public JWKS URL:    {settings.app_url}/lti/jwks",
+    ]
+
+
+@click.group(name="lti", help="LTI 1.3: the LMS platforms that may launch this tool, and the tool's key.")
+def lti_group() -> None:
+    pass
+
+
+@lti_group.command(name="add-platform", help="Register a platform (its values come from the LMS's tool registration).")
+@click.option("--issuer", required=True, help="The platform's issuer, e.g. https://canvas.instructure.com.")
+@click.option("--client-id", required=True, help="The client id the platform gave this tool.")
+@click.option("--deployment-id", "deployment_ids", multiple=True, required=True, help="Repeat for each deployment.")
+@click.option("--auth-url", required=True, help="The platform's OIDC authorization (authentication request) URL.")
+@click.option("--jwks-url", required=True, help="The platform's public keyset URL.")
+@click.option("--token-url", default="", help="The platform's OAuth2 access token URL.")
+@click.option("--name", default="", help="A label for `app lti list`.")
+@click.option("--trust-email", is_flag=True, default=False, help="Link launches to existing accounts by email.")
+def add_platform(
+    issuer: str,
+    client_id: str,
+    deployment_ids: tuple[str, ...],
+    auth_url: str,
+    jwks_url: str,
+    token_url: str,
+    name: str,
+    trust_email: bool,
+) -> None:
+    registration = PlatformRegistration(
+        issuer=issuer,
+        client_id=client_id,
+        deployment_ids=deployment_ids,
+        auth_login_url=auth_url,
+        jwks_url=jwks_url,
+        token_url=token_url,
+        name=name,
+        trust_email=trust_email,
+    )
+
+    async def add() -> str:
+        async with provide_services() as services:
+            platform = await PlatformService(session=services.session).register(registration)
+            return str(platform.id)
+
+    try:
+        platform_id = asyncio.run(add())
+    except FieldErrors as exc:
+        raise click.ClickException(str(exc)) from exc
+    click.echo(f"registered {name or issuer} ({platform_id}); enter these at the platform:")
+    for line in tool_endpoints(get_settings()):
+        click.echo(line)
+
+
+@lti_group.command(name="list", help="List the registered platforms.")
+def list_platforms() -> None:
+    async def show() -> None:
+        async with provide_services() as services:
+            platforms = await PlatformService(session=services.session).registered()
+        click.echo("This tool:")
+        for line in tool_endpoints(get_settings()):
+            click.echo(line)
+        for platform in platforms:
+            trusted = "trusts emails" if platform.trust_email else "emails not trusted"
+            click.echo(f"{platform.id}  {platform.name or platform.issuer}")
+            click.echo(f"  issuer {platform.issuer}  client {platform.client_id}  {trusted}")
+            click.echo(f"  deployments {', '.join(platform.deployment_ids)}")
+            click.echo(f"  auth {platform.auth_login_url}  jwks {platform.jwks_url}  token {platform.token_url or '-'}")
+
+    asyncio.run(show())
+
+
+@lti_group.command(name="remove", help="Remove a platform (its id from `app lti list`); its launches stop working.")
+@click.argument("platform_id", type=click.UUID)
+def remove_platform(platform_id: UUID) -> None:
+    async def remove() -> bool:
+        async with provide_services() as services:
+            platforms = PlatformService(session=services.session)
+            if await platforms.get_one_or_none(id=platform_id) is None:
+                return False
+            await platforms.delete(platform_id, auto_commit=True)
+            return True
+
+    if not asyncio.run(remove()):
+        raise click.ClickException(f"No platform {platform_id}.")
+    click.echo(f"removed {platform_id}")
+
+
+@lti_group.command(name="rotate-key", help="Make a new signing key; the previous one stays published for a while.")
+def rotate_key() -> None:
+    async def rotate() -> str:
+        async with provide_services() as services:
+            key = await ToolKeyService(session=services.session).rotate(get_settings())
+            return key.kid
+
+    kid = asyncio.run(rotate())
+    click.echo(f"new key {kid}; the previous one stays in /lti/jwks for {RETIRED_KEY_PUBLISHED.days} days")

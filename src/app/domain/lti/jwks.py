@@ -1,0 +1,53 @@
+"""The platforms' public keys (their JWKS), fetched over HTTP and cached per process."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import httpx
+from joserfc.errors import JoseError
+from joserfc.jwk import KeySet
+
+CACHE_SECONDS = 3600
+# An unknown `kid` means the platform rotated its keys, or a forgery: re-fetch, but at most this often,
+# so tokens with made-up key ids cannot make us hammer the platform.
+REFETCH_COOLDOWN_SECONDS = 10
+FETCH_TIMEOUT_SECONDS = 10
+
+
+class KeysUnavailable(Exception):
+    """The platform's JWKS could not be fetched or read."""
+
+
+class PlatformKeys:
+    def __init__(self) -> None:
+        self._cache: dict[str, tuple[float, KeySet]] = {}
+        self._refetched: dict[str, float] = {}
+
+    async def key_set(self, jwks_url: str, kid: str | None) -> KeySet:
+        """The platform's keys, fetched again when `kid` is not among the cached ones (key rotation)."""
+        now = time.monotonic()
+        cached = self._cache.get(jwks_url)
+        if cached is not None and now - cached[0] < CACHE_SECONDS:
+            known = kid is None or any(key.kid == kid for key in cached[1].keys)
+            if known or now - self._refetched.get(jwks_url, -REFETCH_COOLDOWN_SECONDS) < REFETCH_COOLDOWN_SECONDS:
+                return cached[1]
+            self._refetched[jwks_url] = now
+        keys = await self._fetch(jwks_url)
+        self._cache[jwks_url] = (now, keys)
+        return keys
+
+    @staticmethod
+    async def _fetch(jwks_url: str) -> KeySet:
+        try:
+            async with httpx.AsyncClient(timeout=FETCH_TIMEOUT_SECONDS) as client:
+                response = await client.get(jwks_url, headers={"Accept": "application/json"})
+                response.raise_for_status()
+                data: Any = response.json()
+            return KeySet.import_key_set(data)
+        except (httpx.HTTPError, ValueError, KeyError, TypeError, JoseError) as exc:
+            raise KeysUnavailable(f"{jwks_url}: {exc}") from exc
+
+
+platform_keys = PlatformKeys()

@@ -1,0 +1,85 @@
+"""What crosses the LTI boundary: a platform registration, the login request, a verified launch and its outcome."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from app.domain.accounts.models import User
+from app.domain.lti.models import LtiPlatform
+
+LOGIN_PARAMETERS = (
+    "iss",
+    "login_hint",
+    "target_link_uri",
+    "lti_message_hint",
+    "client_id",
+    "lti_deployment_id",
+    "lti_storage_target",
+)
+
+
+@dataclass(frozen=True)
+class PlatformRegistration:
+    issuer: str
+    client_id: str
+    deployment_ids: tuple[str, ...]
+    auth_login_url: str
+    jwks_url: str
+    token_url: str = ""
+    name: str = ""
+    trust_email: bool = False
+
+
+@dataclass(frozen=True)
+class LoginParams:
+    """A third-party-initiated login (OIDC step 1), from the query or the form; absent parameters are empty."""
+
+    iss: str = ""
+    login_hint: str = ""
+    target_link_uri: str = ""
+    lti_message_hint: str = ""
+    client_id: str = ""
+    lti_deployment_id: str = ""
+    lti_storage_target: str = ""
+
+    @classmethod
+    def of(cls, values: Mapping[str, Any]) -> LoginParams:
+        return cls(**{name: str(values.get(name) or "").strip() for name in LOGIN_PARAMETERS})
+
+
+@dataclass(frozen=True)
+class LoginRedirect:
+    """Where the browser goes next (the platform's OIDC endpoint), and what must come back with the launch."""
+
+    url: str
+    state: str
+    nonce: str
+    storage_target: str | None
+    platform_origin: str
+
+
+@dataclass(frozen=True)
+class VerifiedLaunch:
+    """An id_token whose signature, issuer, audience, times, deployment and message type have been checked."""
+
+    platform: LtiPlatform
+    subject: str
+    nonce: str
+    expires_at: datetime
+    roles: tuple[str, ...]
+    context_id: str = ""
+    context_title: str = ""
+    email: str = ""
+    given_name: str = ""
+    family_name: str = ""
+    custom: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class LaunchOutcome:
+    user: User
+    landing: str  # an embed view
+    launch_token: str  # signs the same person in, in a new tab, when the frame keeps no cookie
