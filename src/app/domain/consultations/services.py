@@ -418,16 +418,12 @@ class SlotService(SQLAlchemyAsyncRepositoryService[ConsultationSlot]):
             raise ConflictError("A booked student has another consultation at the new time.") from exc
         return slot
 
+    async def active_bookings(self, slot_id: UUID) -> list[Booking]:
+        query = select(Booking).where(Booking.slot_id == slot_id, Booking.status.in_(ACTIVE))
+        return list((await self.repository.session.scalars(query)).unique().all())
+
     async def _tell_booked_students_of_move(self, slot: ConsultationSlot) -> None:
-        bookings = (
-            (
-                await self.repository.session.scalars(
-                    select(Booking).where(Booking.slot_id == slot.id, Booking.status.in_(ACTIVE))
-                )
-            )
-            .unique()
-            .all()
-        )
+        bookings = await self.active_bookings(slot.id)
         notifications = NotificationService(session=self.repository.session)
         for booking in bookings:
             booking.start_time, booking.end_time = slot.start_time, slot.end_time
@@ -451,15 +447,7 @@ class SlotService(SQLAlchemyAsyncRepositoryService[ConsultationSlot]):
         if slot.status == SlotStatus.COMPLETED or slot.end_time <= utcnow():
             await self.repository.session.rollback()
             raise ConflictError("A slot that has ended cannot be cancelled.")
-        bookings = (
-            (
-                await self.repository.session.scalars(
-                    select(Booking).where(Booking.slot_id == slot.id, Booking.status.in_(ACTIVE))
-                )
-            )
-            .unique()
-            .all()
-        )
+        bookings = await self.active_bookings(slot.id)
         notifications = NotificationService(session=self.repository.session)
         now = utcnow()
         for booking in bookings:
