@@ -14,6 +14,7 @@ from advanced_alchemy.base import UUIDAuditBase
 from advanced_alchemy.extensions.litestar import (
     AlembicAsyncConfig,
     AsyncSessionConfig,
+    EngineConfig,
     SQLAlchemyAsyncConfig,
 )
 from litestar.config.app import AppConfig
@@ -105,6 +106,8 @@ def create_alchemy_config(database_url: str) -> SQLAlchemyAsyncConfig:
     return SQLAlchemyAsyncConfig(
         connection_string=asyncpg_url(database_url),
         session_config=AsyncSessionConfig(expire_on_commit=False),
+        # After a database restart, pooled connections are dead: test each before use instead of failing once.
+        engine_config=EngineConfig(pool_pre_ping=True),
         before_send_handler="autocommit",
         create_all=False,
         alembic_config=AlembicAsyncConfig(

@@ -6,12 +6,13 @@ import logging
 from typing import Any
 from urllib.parse import quote
 
+import asyncpg
 from advanced_alchemy.exceptions import NotFoundError as RepositoryNotFound
 from litestar import MediaType, Request, Response
 from litestar.exceptions import HTTPException, NotAuthorizedException
 from litestar.status_codes import HTTP_503_SERVICE_UNAVAILABLE
 from litestar.types import ExceptionHandlersMap
-from sqlalchemy.exc import InterfaceError, OperationalError
+from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 
 from app.lib.auth import is_api
 from app.lib.errors import DomainError, FieldErrors, TooManyAttempts
@@ -70,6 +71,28 @@ def database_unavailable(request: Request[Any, Any, Any], exc: Exception) -> Res
     return response
 
 
+CONNECTION_FAILURES = (
+    OSError,
+    asyncpg.exceptions.CannotConnectNowError,
+    asyncpg.exceptions.ConnectionDoesNotExistError,
+    asyncpg.exceptions.AdminShutdownError,
+    asyncpg.exceptions.InterfaceError,
+)
+
+
+def database_error(request: Request[Any, Any, Any], exc: DBAPIError) -> Response[Any]:
+    """Lost or refused connections are a 503 (the app recovers when the database is back); the rest is a bug."""
+    if (
+        exc.connection_invalidated
+        or isinstance(exc.orig, CONNECTION_FAILURES)
+        or isinstance(getattr(exc.orig, "__cause__", None), CONNECTION_FAILURES)
+    ):
+        return database_unavailable(request, exc)
+    logger.exception("database error", exc_info=exc)
+    message = "Something went wrong on our side."
+    return _json(500, message) if is_api(request) else _web_error(request, 500, message)
+
+
 def exception_handlers() -> ExceptionHandlersMap:
     return {
         DomainError: domain_error,
@@ -77,5 +100,9 @@ def exception_handlers() -> ExceptionHandlersMap:
         RepositoryNotFound: not_found,
         OperationalError: database_unavailable,
         InterfaceError: database_unavailable,
-        ConnectionError: database_unavailable,
+        OSError: database_unavailable,
+        DBAPIError: database_error,
+        asyncpg.exceptions.CannotConnectNowError: database_unavailable,
+        asyncpg.exceptions.ConnectionDoesNotExistError: database_unavailable,
+        asyncpg.exceptions.AdminShutdownError: database_unavailable,
     }

@@ -8,13 +8,16 @@ Litestar's ChannelsPlugin listens on the same channels and fans events out to th
 
 from __future__ import annotations
 
+import asyncio
 import json
+import logging
 import uuid
 from dataclasses import asdict, dataclass
 from functools import lru_cache
 from typing import Any
 from uuid import UUID
 
+import asyncpg
 from litestar.channels import ChannelsPlugin
 from litestar.channels.backends.asyncpg import AsyncPgChannelsBackend
 from sqlalchemy import text
@@ -24,13 +27,14 @@ from app.config import get_settings
 from app.db import get_database_url
 
 PENDING_KEY = "live_events"
+logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
 class LiveEvent:
     """What changed; streams render what each viewer should now see."""
 
-    kind: str  # slot_changed | slots_added | booking_created | booking_changed
+    kind: str  # slot_changed | slots_added | booking_created | booking_changed | resync (after a lost listener)
     professor_id: str
     slot_id: str | None = None
     booking_id: str | None = None
@@ -89,11 +93,45 @@ def _redis_client() -> Any:
     return Redis.from_url(get_settings().channels_url or "")
 
 
+class ReconnectingAsyncPgBackend(AsyncPgChannelsBackend):
+    """Litestar's LISTEN/NOTIFY backend, plus: when the listening connection dies (a database restart), open a
+    new one and LISTEN again on every channel; open grids re-fetch their week when their stream reconnects."""
+
+    RETRY_SECONDS = 0.5
+
+    async def on_startup(self) -> None:
+        await super().on_startup()
+        self._listener_conn.add_termination_listener(self._lost)
+        self._reconnecting: asyncio.Task[None] | None = None
+
+    def _lost(self, _connection: Any) -> None:
+        if self._queue is not None and (self._reconnecting is None or self._reconnecting.done()):
+            self._reconnecting = asyncio.get_running_loop().create_task(self._reconnect())
+
+    async def _reconnect(self) -> None:
+        while self._queue is not None:
+            try:
+                async with self._listener_lock:
+                    connection = await self._connect()
+                    for channel in self._subscribed_channels:
+                        await connection.add_listener(channel, self._listener)  # type: ignore[arg-type]
+                    connection.add_termination_listener(self._lost)
+                    self._listener_conn = connection
+                    # Changes made while we were deaf are unknown: tell every open stream to re-fetch.
+                    for channel in self._subscribed_channels:
+                        resync = LiveEvent(kind="resync", professor_id=str(UUID(channel.removeprefix("professor_"))))
+                        self._queue.put_nowait((channel, resync.encode().encode()))
+                logger.info("live events: listening again on %d channel(s)", len(self._subscribed_channels))
+                return
+            except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError):
+                await asyncio.sleep(self.RETRY_SECONDS)
+
+
 def create_channels_plugin() -> ChannelsPlugin:
     if uses_redis():
         from litestar.channels.backends.redis import RedisChannelsPubSubBackend
 
         backend: Any = RedisChannelsPubSubBackend(redis=_redis_client())
     else:
-        backend = AsyncPgChannelsBackend(dsn=get_database_url())
+        backend = ReconnectingAsyncPgBackend(dsn=get_database_url())
     return ChannelsPlugin(backend=backend, arbitrary_channels_allowed=True, create_ws_route_handlers=False)

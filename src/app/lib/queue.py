@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from collections.abc import Iterable
@@ -91,10 +92,16 @@ async def enqueue_deliveries(ids: Iterable[UUID], delay_seconds: float = 0, atte
         )
 
 
+HEALTH_TIMEOUT_SECONDS = 2.0
+
+
 async def queue_reachable(queue: Queue) -> bool:
+    """Any failure, or no answer within HEALTH_TIMEOUT_SECONDS, means "not reachable" for the health check."""
     try:
-        await queue.connect()
-        await queue.count("queued")
+        # Bounded: the queue's pool would otherwise wait for a connection as long as its own timeout.
+        async with asyncio.timeout(HEALTH_TIMEOUT_SECONDS):
+            await queue.connect()
+            await queue.count("queued")
     except Exception:
         return False
     return True

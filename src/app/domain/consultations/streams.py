@@ -35,6 +35,8 @@ from app.lib.templates import local_time
 
 KEEPALIVE_SECONDS = 15
 KEEPALIVE = b""
+# New slots, or a gap in what we heard (the listener reconnected): the client re-fetches what it shows.
+REFETCH_KINDS = ("slots_added", "resync")
 SSE_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
 
 
@@ -162,7 +164,7 @@ class LiveStreams(Controller):
             async for event in events_of(channels, professor_channel(professor.id)):
                 if event is None:
                     yield keepalive()
-                elif event.kind == "slots_added":
+                elif event.kind in REFETCH_KINDS:
                     yield ServerSentEventMessage(event="week-changed", data="refresh")
                 elif (snapshot := await snapshots.get(event)) is not None:
                     html = snapshot.cell_html(request, viewer)
@@ -181,7 +183,7 @@ class LiveStreams(Controller):
                 if event is None:
                     yield keepalive()
                     continue
-                if event.kind == "slots_added":
+                if event.kind in REFETCH_KINDS:
                     yield ServerSentEventMessage(event="slots-changed", data="refresh")
                     continue
                 snapshot = await snapshots.get(event)
