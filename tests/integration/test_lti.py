@@ -22,6 +22,7 @@ import psycopg
 import pytest
 
 from app.config import get_settings
+from app.domain.lti.jwks import platform_keys
 from tests.conftest import ROOT, free_port
 from tests.fake_lms import (
     CLIENT_ID,
@@ -43,7 +44,9 @@ FORM_FIELD = re.compile(r'name="([^"]+)" value="([^"]*)"')
 
 @pytest.fixture
 async def lms(database_url: str) -> AsyncIterator[FakeLms]:
-    """A platform of its own per test (its own port, so no JWKS cached by an earlier test), registered with the tool."""
+    """A platform of its own per test, registered with the tool. The OS may hand a later test the same port, so
+    the tool's JWKS cache (per process, keyed by URL) starts empty for each."""
+    platform_keys.forget()
     server = FakeLmsServer(free_port(), get_settings().app_url)
     platform = server.start()
     await register_platform(platform)

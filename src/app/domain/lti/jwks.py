@@ -38,6 +38,22 @@ class PlatformKeys:
         self._cache[jwks_url] = (now, keys)
         return keys
 
+    def forget(self) -> None:
+        """Drop every cached key set and cooldown (the next launch fetches afresh)."""
+        self._cache.clear()
+        self._refetched.clear()
+
+    async def refreshed(self, jwks_url: str) -> KeySet | None:
+        """Fetch again after a signature failed with cached keys (a key replaced under the same id), at most
+        once per cooldown; None when the cooldown says the cached keys must stand."""
+        now = time.monotonic()
+        if now - self._refetched.get(jwks_url, -REFETCH_COOLDOWN_SECONDS) < REFETCH_COOLDOWN_SECONDS:
+            return None
+        self._refetched[jwks_url] = now
+        keys = await self._fetch(jwks_url)
+        self._cache[jwks_url] = (now, keys)
+        return keys
+
     @staticmethod
     async def _fetch(jwks_url: str) -> KeySet:
         try:

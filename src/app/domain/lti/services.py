@@ -317,6 +317,20 @@ class LaunchService:
             custom=custom,
         )
 
+    async def _claims_with_fresh_keys(self, id_token: str, platform: LtiPlatform, failure: Exception) -> dict[str, Any]:
+        """A platform may replace a key under the same id: verify once more against freshly fetched keys."""
+        try:
+            keys = await self.keys.refreshed(platform.jwks_url)
+        except KeysUnavailable:
+            keys = None
+        if keys is None:
+            raise LaunchRefused("The id_token's signature is not valid.", 401) from failure
+        try:
+            claims: dict[str, Any] = jwt.decode(id_token, keys, algorithms=["RS256"]).claims
+        except JoseError as exc:
+            raise LaunchRefused("The id_token's signature is not valid.", 401) from exc
+        return claims
+
     async def _checked_claims(self, id_token: str, kid: str | None, platform: LtiPlatform) -> dict[str, Any]:
         try:
             keys = await self.keys.key_set(platform.jwks_url, kid)
@@ -329,7 +343,9 @@ class LaunchService:
             raise LaunchRefused(
                 f"The id_token is signed with a key the platform does not publish: {kid}.", 401
             ) from exc
-        except (BadSignatureError, JoseError) as exc:
+        except BadSignatureError as exc:
+            claims = await self._claims_with_fresh_keys(id_token, platform, exc)
+        except JoseError as exc:
             raise LaunchRefused("The id_token's signature is not valid.", 401) from exc
         registry = jwt.JWTClaimsRegistry(
             leeway=CLOCK_LEEWAY_SECONDS,
