@@ -47,6 +47,8 @@ from typing import Any, TypeVar
 
 import httpx
 
+from common import EMAIL_DOMAIN, percentile
+
 PASSWORD = "rush-password-123"
 SETUP_CONCURRENCY = 20
 TIMEOUT_SECONDS = 60.0
@@ -133,14 +135,6 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return args
 
 
-def percentile(sorted_values: list[float], fraction: float) -> float:
-    """Nearest-rank percentile of an ascending list (0.0 for an empty one)."""
-    if not sorted_values:
-        return 0.0
-    rank = max(1, math.ceil(fraction * len(sorted_values)))
-    return sorted_values[min(rank, len(sorted_values)) - 1]
-
-
 def describe(response: httpx.Response) -> str:
     return f"{response.request.method} {response.request.url.path} -> {response.status_code}: {response.text[:300]}"
 
@@ -173,7 +167,7 @@ async def create_account(client: httpx.AsyncClient, username: str, user_type: st
         "/api/v1/auth/register",
         json={
             "username": username,
-            "email": f"{username}@bench.example.com",
+            "email": f"{username}@{EMAIL_DOMAIN}",
             "password": PASSWORD,
             "user_type": user_type,
             "first_name": "Rush",
@@ -310,8 +304,19 @@ def counts(counter: Counter[str]) -> str:
     return ", ".join(f"{key}: {count}" for key, count in sorted(counter.items()))
 
 
-def report_rush(outcomes: list[Outcome], expected: int) -> tuple[list[str], float]:
-    """Print the rush's figures; return the target's failures so far and the p99 in ms."""
+@dataclass
+class RushSummary:
+    """What a run measured, for a caller comparing runs (scale_out.py)."""
+
+    failures: list[str]
+    p50: float
+    p99: float
+    throughput: float
+    health_rate: float = 0.0
+
+
+def report_rush(outcomes: list[Outcome], expected: int) -> RushSummary:
+    """Print the rush's figures; return them with the target's failures so far."""
     failures: list[str] = []
     statuses = Counter(outcome.key for outcome in outcomes)
     created = statuses.get("201", 0)
@@ -325,14 +330,15 @@ def report_rush(outcomes: list[Outcome], expected: int) -> tuple[list[str], floa
     line("other errors", f"{others.total()}" + (f" ({counts(others)})" if others else ""))
     line("latency p50/p95/p99", f"{p50:.1f} / {p95:.1f} / {p99:.1f} ms (max {latencies[-1]:.1f} ms)")
     line("rush wall time", f"{wall * 1000:.1f} ms")
-    line("rush throughput", f"{len(outcomes) / wall:.1f} req/s" if wall > 0 else "n/a")
+    throughput = len(outcomes) / wall if wall > 0 else 0.0
+    line("rush throughput", f"{throughput:.1f} req/s")
     if created != expected:
         failures.append(f"{created} created, expected {expected}")
     if others:
         failures.append(f"{others.total()} errors other than 409")
     if p99 >= P99_TARGET_MS:
         failures.append(f"p99 {p99:.1f} ms >= {P99_TARGET_MS:.0f} ms")
-    return failures, p99
+    return RushSummary(failures=failures, p50=p50, p99=p99, throughput=throughput)
 
 
 async def check_slots(
@@ -360,7 +366,8 @@ async def check_slots(
     return failures
 
 
-async def main(args: argparse.Namespace) -> int:
+async def measure(args: argparse.Namespace) -> RushSummary | None:
+    """Set up, rush, check and hammer /health, printing as it goes; None when the setup failed."""
     expected = min(args.students, args.slots * args.capacity)
     per_client = math.ceil(args.concurrency / args.clients)
     print(
@@ -375,25 +382,36 @@ async def main(args: argparse.Namespace) -> int:
             professor, students, slot_ids = await setup(setup_client, args.students, args.slots, args.capacity)
         except (SetupError, httpx.HTTPError) as exc:
             print(f"setup failed: {type(exc).__name__}: {exc}", file=sys.stderr)
-            return 2
+            return None
         line("setup (not timed)", f"{time.perf_counter() - started:.1f} s")
         clients = [await stack.enter_async_context(make_client(args.base_url, per_client)) for _ in range(args.clients)]
 
         outcomes = await rush(clients, students, slot_ids, args.concurrency)
-        failures, p99 = report_rush(outcomes, expected)
-        failures += await check_slots(setup_client, professor, slot_ids, args.slots * args.capacity, expected)
+        summary = report_rush(outcomes, expected)
+        summary.failures += await check_slots(setup_client, professor, slot_ids, args.slots * args.capacity, expected)
 
         health = await hammer_health(clients, args.concurrency, args.health_seconds, args.health_max_requests)
-        rate = health.requests / health.seconds if health.seconds > 0 else 0.0
+        summary.health_rate = health.requests / health.seconds if health.seconds > 0 else 0.0
         line(
             "GET /health ceiling",
-            f"{rate:.1f} req/s ({health.requests} requests in {health.seconds:.1f} s; {counts(health.outcomes)})",
+            f"{summary.health_rate:.1f} req/s ({health.requests} requests in {health.seconds:.1f} s; "
+            f"{counts(health.outcomes)})",
         )
+    return summary
 
-    if failures:
-        print("FAIL: " + "; ".join(failures), flush=True)
+
+async def main(args: argparse.Namespace) -> int:
+    summary = await measure(args)
+    if summary is None:
+        return 2
+    if summary.failures:
+        print("FAIL: " + "; ".join(summary.failures), flush=True)
         return 1
-    print(f"PASS: {expected} bookings, only 409s refused, none overbooked, p99 {p99:.1f} ms < {P99_TARGET_MS:.0f} ms")
+    expected = min(args.students, args.slots * args.capacity)
+    print(
+        f"PASS: {expected} bookings, only 409s refused, none overbooked, "
+        f"p99 {summary.p99:.1f} ms < {P99_TARGET_MS:.0f} ms"
+    )
     return 0
 
 

@@ -24,32 +24,10 @@ from datetime import UTC, datetime, timedelta
 
 import httpx
 
+from common import register, web_session
+
 PASSWORD = "fanout-password-123"
 TARGET_P95_MS = 100.0
-
-
-async def register(client: httpx.AsyncClient, username: str, user_type: str) -> dict[str, str]:
-    response = await client.post(
-        "/api/v1/auth/register",
-        json={"username": username, "email": f"{username}@bench.example", "password": PASSWORD, "user_type": user_type},
-    )
-    response.raise_for_status()
-    token = await client.post("/api/v1/auth/token", json={"username": username, "password": PASSWORD})
-    token.raise_for_status()
-    return {"Authorization": f"Bearer {token.json()['token']}"}
-
-
-async def web_session(base_url: str, username: str) -> httpx.AsyncClient:
-    client = httpx.AsyncClient(base_url=base_url, timeout=None)
-    await client.get("/login")
-    response = await client.post(
-        "/login",
-        data={"username": username, "password": PASSWORD},
-        headers={"x-csrftoken": client.cookies["csrftoken"]},
-    )
-    if response.status_code != 303:
-        raise RuntimeError(f"sign-in failed: {response.status_code}")
-    return client
 
 
 async def watch(
@@ -95,7 +73,7 @@ async def main() -> int:
     args = parser.parse_args()
     run = secrets.token_hex(3)
     async with httpx.AsyncClient(base_url=args.url, timeout=60) as api:
-        professor = await register(api, f"fan{run}prof", "professor")
+        professor = await register(api, f"fan{run}prof", "professor", PASSWORD)
         start = datetime.now(UTC).replace(microsecond=0) + timedelta(days=3)
         slot_ids = []
         for offset in (0, 60):  # a warm-up slot, then the measured one
@@ -109,10 +87,11 @@ async def main() -> int:
             slot_ids.append(slot.json()["id"])
         professor_id = slot.json()["professor_id"]
         for i in range(args.viewers):
-            await register(api, f"fan{run}v{i}", "student")
-        booker = await register(api, f"fan{run}booker", "student")
-        viewers = [await web_session(args.url, f"fan{run}v{i}") for i in range(args.viewers)]
-        subscribed, ready, booked_at = asyncio.Event(), [], [0.0]
+            await register(api, f"fan{run}v{i}", "student", PASSWORD)
+        booker = await register(api, f"fan{run}booker", "student", PASSWORD)
+        viewers = [await web_session(args.url, f"fan{run}v{i}", PASSWORD) for i in range(args.viewers)]
+        subscribed, booked_at = asyncio.Event(), [0.0]
+        ready: list[int] = []
         path = f"/professors/{professor_id}/events"
         names = (f"slot-{slot_ids[0]}", f"slot-{slot_ids[1]}")
         tasks = [

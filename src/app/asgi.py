@@ -35,7 +35,7 @@ from app.lib.headers import SecurityHeadersMiddleware
 from app.lib.live import create_channels_plugin
 from app.lib.openapi import document_errors
 from app.lib.queue import get_saq_config
-from app.lib.sessions import DatabaseSessionConfig
+from app.lib.sessions import DatabaseSessionConfig, release_database_session
 from app.lib.templates import create_template_engine
 
 UNSAFE_EXEMPT_PATHS = ("/api/", "/lti/login", "/lti/launch")
@@ -98,6 +98,7 @@ def create_app() -> Litestar:
             SecurityHeadersMiddleware(hsts=settings.cookies_secure),
             FrameAncestorsMiddleware(origins=lambda: frame_ancestors(settings)),
             session_config.middleware,
+            release_database_session,
             DefineMiddleware(AuthenticationMiddleware, exclude=["/static", "/media", "/health", "/schema"]),
         ],
         csrf_config=csrf,

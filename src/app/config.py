@@ -72,6 +72,9 @@ class Settings:
     session_max_age_seconds: int = 14 * 24 * 3600
     run_worker_in_process: bool = True
     outbox_sweep_after_seconds: int = 120
+    # Per app process: connections kept open, and extra ones opened under load (closed again when idle).
+    database_pool_size: int = 5
+    database_max_overflow: int = 10
 
     @property
     def is_production(self) -> bool:
@@ -137,7 +140,16 @@ def load_settings() -> Settings:
         upload_dir=Path(os.environ.get("UPLOAD_DIR", data_dir / "uploads")),
         run_worker_in_process=os.environ.get("RUN_WORKER_IN_PROCESS", "true").lower() in ("1", "true", "yes"),
         outbox_sweep_after_seconds=int(os.environ.get("OUTBOX_SWEEP_AFTER_SECONDS", "120")),
+        database_pool_size=_count("DATABASE_POOL_SIZE", "5", least=1),
+        database_max_overflow=_count("DATABASE_MAX_OVERFLOW", "10", least=0),
     )
+
+
+def _count(name: str, default: str, least: int) -> int:
+    text = os.environ.get(name, default)
+    if not text.isdigit() or int(text) < least:
+        raise SettingsError(f"{name} must be a whole number of at least {least}, not {text!r}")
+    return int(text)
 
 
 def _derived_key(secret_key: str) -> str:

@@ -102,12 +102,14 @@ def resolve_database_url(settings: Settings) -> str:
     return EmbeddedDatabase.start(settings.data_dir / "postgres")
 
 
-def create_alchemy_config(database_url: str) -> SQLAlchemyAsyncConfig:
+def create_alchemy_config(database_url: str, settings: Settings) -> SQLAlchemyAsyncConfig:
     return SQLAlchemyAsyncConfig(
         connection_string=asyncpg_url(database_url),
         session_config=AsyncSessionConfig(expire_on_commit=False),
         # After a database restart, pooled connections are dead: test each before use instead of failing once.
-        engine_config=EngineConfig(pool_pre_ping=True),
+        engine_config=EngineConfig(
+            pool_pre_ping=True, pool_size=settings.database_pool_size, max_overflow=settings.database_max_overflow
+        ),
         before_send_handler="autocommit",
         create_all=False,
         alembic_config=AlembicAsyncConfig(
@@ -126,4 +128,4 @@ def get_database_url() -> str:
 
 @lru_cache(maxsize=1)
 def get_alchemy_config() -> SQLAlchemyAsyncConfig:
-    return create_alchemy_config(get_database_url())
+    return create_alchemy_config(get_database_url(), get_settings())

@@ -7,16 +7,18 @@ blocks third-party cookies. Every other session keeps the site's SameSite=Lax co
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 from advanced_alchemy.extensions.litestar.session import SQLAlchemyAsyncSessionBackend
 from litestar.connection import ASGIConnection
 from litestar.datastructures import MutableScopeHeaders
+from litestar.enums import ScopeType
 from litestar.middleware.base import DefineMiddleware
 from litestar.middleware.session import SessionMiddleware
 from litestar.middleware.session.server_side import ServerSideSessionConfig
-from litestar.types import Empty, Message, ScopeSession
+from litestar.types import ASGIApp, Empty, Message, Receive, Scope, ScopeSession, Send
 
 from app.db import get_alchemy_config
 from app.domain.accounts.models import UserSession
@@ -91,3 +93,29 @@ class DatabaseSessionConfig(ServerSideSessionConfig):
     def middleware(self) -> DefineMiddleware:
         backend = DatabaseSessionBackend(config=self, alchemy_config=get_alchemy_config(), model=UserSession)
         return DefineMiddleware(SessionMiddleware, backend=backend)
+
+
+def release_database_session(app: ASGIApp) -> ASGIApp:
+    """Middleware, inside the session middleware: end the request's database session as the response starts.
+
+    The session middleware writes the web session when the response starts, on a connection of its own, while the
+    handler's database session would otherwise keep its pooled connection until the app-level before-send hook
+    that runs afterwards. Each signed-in request would then hold one connection while waiting for a second, and a
+    burst of requests larger than the pool deadlocks until the pool's timeout. Running the same commit-or-rollback
+    hook here first returns the connection; the app-level hook then finds nothing left to do (and still covers the
+    error responses, which bypass the middleware stack).
+    """
+    end_session = cast("Callable[[Message, Scope], Awaitable[None]]", get_alchemy_config().before_send_handler)
+
+    async def middleware(scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != ScopeType.HTTP:
+            await app(scope, receive, send)
+            return
+
+        async def send_after_ending_session(message: Message) -> None:
+            await end_session(message, scope)
+            await send(message)
+
+        await app(scope, receive, send_after_ending_session)
+
+    return middleware

@@ -1,0 +1,50 @@
+"""Pieces the load scripts share: accounts through the API, web sign-in, percentiles."""
+
+from __future__ import annotations
+
+import math
+
+import httpx
+
+# Registration checks the address's domain in production (PROFESSOR_SIGNUP_DOMAINS); scale_out.py allows this one.
+EMAIL_DOMAIN = "bench.example.com"
+
+
+def percentile(sorted_values: list[float], fraction: float) -> float:
+    """Nearest-rank percentile of an ascending list (0.0 for an empty one)."""
+    if not sorted_values:
+        return 0.0
+    rank = max(1, math.ceil(fraction * len(sorted_values)))
+    return sorted_values[min(rank, len(sorted_values)) - 1]
+
+
+async def register(client: httpx.AsyncClient, username: str, user_type: str, password: str) -> dict[str, str]:
+    """Register through the API and sign in for a bearer token; the Authorization header to send."""
+    response = await client.post(
+        "/api/v1/auth/register",
+        json={
+            "username": username,
+            "email": f"{username}@{EMAIL_DOMAIN}",
+            "password": password,
+            "user_type": user_type,
+        },
+    )
+    response.raise_for_status()
+    token = await client.post("/api/v1/auth/token", json={"username": username, "password": password})
+    token.raise_for_status()
+    return {"Authorization": f"Bearer {token.json()['token']}"}
+
+
+async def web_session(base_url: str, username: str, password: str) -> httpx.AsyncClient:
+    """A client signed in on the web (session and CSRF cookies), as a browser would be."""
+    client = httpx.AsyncClient(base_url=base_url, timeout=None)
+    await client.get("/login")
+    response = await client.post(
+        "/login",
+        data={"username": username, "password": password},
+        headers={"x-csrftoken": client.cookies["csrftoken"]},
+    )
+    if response.status_code != 303:
+        await client.aclose()
+        raise RuntimeError(f"sign-in of {username} failed: {response.status_code}")
+    return client
