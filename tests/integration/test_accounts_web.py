@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import io
+from datetime import timedelta
 from typing import Any
 
 import psycopg
+import pytest
 from PIL import Image
 
 from tests.helpers import PASSWORD, csrf_headers, make_user, web_login
@@ -137,6 +139,45 @@ async def test_anonymous_visitor_is_sent_to_login_with_next(client: Any) -> None
 async def test_anonymous_pages_create_no_session_rows(client: Any, database_url: str) -> None:
     for path in ("/", "/login", "/register"):
         assert (await client.get(path)).status_code == 200
+    with psycopg.connect(database_url) as conn:
+        assert conn.execute("SELECT count(*) FROM user_session").fetchone() == (0,)
+
+
+def _session_row(database_url: str) -> tuple[Any, ...]:
+    with psycopg.connect(database_url) as conn:
+        return conn.execute("SELECT expires_at, xmin::text FROM user_session").fetchone()
+
+
+def _age_session(database_url: str, by: timedelta) -> None:
+    with psycopg.connect(database_url) as conn:
+        conn.execute("UPDATE user_session SET expires_at = expires_at - %s", (by,))
+
+
+async def test_a_page_view_does_not_write_the_session_row(client: Any, database_url: str) -> None:
+    await web_login(client, (await make_user()).username)
+    assert (await client.get("/settings")).status_code == 200  # shows (and so removes) the welcome message
+    before = _session_row(database_url)
+    assert (await client.get("/settings")).status_code == 200
+    assert _session_row(database_url) == before  # same expiry, same row version: nothing written
+
+
+async def test_a_session_in_use_gets_its_expiry_extended_once_an_hour_has_passed(
+    client: Any, database_url: str
+) -> None:
+    await web_login(client, (await make_user()).username)
+    _age_session(database_url, timedelta(hours=2))
+    aged, _ = _session_row(database_url)
+    assert (await client.get("/settings")).status_code == 200
+    extended, _ = _session_row(database_url)
+    assert extended - aged == pytest.approx(timedelta(hours=2), abs=timedelta(minutes=1))
+
+
+async def test_an_expired_session_signs_the_person_out_and_is_deleted(client: Any, database_url: str) -> None:
+    await web_login(client, (await make_user()).username)
+    _age_session(database_url, timedelta(days=15))
+    response = await client.get("/settings")
+    assert response.status_code == 303
+    assert response.headers["location"] == "/login?next=/settings"
     with psycopg.connect(database_url) as conn:
         assert conn.execute("SELECT count(*) FROM user_session").fetchone() == (0,)
 
