@@ -104,9 +104,6 @@ class UserService(SQLAlchemyAsyncRepositoryService[User]):
     async def to_model_on_create(self, data: ModelDictT[User]) -> ModelDictT[User]:
         if is_dict(data):
             data = dict(data)
-            password = data.pop("password", None)
-            if password is not None:  # Google-only accounts have none
-                data["password_hash"] = hash_password(password)
             data["email"] = data["email"].strip()
             data.setdefault("timezone", get_settings().default_timezone)
             profile_fields = {f: data.pop(f) for f in (*PROFILE_FIELDS, "profile_picture") if f in data}
@@ -145,6 +142,11 @@ class UserService(SQLAlchemyAsyncRepositoryService[User]):
         data = {key: value for key, value in data.items() if not (key == "timezone" and not value)}
         errors = account_field_problems(data)
         username = str(data.get("username", "")).strip()
+        if problem := password_problem(str(data.get("password", "")), username):
+            errors["password"] = problem
+        else:
+            # Hashed before the first query, so no pooled connection waits on it (a taken name costs the same time).
+            data["password_hash"] = await hash_password(str(data.pop("password")))
         if not USERNAME_PATTERN.match(username):
             errors["username"] = "Use 3 to 150 letters, digits or . _ @ + -"
         elif await self.repository.exists(func.lower(User.username) == username.lower()):
@@ -161,8 +163,6 @@ class UserService(SQLAlchemyAsyncRepositoryService[User]):
             and not may_self_register_as_professor(str(data.get("email", "")), get_settings())
         ):
             errors["user_type"] = "Professor accounts are granted by an administrator; register as a student."
-        if problem := password_problem(str(data.get("password", "")), username):
-            errors["password"] = problem
         if errors:
             raise FieldErrors(errors)
         data = {**data, "username": username}
@@ -171,12 +171,6 @@ class UserService(SQLAlchemyAsyncRepositoryService[User]):
         except INTEGRITY_ERRORS as exc:  # a concurrent registration took the name first
             await self.repository.session.rollback()
             raise FieldErrors({"username": "This username or email is taken."}) from exc
-
-    async def authenticate(self, login: str, password: str) -> User:
-        user = await self.find_by_login(login)
-        if user is None or not verify_password(user.password_hash, password) or not user.is_active:
-            raise AuthenticationFailed(INVALID_CREDENTIALS)
-        return user
 
     async def update_account(self, user_id: UUID, changes: dict[str, Any]) -> User:
         user = await self.get(user_id)
@@ -262,11 +256,11 @@ class UserService(SQLAlchemyAsyncRepositoryService[User]):
 
     async def change_password(self, user_id: UUID, current: str, new: str) -> None:
         user = await self.get(user_id)
-        if user.password_hash is not None and not verify_password(user.password_hash, current):
+        if user.password_hash is not None and not await verify_password(user.password_hash, current):
             raise FieldErrors.single("current_password", "The current password is wrong.")
         if problem := password_problem(new, user.username):
             raise FieldErrors.single("new_password", problem)
-        user.password_hash = hash_password(new)
+        user.password_hash = await hash_password(new)
         await self.repository.session.commit()
 
     async def set_profile_picture(self, user_id: UUID, content: bytes, settings: Settings) -> str:
@@ -358,7 +352,8 @@ class SignInThrottle:
         )
         return int((await self.session.execute(query)).scalar_one())
 
-    async def before_attempt(self, keys: ThrottleKeys) -> None:
+    async def before_attempt(self, keys: ThrottleKeys) -> float:
+        """Refuse a locked account or client; else the seconds to wait before the password is checked."""
         window = self.settings.login_failure_window_seconds
         since = datetime.now(UTC) - timedelta(seconds=window)
         account_failures = await self._failures(keys.account, since)
@@ -369,8 +364,7 @@ class SignInThrottle:
         ):
             raise TooManyAttempts(f"Too many failed sign-ins. Try again in {window // 60} minutes.", retry_after=window)
         excess = account_failures - self.settings.login_failures_slow_after
-        if excess >= 0:
-            await asyncio.sleep(min(0.25 * 2**excess, 4.0))
+        return min(0.25 * 2**excess, 4.0) if excess >= 0 else 0.0
 
     async def record_failure(self, keys: ThrottleKeys) -> None:
         self.session.add_all([AuthFailure(key=keys.account), AuthFailure(key=keys.client)])
@@ -384,12 +378,15 @@ class SignInThrottle:
 async def sign_in(users: UserService, throttle: SignInThrottle, login: str, password: str, client: str) -> User:
     """The one sign-in rule for web and API: throttle, verify, count the failure or clear the account's."""
     keys = ThrottleKeys.of(login, client)
-    await throttle.before_attempt(keys)
-    try:
-        user = await users.authenticate(login, password)
-    except AuthenticationFailed:
+    delay = await throttle.before_attempt(keys)
+    user = await users.find_by_login(login)
+    # So far only reads: end the transaction, so that the slow part (the delay, argon2) holds no pooled connection
+    # and neither a lecture hall signing in nor a flood of wrong passwords can drain the pool.
+    await users.repository.session.commit()
+    await asyncio.sleep(delay)
+    if user is None or not await verify_password(user.password_hash, password) or not user.is_active:
         await throttle.record_failure(keys)
-        raise
+        raise AuthenticationFailed(INVALID_CREDENTIALS)
     await throttle.clear_account(keys)
     return user
 
