@@ -539,7 +539,7 @@ class BookingService(SQLAlchemyAsyncRepositoryService[Booking]):
         if not student.is_student:
             raise ConflictError("Only students can book consultation slots.")
         slot = await self.lock_slot(slot_id)
-        profile = await self.professor_profile(slot)
+        profile = self.professor_profile(slot)
         self.require_bookable(slot, profile)
         # A student holding a waitlist offer for this slot takes the held place.
         offer = await waitlist_hooks().offer_for(self.repository.session, slot, student)
@@ -553,10 +553,10 @@ class BookingService(SQLAlchemyAsyncRepositoryService[Booking]):
         await commit(self.repository.session)
         return await self.get(booking.id)
 
-    async def professor_profile(self, slot: ConsultationSlot) -> Profile:
-        query = select(Profile).where(Profile.user_id == slot.professor_id)
-        profile: Profile = (await self.repository.session.scalars(query)).one()
-        return profile
+    @staticmethod
+    def professor_profile(slot: ConsultationSlot) -> Profile:
+        """The professor's booking rules; loaded with the slot (slot → professor → profile are joined eagerly)."""
+        return slot.professor.profile
 
     @staticmethod
     def require_bookable(slot: ConsultationSlot, profile: Profile) -> None:

@@ -79,7 +79,7 @@ class WaitlistHooksImpl:
     async def place_freed(self, session: AsyncSession, slot: ConsultationSlot) -> None:
         """Give free places (the caller holds the slot lock) to the first eligible waiting students."""
         bookings = BookingService(session=session)
-        profile = await bookings.professor_profile(slot)
+        profile = bookings.professor_profile(slot)
         now = utcnow()
         if slot.status in (SlotStatus.CANCELLED, SlotStatus.COMPLETED) or slot.start_time <= now:
             return
@@ -161,7 +161,7 @@ class WaitlistService(SQLAlchemyAsyncRepositoryService[WaitlistEntry]):
         session = self.repository.session
         try:
             slot = await self.bookings.lock_slot(slot_id)  # the same lock as booking
-            profile = await self.bookings.professor_profile(slot)
+            profile = self.bookings.professor_profile(slot)
             self.bookings.require_bookable(slot, profile)
             taken = await self.bookings.active_count(slot.id) + await hooks.holds_on(session, slot)
             if taken < slot.capacity:
@@ -274,7 +274,7 @@ class WaitlistService(SQLAlchemyAsyncRepositoryService[WaitlistEntry]):
             entry, slot = await self._open_offer(student, entry_id)
             if nonce is not None and not secrets.compare_digest(nonce, entry.offer_nonce or ""):
                 raise ConflictError("This link is not valid (it may have been used already).")
-            profile = await self.bookings.professor_profile(slot)
+            profile = self.bookings.professor_profile(slot)
             await self.bookings.require_eligible(student, slot, profile)
             booking = await self.bookings.take_place(slot, student, "", profile)
             await hooks.accepted(session, entry)
