@@ -47,7 +47,7 @@ from typing import Any, TypeVar
 
 import httpx
 
-from common import EMAIL_DOMAIN, percentile
+from common import Account, SetupError, describe, percentile, register
 
 PASSWORD = "rush-password-123"
 SETUP_CONCURRENCY = 20
@@ -58,10 +58,6 @@ FIRST_SLOT_AFTER = timedelta(days=3)
 PAGE_SIZE = 500
 
 T = TypeVar("T")
-
-
-class SetupError(RuntimeError):
-    """The untimed setup got an answer it cannot go on from."""
 
 
 @dataclass
@@ -80,13 +76,6 @@ class Outcome:
     @property
     def milliseconds(self) -> float:
         return (self.ended - self.started) * 1000
-
-
-@dataclass
-class Account:
-    username: str
-    user_id: str
-    token: str
 
 
 @dataclass
@@ -135,14 +124,6 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return args
 
 
-def describe(response: httpx.Response) -> str:
-    return f"{response.request.method} {response.request.url.path} -> {response.status_code}: {response.text[:300]}"
-
-
-def bearer(token: str) -> dict[str, str]:
-    return {"Authorization": f"Bearer {token}"}
-
-
 def make_client(base_url: str, connections: int) -> httpx.AsyncClient:
     limits = httpx.Limits(max_connections=connections, max_keepalive_connections=connections)
     return httpx.AsyncClient(base_url=base_url, limits=limits, timeout=httpx.Timeout(TIMEOUT_SECONDS))
@@ -162,31 +143,10 @@ async def bounded(limit: int, jobs: list[Callable[[], Awaitable[T]]]) -> list[T]
 # --- setup (not timed) -------------------------------------------------------------------------------------------
 
 
-async def create_account(client: httpx.AsyncClient, username: str, user_type: str) -> Account:
-    response = await client.post(
-        "/api/v1/auth/register",
-        json={
-            "username": username,
-            "email": f"{username}@{EMAIL_DOMAIN}",
-            "password": PASSWORD,
-            "user_type": user_type,
-            "first_name": "Rush",
-            "last_name": username,
-        },
-    )
-    if response.status_code != 201:
-        raise SetupError(describe(response))
-    user_id = str(response.json()["id"])
-    response = await client.post("/api/v1/auth/token", json={"username": username, "password": PASSWORD})
-    if response.status_code != 200:
-        raise SetupError(describe(response))
-    return Account(username=username, user_id=user_id, token=str(response.json()["token"]))
-
-
 async def create_slot(client: httpx.AsyncClient, professor: Account, start: datetime, capacity: int) -> str:
     response = await client.post(
         "/api/v1/slots",
-        headers=bearer(professor.token),
+        headers=professor.headers,
         json={
             "start_time": start.isoformat(),
             "end_time": (start + timedelta(minutes=SLOT_MINUTES)).isoformat(),
@@ -203,10 +163,10 @@ async def setup(
     client: httpx.AsyncClient, students: int, slots: int, capacity: int
 ) -> tuple[Account, list[Account], list[str]]:
     run_id = secrets.token_hex(4)
-    professor = await create_account(client, f"rush{run_id}-prof", "professor")
+    professor = await register(client, f"rush{run_id}-prof", "professor", PASSWORD)
     accounts = await bounded(
         SETUP_CONCURRENCY,
-        [partial(create_account, client, f"rush{run_id}-s{i}", "student") for i in range(students)],
+        [partial(register, client, f"rush{run_id}-s{i}", "student", PASSWORD) for i in range(students)],
     )
     first = (datetime.now(UTC) + FIRST_SLOT_AFTER).replace(minute=0, second=0, microsecond=0)
     slot_ids = await bounded(
@@ -233,7 +193,7 @@ async def rush(
             started = time.perf_counter()
             try:
                 response = await client.post(
-                    f"/api/v1/slots/{slot_id}/bookings", headers=bearer(student.token), json={"topic": "rush"}
+                    f"/api/v1/slots/{slot_id}/bookings", headers=student.headers, json={"topic": "rush"}
                 )
                 status = response.status_code
             except (httpx.HTTPError, OSError) as exc:
@@ -257,7 +217,7 @@ async def professor_slots(client: httpx.AsyncClient, professor: Account) -> list
     while True:
         response = await client.get(
             "/api/v1/slots",
-            headers=bearer(professor.token),
+            headers=professor.headers,
             params={"professor_id": professor.user_id, "limit": PAGE_SIZE, "offset": len(items)},
         )
         if response.status_code != 200:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
 import httpx
 
@@ -18,8 +19,27 @@ def percentile(sorted_values: list[float], fraction: float) -> float:
     return sorted_values[min(rank, len(sorted_values)) - 1]
 
 
-async def register(client: httpx.AsyncClient, username: str, user_type: str, password: str) -> dict[str, str]:
-    """Register through the API and sign in for a bearer token; the Authorization header to send."""
+class SetupError(RuntimeError):
+    """The untimed setup got an answer it cannot go on from."""
+
+
+@dataclass(frozen=True)
+class Account:
+    username: str
+    user_id: str
+    token: str
+
+    @property
+    def headers(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.token}"}
+
+
+def describe(response: httpx.Response) -> str:
+    return f"{response.request.method} {response.request.url.path} -> {response.status_code}: {response.text[:300]}"
+
+
+async def register(client: httpx.AsyncClient, username: str, user_type: str, password: str) -> Account:
+    """Register through the API and sign in for a bearer token."""
     response = await client.post(
         "/api/v1/auth/register",
         json={
@@ -29,10 +49,13 @@ async def register(client: httpx.AsyncClient, username: str, user_type: str, pas
             "user_type": user_type,
         },
     )
-    response.raise_for_status()
-    token = await client.post("/api/v1/auth/token", json={"username": username, "password": password})
-    token.raise_for_status()
-    return {"Authorization": f"Bearer {token.json()['token']}"}
+    if response.status_code != 201:
+        raise SetupError(describe(response))
+    user_id = str(response.json()["id"])
+    response = await client.post("/api/v1/auth/token", json={"username": username, "password": password})
+    if response.status_code != 200:
+        raise SetupError(describe(response))
+    return Account(username=username, user_id=user_id, token=str(response.json()["token"]))
 
 
 async def web_session(base_url: str, username: str, password: str) -> httpx.AsyncClient:

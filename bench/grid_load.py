@@ -67,7 +67,7 @@ async def setup(base_url: str, slots: int, browsers: int) -> tuple[str, date, st
     run = secrets.token_hex(3)
     monday = next_monday(datetime.now(UTC).date())
     async with httpx.AsyncClient(base_url=base_url, timeout=60) as api:
-        professor = await register(api, f"grid{run}prof", "professor", PASSWORD)
+        professor = (await register(api, f"grid{run}prof", "professor", PASSWORD)).headers
         slot_ids: list[str] = []
         for i in range(slots):
             begins = datetime.combine(monday + timedelta(days=i % 5), clock(7 + i // 5), UTC)
@@ -86,7 +86,7 @@ async def setup(base_url: str, slots: int, browsers: int) -> tuple[str, date, st
         professor_id = str(response.json()["professor_id"])
         browser_clients = []
         for i in range(browsers):
-            student = await register(api, f"grid{run}s{i}", "student", PASSWORD)
+            student = (await register(api, f"grid{run}s{i}", "student", PASSWORD)).headers
             booked = await api.post(f"/api/v1/slots/{slot_ids[i % slots]}/bookings", headers=student)
             if booked.status_code not in (201, 409):  # 409: the slot filled up, which the grid shows too
                 booked.raise_for_status()

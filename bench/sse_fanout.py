@@ -73,7 +73,7 @@ async def main() -> int:
     args = parser.parse_args()
     run = secrets.token_hex(3)
     async with httpx.AsyncClient(base_url=args.url, timeout=60) as api:
-        professor = await register(api, f"fan{run}prof", "professor", PASSWORD)
+        professor = (await register(api, f"fan{run}prof", "professor", PASSWORD)).headers
         start = datetime.now(UTC).replace(microsecond=0) + timedelta(days=3)
         slot_ids = []
         for offset in (0, 60):  # a warm-up slot, then the measured one
@@ -88,7 +88,7 @@ async def main() -> int:
         professor_id = slot.json()["professor_id"]
         for i in range(args.viewers):
             await register(api, f"fan{run}v{i}", "student", PASSWORD)
-        booker = await register(api, f"fan{run}booker", "student", PASSWORD)
+        booker = (await register(api, f"fan{run}booker", "student", PASSWORD)).headers
         viewers = [await web_session(args.url, f"fan{run}v{i}", PASSWORD) for i in range(args.viewers)]
         subscribed, booked_at = asyncio.Event(), [0.0]
         ready: list[int] = []
