@@ -27,6 +27,7 @@ test: install
 lint: install
 	$(BIN)/ruff check src tests bench migrations
 	$(BIN)/mypy
+	$(BIN)/lint-imports
 
 bench: install
 	@echo "Start the app (make run), then e.g.: $(BIN)/python bench/booking_rush.py http://127.0.0.1:8000"

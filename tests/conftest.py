@@ -167,7 +167,7 @@ def database_url(
         }
     )
     from app.config import get_settings
-    from app.db import get_alchemy_config, get_database_url
+    from app.lib.database import get_alchemy_config, get_database_url
 
     for cached in (get_settings, get_database_url, get_alchemy_config):
         cached.cache_clear()

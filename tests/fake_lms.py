@@ -22,9 +22,9 @@ from joserfc.jwk import KeySet, RSAKey
 from litestar import Litestar, Request, Response, get
 from litestar.params import FromPath, FromQuery
 
+from app.domain.lti.platforms import PlatformService
 from app.domain.lti.schemas import PlatformRegistration
-from app.domain.lti.services import PlatformService
-from app.lib.providers import provide_services
+from app.services import provide_services
 
 CLAIM = "https://purl.imsglobal.org/spec/lti/claim/"
 ROLE = "http://purl.imsglobal.org/vocab/lis/v2/membership#"

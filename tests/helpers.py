@@ -11,7 +11,7 @@ from polyfactory.factories import DataclassFactory
 
 from app.domain.accounts.models import User
 from app.domain.consultations.models import Booking, ConsultationSlot
-from app.lib.providers import provide_services
+from app.services import provide_services
 
 PASSWORD = "correct-horse-battery"
 

@@ -5,40 +5,53 @@ from __future__ import annotations
 from advanced_alchemy.extensions.litestar import SQLAlchemyPlugin
 from litestar import Litestar
 from litestar.config.csrf import CSRFConfig
+from litestar.di import Provide
 from litestar.middleware import DefineMiddleware
 from litestar.openapi import OpenAPIConfig
 from litestar.openapi.plugins import ScalarRenderPlugin
 from litestar.openapi.spec import Components, SecurityScheme
-from litestar.plugins.htmx import HTMXPlugin
+from litestar.plugins.flash import FlashConfig, FlashPlugin
+from litestar.plugins.htmx import HTMXPlugin, HTMXRequest
 from litestar.static_files import create_static_files_router
 from litestar.template import TemplateConfig
 from litestar_saq import SAQPlugin
 
 from app.config import PROJECT_ROOT, get_settings
-from app.db import EmbeddedDatabasePlugin, get_alchemy_config
-from app.domain.accounts.controllers import AccountApi, AccountPages
-from app.domain.accounts.google_controllers import GoogleAuth
+from app.domain.accounts.api import AccountApi
+from app.domain.accounts.auth import AuthenticationMiddleware
+from app.domain.accounts.controllers import AccountPages
+from app.domain.accounts.models import UserSession
+from app.domain.admin.controllers import AdminNotifications, DevMailbox
 from app.domain.analytics.controllers import StatsApi, StatsPages
-from app.domain.consultations.api import BookingApi, SlotApi
-from app.domain.consultations.controllers import BookingPages
+from app.domain.calendar.controllers import CalendarFeed
+from app.domain.consultations.api import BookingApi, SlotApi, WaitlistApi
 from app.domain.consultations.dashboard import DashboardPages
+from app.domain.consultations.pages import TEMPLATE_GLOBALS, BookingPages, WaitlistPages
 from app.domain.consultations.streams import LiveStreams
-from app.domain.lti.controllers import EmbedPages, LtiController
-from app.domain.lti.services import frame_ancestors
-from app.domain.notifications.controllers import AdminNotifications, CalendarFeed, DevMailbox
+from app.domain.google.controllers import GoogleAuth
+from app.domain.lti.controllers import LtiController
+from app.domain.lti.embed import EmbedPages
+from app.domain.lti.platforms import frame_ancestors
+from app.domain.notifications.emails import EmailRenderers
 from app.domain.system.controllers import SystemController
-from app.domain.waitlist.controllers import WaitlistApi, WaitlistPages
-from app.lib.auth import AuthenticationMiddleware
+from app.lib.database import EmbeddedDatabasePlugin, get_alchemy_config
 from app.lib.exceptions import exception_handlers
 from app.lib.framing import FrameAncestorsMiddleware
 from app.lib.headers import SecurityHeadersMiddleware
 from app.lib.live import create_channels_plugin
 from app.lib.openapi import document_errors
-from app.lib.queue import get_saq_config
-from app.lib.sessions import DatabaseSessionConfig, release_database_session
+from app.lib.sessions import DatabaseSessionConfig
 from app.lib.templates import create_template_engine
+from app.lib.unit_of_work import UnitOfWorkMiddleware
+from app.services import EMAIL_RENDERERS
+from app.worker import saq_config
 
 UNSAFE_EXEMPT_PATHS = ("/api/", "/lti/login", "/lti/launch")
+UNAUTHENTICATED_PATHS = ["/static", "/media", "/health", "/schema"]
+
+
+def provide_email_renderers() -> EmailRenderers:
+    return EMAIL_RENDERERS
 
 
 def create_app() -> Litestar:
@@ -50,7 +63,8 @@ def create_app() -> Litestar:
         httponly=True,
         secure=settings.cookies_secure,
         samesite="lax",
-        exclude=["/static", "/media", "/health", "/schema"],
+        exclude=UNAUTHENTICATED_PATHS,
+        model=UserSession,
     )
     csrf = CSRFConfig(
         secret=settings.secret_key,
@@ -61,6 +75,7 @@ def create_app() -> Litestar:
         cookie_samesite="lax",
         exclude=list(UNSAFE_EXEMPT_PATHS),
     )
+    template_config = TemplateConfig(engine=create_template_engine(TEMPLATE_GLOBALS))
     app = Litestar(
         route_handlers=[
             SystemController,
@@ -86,10 +101,12 @@ def create_app() -> Litestar:
                 path="/media", directories=[settings.upload_dir], include_in_schema=False, name="media"
             ),
         ],
+        dependencies={"email_renderers": Provide(provide_email_renderers, sync_to_thread=False)},
         plugins=[
             SQLAlchemyPlugin(config=alchemy),
             HTMXPlugin(),
-            SAQPlugin(config=get_saq_config()),
+            FlashPlugin(config=FlashConfig(template_config=template_config)),
+            SAQPlugin(config=saq_config()),
             create_channels_plugin(),
             # last, so the embedded server stops after every other shutdown hook has used it
             EmbeddedDatabasePlugin(),
@@ -97,12 +114,14 @@ def create_app() -> Litestar:
         middleware=[
             SecurityHeadersMiddleware(hsts=settings.cookies_secure),
             FrameAncestorsMiddleware(origins=lambda: frame_ancestors(settings)),
+            # One unit of work per request, around the web session and the sign-in lookup (they share it).
+            UnitOfWorkMiddleware(alchemy),
             session_config.middleware,
-            release_database_session,
-            DefineMiddleware(AuthenticationMiddleware, exclude=["/static", "/media", "/health", "/schema"]),
+            DefineMiddleware(AuthenticationMiddleware, exclude=UNAUTHENTICATED_PATHS),
         ],
+        request_class=HTMXRequest,
         csrf_config=csrf,
-        template_config=TemplateConfig(engine=create_template_engine()),
+        template_config=template_config,
         exception_handlers=exception_handlers(),
         openapi_config=OpenAPIConfig(
             title="Office hours API",

@@ -1,4 +1,4 @@
-"""Project commands: `app users create`, `app demo`."""
+"""Project commands (`app users`, `app demo`, `app notifications`, `app lti`): each one unit of work."""
 
 from __future__ import annotations
 
@@ -6,14 +6,18 @@ import asyncio
 import getpass
 from collections.abc import Coroutine
 from typing import Any, TypeVar
+from uuid import UUID
 
 import click
 
+from app.demo import load_demo
 from app.domain.accounts.models import UserType
 from app.domain.lti.cli import lti_group
+from app.domain.notifications.services import delivery_state
 from app.lib.errors import DomainError, FieldErrors
-from app.lib.providers import provide_services
 from app.lib.queue import close_queue
+from app.services import provide_services
+from app.worker import saq_config
 
 T = TypeVar("T")
 
@@ -22,6 +26,7 @@ def run(work: Coroutine[Any, Any, T]) -> T:
     """Run a command's work, then close the queue it may have used (jobs queued after a commit)."""
 
     async def main() -> T:
+        saq_config()  # jobs queued after a commit go to the configured queue
         try:
             return await work
         finally:
@@ -64,7 +69,6 @@ def create_user(
             )
             if admin:
                 user.is_admin = True
-                await services.session.commit()
             click.echo(f"created {user.user_type} {user.username} ({user.id}){' with admin rights' if admin else ''}")
 
     try:
@@ -90,8 +94,6 @@ def promote_user(login: str) -> None:
 @click.command(name="demo", help="Load sample professors, students, slots and bookings (idempotent).")
 @click.option("--if-empty", is_flag=True, default=False, help="Only when the database has no users yet.")
 def demo_command(if_empty: bool) -> None:
-    from app.demo import load_demo
-
     for line in run(load_demo(only_if_empty=if_empty)):
         click.echo(line)
 
@@ -106,11 +108,9 @@ def notifications_group() -> None:
 @click.option("--queued", "status", flag_value="queued", help="Only those waiting or retrying.")
 @click.option("--limit", default=50, show_default=True)
 def list_notifications_command(status: str | None, limit: int) -> None:
-    from app.domain.notifications.services import delivery_state, list_notifications
-
     async def show() -> None:
         async with provide_services() as services:
-            for row in await list_notifications(services.session, status=status, limit=limit):
+            for row in await services.notifications.newest(status=status, limit=limit):
                 click.echo(
                     f"{row.id}  {row.kind:<18} {delivery_state(row):<9} tries={row.attempts} "
                     f"user={row.user_id} {row.last_error}"
@@ -122,15 +122,10 @@ def list_notifications_command(status: str | None, limit: int) -> None:
 @notifications_group.command(name="resend", help="Queue every failed notification (or the given ids) again.")
 @click.argument("ids", nargs=-1)
 def resend_command(ids: tuple[str, ...]) -> None:
-    from uuid import UUID
-
-    from app.config import get_settings
-    from app.domain.notifications.services import OutboxDelivery
-
     async def resend() -> list[UUID]:
         async with provide_services() as services:
             chosen = [UUID(value) for value in ids] or None
-            return await OutboxDelivery(services.session, get_settings()).retry_failed(chosen)
+            return await services.notifications.retry_failed(chosen)
 
     click.echo(f"queued again: {len(run(resend()))}")
 

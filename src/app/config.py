@@ -12,20 +12,10 @@ from pathlib import Path
 from typing import Literal
 from zoneinfo import available_timezones
 
+from dotenv import load_dotenv
+
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 Environment = Literal["development", "production", "test"]
-
-
-def _read_dotenv(path: Path) -> None:
-    """Load KEY=VALUE lines from `.env` without overriding the real environment (development only)."""
-    if not path.is_file():
-        return
-    for raw in path.read_text().splitlines():
-        line = raw.strip()
-        if not line or line.startswith("#") or "=" not in line:
-            continue
-        key, value = line.split("=", 1)
-        os.environ.setdefault(key.strip(), value.strip().strip("'\""))
 
 
 def _split(value: str) -> tuple[str, ...]:
@@ -94,7 +84,7 @@ def load_settings() -> Settings:
     if app_env not in ("development", "production", "test"):
         raise SettingsError(f"APP_ENV must be development, production or test, not {app_env!r}")
     if app_env == "development":
-        _read_dotenv(PROJECT_ROOT / ".env")
+        load_dotenv(PROJECT_ROOT / ".env", override=False)  # the real environment wins
 
     secret_key = os.environ.get("SECRET_KEY", "")
     if not secret_key:

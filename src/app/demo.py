@@ -5,9 +5,10 @@ from __future__ import annotations
 import contextlib
 from datetime import timedelta
 
-from app.domain.consultations.services import SlotRule, utcnow
+from app.domain.consultations.rules import SlotRule
+from app.lib.clock import utcnow
 from app.lib.errors import DomainError
-from app.lib.providers import Services, provide_services
+from app.services import Services, provide_services
 
 DEMO_PASSWORD = "office-hours-demo"
 PROFESSORS = (

@@ -2,10 +2,9 @@
 
 from app.domain.accounts.models import ApiToken, AuthFailure, Profile, User, UserSession
 from app.domain.calendar.models import CalendarEvent
-from app.domain.consultations.models import Booking, ConsultationNote, ConsultationSlot
+from app.domain.consultations.models import Booking, ConsultationNote, ConsultationSlot, WaitlistEntry
 from app.domain.lti.models import LtiContext, LtiIdentity, LtiKey, LtiLaunchToken, LtiNonce, LtiPlatform
 from app.domain.notifications.models import Notification
-from app.domain.waitlist.models import WaitlistEntry
 
 __all__ = (
     "ApiToken",

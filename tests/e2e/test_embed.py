@@ -18,7 +18,7 @@ import psycopg
 import pytest
 
 from app.config import get_settings
-from app.domain.consultations.grid import monday_of, today_in
+from app.lib.clock import monday_of, today_in
 from tests.conftest import free_port, start_server, wait_until_up
 from tests.fake_lms import FakeLms, FakeLmsServer, instructor, learner, register_platform
 from tests.helpers import PASSWORD, in_hours, make_slot, make_user

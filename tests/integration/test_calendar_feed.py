@@ -11,8 +11,8 @@ from icalendar import Calendar
 
 from app.config import get_settings
 from app.domain.accounts.models import User
-from app.domain.notifications import controllers
-from app.lib.providers import provide_services
+from app.domain.admin import controllers
+from app.services import provide_services
 from tests.helpers import book, csrf_headers, in_hours, make_slot, make_user, web_login
 
 

@@ -20,9 +20,9 @@ from icalendar import Calendar
 from psycopg.rows import dict_row
 
 from app.domain.accounts.models import User
-from app.domain.notifications.services import MAX_ATTEMPTS
-from app.lib.providers import provide_services
-from app.tasks import deliver_notification
+from app.domain.notifications.delivery import MAX_ATTEMPTS
+from app.services import provide_services
+from app.worker import deliver_notification
 from tests.conftest import Mailbox
 from tests.helpers import book, in_hours, make_slot, make_user
 

@@ -8,7 +8,7 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from app.db import EmbeddedDatabase
+from app.lib.database import EmbeddedDatabase
 
 
 @pytest.mark.slow

@@ -12,8 +12,9 @@ import pytest
 from joserfc.jwk import RSAKey
 
 from app.config import get_settings
-from app.domain.calendar.services import CalendarSync, RetryableSyncError
-from app.lib.providers import provide_services
+from app.domain.calendar.sync import CalendarSync
+from app.domain.google.calendar_api import RetryableSyncError
+from app.services import provide_services
 from tests.conftest import free_port, start_server, wait_until_up
 from tests.fake_google import Person
 from tests.helpers import PASSWORD, book, csrf_headers, in_hours, make_slot, make_user, web_login
@@ -64,7 +65,7 @@ async def test_a_returning_google_user_is_signed_in_at_once(client: Any, other_c
 async def test_a_domain_setting_decides_the_role(client: Any, google: Any, database_url: str, monkeypatch: Any) -> None:
     import dataclasses
 
-    import app.domain.accounts.google_controllers as controllers
+    import app.domain.google.controllers as controllers
 
     settings = dataclasses.replace(get_settings(), google_professor_domains=("uni.example",))
     monkeypatch.setattr(controllers, "get_settings", lambda: settings)

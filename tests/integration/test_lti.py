@@ -22,7 +22,7 @@ import psycopg
 import pytest
 
 from app.config import get_settings
-from app.domain.lti.jwks import platform_keys
+from app.lib.jwks import jwks_cache
 from tests.conftest import ROOT, free_port
 from tests.fake_lms import (
     CLIENT_ID,
@@ -46,7 +46,7 @@ FORM_FIELD = re.compile(r'name="([^"]+)" value="([^"]*)"')
 async def lms(database_url: str) -> AsyncIterator[FakeLms]:
     """A platform of its own per test, registered with the tool. The OS may hand a later test the same port, so
     the tool's JWKS cache (per process, keyed by URL) starts empty for each."""
-    platform_keys.forget()
+    jwks_cache.forget()
     server = FakeLmsServer(free_port(), get_settings().app_url)
     platform = server.start()
     await register_platform(platform)

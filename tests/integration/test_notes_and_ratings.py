@@ -10,7 +10,7 @@ import pytest
 
 from app.domain.accounts.models import User
 from app.domain.consultations.models import Booking, BookingStatus
-from app.lib.providers import provide_services
+from app.services import provide_services
 from tests.helpers import api_token, book, csrf_headers, in_hours, make_slot, make_user, shift_into_past, web_login
 
 HTMX = {"HX-Request": "true"}

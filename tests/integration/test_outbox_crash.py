@@ -28,8 +28,8 @@ import pytest
 from psycopg.rows import dict_row
 
 from app.domain.accounts.models import User
-from app.domain.notifications import services
-from app.tasks import deliver_notification
+from app.domain.notifications import delivery
+from app.worker import deliver_notification
 from tests.conftest import Mailbox, free_port
 from tests.helpers import book, csrf_headers, in_hours, make_slot, make_user, web_login
 
@@ -264,17 +264,17 @@ async def test_a_mail_sent_again_after_a_crash_before_its_commit_keeps_its_messa
     professor = await make_user("professor")
     await book(await make_user(), await make_slot(professor))
     (row,) = notification_rows(database_url)
-    real_send = services.send_message
+    real_send = delivery.send_message
 
     async def send_then_die(message: EmailMessage, settings: Any) -> None:
         await real_send(message, settings)
         raise WorkerDied
 
-    monkeypatch.setattr(services, "send_message", send_then_die)
+    monkeypatch.setattr(delivery, "send_message", send_then_die)
     with pytest.raises(WorkerDied):
         await deliver_notification({}, notification_id=str(row["id"]))
     assert statuses(database_url) == {"queued": 1}
-    monkeypatch.setattr(services, "send_message", real_send)
+    monkeypatch.setattr(delivery, "send_message", real_send)
     assert await deliver_notification({}, notification_id=str(row["id"])) == "sent"
     first, second = mailbox.to(professor.email)
     assert message_key(first) == message_key(second) == row["dedupe_key"].replace(":", ".")

@@ -12,8 +12,8 @@ from psycopg.rows import dict_row
 
 from app.domain.accounts.models import User
 from app.domain.consultations.models import Booking
-from app.lib.providers import provide_services
-from app.tasks import deliver_notification, send_due_reminders
+from app.services import provide_services
+from app.worker import deliver_notification, send_due_reminders
 from tests.conftest import Mailbox
 from tests.helpers import api_token, book, in_hours, make_slot, make_user
 

@@ -34,7 +34,7 @@ import psycopg
 
 from app.domain.accounts.models import User
 from app.domain.consultations.models import Booking, ConsultationSlot
-from app.lib.providers import provide_services
+from app.services import provide_services
 from tests.helpers import api_token, book, in_hours, make_slot, make_user, web_login
 
 NEW_YORK = ZoneInfo("America/New_York")

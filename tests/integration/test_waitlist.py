@@ -10,7 +10,7 @@ import httpx
 import psycopg
 import pytest
 
-from app.lib.providers import provide_services
+from app.worker import expire_waitlist_holds
 from tests.helpers import PASSWORD, api_token, book, csrf_headers, make_slot, make_user, shift_into_past, web_login
 
 
@@ -139,8 +139,7 @@ async def test_an_expired_hold_moves_to_the_next_student_who_is_emailed(client: 
     await client.post(f"/api/v1/bookings/{taken.id}/cancel", headers=await api_token(client, taken.student.username))
     with psycopg.connect(database_url, autocommit=True) as conn:
         conn.execute("UPDATE waitlist_entry SET hold_expires_at = now() - interval '1 minute' WHERE status = 'offered'")
-    async with provide_services() as services:
-        assert await services.waitlist.expire_holds() == 1
+    assert await expire_waitlist_holds({}) == 1
     assert entries(database_url) == [(first.id, "expired"), (second.id, "offered")]
     assert kinds_for(database_url, second.id) == ["waitlist_offer"]
 
@@ -282,7 +281,6 @@ async def test_stats_count_promotions_and_expired_holds(client: Any, database_ur
     await client.post(f"/api/v1/bookings/{taken.id}/cancel", headers=await api_token(client, taken.student.username))
     with psycopg.connect(database_url, autocommit=True) as conn:
         conn.execute("UPDATE waitlist_entry SET hold_expires_at = now() - interval '1 minute' WHERE status = 'offered'")
-    async with provide_services() as services:
-        await services.waitlist.expire_holds()
+    await expire_waitlist_holds({})
     stats = await client.get("/api/v1/stats", headers=await auth(client, professor))
     assert (stats.json()["waitlist_promotions"], stats.json()["waitlist_expired_holds"]) == (2, 1)

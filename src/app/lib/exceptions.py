@@ -14,9 +14,10 @@ from litestar.status_codes import HTTP_503_SERVICE_UNAVAILABLE
 from litestar.types import ExceptionHandlersMap
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 
-from app.lib.auth import is_api
+from app.lib.database import DatabaseUnavailable
 from app.lib.errors import DomainError, FieldErrors, TooManyAttempts
-from app.lib.rendering import is_htmx, redirect, render, render_html
+from app.lib.http import is_api
+from app.lib.rendering import HTML, is_htmx, redirect, render, toast_html
 
 logger = logging.getLogger(__name__)
 DATABASE_DOWN = "The service is briefly unavailable (database unreachable). Please try again in a moment."
@@ -32,8 +33,8 @@ def _json(status_code: int, detail: str, extra: Any = None, headers: dict[str, s
 def _web_error(request: Request[Any, Any, Any], status_code: int, message: str) -> Response[Any]:
     if is_htmx(request):
         # The swap target stays as it is; the reason appears as a toast.
-        html = render_html(request, "components/toast.html", {"message": message, "level": "error", "oob": True})
-        return Response(html, status_code=status_code, media_type=MediaType.HTML, headers={"HX-Reswap": "none"})
+        html = toast_html(request, message, "error")
+        return Response(html, status_code=status_code, media_type=HTML, headers={"HX-Reswap": "none"})
     return render(
         request, "pages/error.html", {"status_code": status_code, "message": message}, status_code=status_code
     )
@@ -71,6 +72,7 @@ def database_unavailable(request: Request[Any, Any, Any], exc: Exception) -> Res
     return response
 
 
+# What a lost connection looks like inside a driver error (the driver's own errors; its socket's OSError).
 CONNECTION_FAILURES = (
     OSError,
     asyncpg.exceptions.CannotConnectNowError,
@@ -100,9 +102,6 @@ def exception_handlers() -> ExceptionHandlersMap:
         RepositoryNotFound: not_found,
         OperationalError: database_unavailable,
         InterfaceError: database_unavailable,
-        OSError: database_unavailable,
+        DatabaseUnavailable: database_unavailable,
         DBAPIError: database_error,
-        asyncpg.exceptions.CannotConnectNowError: database_unavailable,
-        asyncpg.exceptions.ConnectionDoesNotExistError: database_unavailable,
-        asyncpg.exceptions.AdminShutdownError: database_unavailable,
     }

@@ -2,7 +2,7 @@
 
 With PostgreSQL (the default), the announcement is a NOTIFY issued inside the changing transaction, so it
 is delivered exactly when (and only if) the transaction commits, from any process: app, worker or CLI.
-With CHANNELS_URL=redis://..., events are collected on the session and PUBLISHed right after the commit.
+With CHANNELS_URL=redis://..., events are PUBLISHed right after the commit (an after-commit action).
 Litestar's ChannelsPlugin listens on the same channels and fans events out to the SSE streams.
 """
 
@@ -24,9 +24,9 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.config import get_settings
-from app.db import get_database_url
+from app.lib.database import get_database_url
+from app.lib.unit_of_work import after_commit
 
-PENDING_KEY = "live_events"
 logger = logging.getLogger(__name__)
 
 
@@ -69,7 +69,7 @@ async def announce(
         event_id=uuid.uuid4().hex,
     )
     if uses_redis():
-        session.info.setdefault(PENDING_KEY, []).append(event)
+        after_commit(session, publish_to_redis, event)
         return
     await session.execute(
         text("SELECT pg_notify(:channel, :payload)"),
@@ -77,13 +77,11 @@ async def announce(
     )
 
 
-async def publish_collected(session: AsyncSession) -> None:
-    """After a commit: publish what the Redis backend collected (PostgreSQL delivered at the commit itself)."""
-    events: list[LiveEvent] = session.info.pop(PENDING_KEY, [])
-    if events:
-        client = _redis_client()
-        for event in events:
-            await client.publish(professor_channel(event.professor_id), event.encode())
+async def publish_to_redis(events: list[LiveEvent]) -> None:
+    """After a commit, with the Redis backend (PostgreSQL delivers its NOTIFY at the commit itself)."""
+    client = _redis_client()
+    for event in events:
+        await client.publish(professor_channel(event.professor_id), event.encode())
 
 
 @lru_cache(maxsize=1)

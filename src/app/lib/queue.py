@@ -1,25 +1,30 @@
-"""The SAQ queue: PostgreSQL (the app's database) by default, Redis when QUEUE_URL says so."""
+"""The SAQ queue: PostgreSQL (the app's database) by default, Redis when QUEUE_URL says so.
+
+Jobs are queued by task name, so a domain can queue work without importing the worker; which functions run and on
+which schedule is decided by the worker's composition (app/worker.py), which hands its config here.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import logging
-import time
-from collections.abc import Iterable
-from functools import lru_cache
-from uuid import UUID
+from collections.abc import Collection, Sequence
+from typing import Any
 
 from litestar_saq import CronJob, QueueConfig, SAQConfig
 from saq import Queue
-from saq.types import Context
+from saq.types import Function, ReceivesContext
 
 from app.config import Settings, get_settings
-from app.db import get_database_url, libpq_url
+from app.lib.database import get_database_url, libpq_url
 
 logger = logging.getLogger(__name__)
 # SAQ logs every job (and the cron sweeps run each minute) at INFO; keep its warnings and errors only.
 logging.getLogger("saq").setLevel(logging.WARNING)
 QUEUE_NAME = "default"
+HEALTH_TIMEOUT_SECONDS = 2.0
+
+_config: SAQConfig | None = None
 
 
 def queue_dsn(settings: Settings) -> str:
@@ -27,72 +32,41 @@ def queue_dsn(settings: Settings) -> str:
     return url if url.startswith(("redis://", "rediss://")) else libpq_url(url)
 
 
-async def on_worker_start(ctx: Context) -> None:
-    # An in-process worker starts before its pool is open (STACK-NOTES): open it first.
-    await ctx["worker"].queue.connect()
-    from app.tasks import sweep_outbox
-
-    await sweep_outbox(ctx)  # a worker that replaces a dead one picks up what it left at once
-
-
-@lru_cache(maxsize=1)
-def get_saq_config() -> SAQConfig:
-    from app import tasks
-
+def configure_queue(
+    tasks: Collection[Function[Any]],
+    scheduled: Collection[CronJob],
+    startup: Sequence[ReceivesContext[Any]] = (),
+) -> SAQConfig:
+    """The process's queue, with the functions its workers run (in this process or in `app workers run`)."""
+    global _config
     settings = get_settings()
-    return SAQConfig(
+    _config = SAQConfig(
         queue_configs=[
             QueueConfig(
                 name=QUEUE_NAME,
                 dsn=queue_dsn(settings),
-                tasks=[
-                    tasks.deliver_notification,
-                    tasks.sweep_outbox,
-                    tasks.send_due_reminders,
-                    tasks.complete_ended_slots,
-                    tasks.expire_waitlist_holds,
-                    tasks.sync_booking_calendar,
-                ],
-                scheduled_tasks=[
-                    CronJob(function=tasks.sweep_outbox, cron="* * * * *", timeout=120),
-                    CronJob(function=tasks.send_due_reminders, cron="* * * * *", timeout=120),
-                    CronJob(function=tasks.complete_ended_slots, cron="*/5 * * * *", timeout=120),
-                    CronJob(function=tasks.expire_waitlist_holds, cron="* * * * *", timeout=120),
-                ],
+                tasks=tasks,
+                scheduled_tasks=scheduled,
                 # In-process worker for `make run`; otherwise `app workers run` starts worker processes.
                 separate_process=not settings.run_worker_in_process,
-                startup=[on_worker_start],
+                startup=list(startup),
                 concurrency=10,
             )
         ],
         use_server_lifespan=False,
     )
+    return _config
+
+
+def get_saq_config() -> SAQConfig:
+    """The configured queue; a process that only queues jobs (never runs them) gets one without tasks."""
+    return _config or configure_queue(tasks=[], scheduled=[])
 
 
 async def get_queue() -> Queue:
     queue = get_saq_config().get_queues().get(QUEUE_NAME)
     await queue.connect()
     return queue
-
-
-async def enqueue_deliveries(ids: Iterable[UUID], delay_seconds: float = 0, attempt: int = 0) -> None:
-    """Queue one delivery job per outbox row; the job key makes a second enqueue of the same attempt a no-op."""
-    if not get_settings().smtp_host:
-        return  # no SMTP: mail stays in the outbox (see /dev/mail in development)
-    queue = await get_queue()
-    scheduled = int(time.time() + delay_seconds) if delay_seconds else 0
-    for notification_id in ids:
-        await queue.enqueue(
-            "deliver_notification",
-            key=f"deliver:{notification_id}:{attempt}",
-            notification_id=str(notification_id),
-            scheduled=scheduled,
-            timeout=60,
-            retries=1,
-        )
-
-
-HEALTH_TIMEOUT_SECONDS = 2.0
 
 
 async def queue_reachable(queue: Queue) -> bool:
@@ -107,24 +81,7 @@ async def queue_reachable(queue: Queue) -> bool:
     return True
 
 
-async def enqueue_calendar_syncs(booking_ids: Iterable[UUID]) -> None:
-    """One calendar sync job per changed booking; SAQ retries it with backoff when Google is busy."""
-    if not get_settings().google_enabled:
-        return
-    queue = await get_queue()
-    for booking_id in booking_ids:
-        await queue.enqueue(
-            "sync_booking_calendar",
-            key=f"calendar:{booking_id}:{time.time_ns()}",
-            booking_id=str(booking_id),
-            timeout=60,
-            retries=6,
-            retry_delay=5.0,
-            retry_backoff=True,
-        )
-
-
 async def close_queue() -> None:
     """Close the queue's connection pool (a CLI command that queued jobs must, or its exit waits on the pool)."""
-    queue = get_saq_config().get_queues().get(QUEUE_NAME)
-    await queue.disconnect()
+    if _config is not None:
+        await _config.get_queues().get(QUEUE_NAME).disconnect()

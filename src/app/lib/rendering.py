@@ -1,22 +1,29 @@
-"""HTML rendering: whole pages for plain requests, named blocks for htmx, out-of-band errors and toasts."""
+"""HTML rendering: whole pages for plain requests, named blocks for htmx, out-of-band errors and toasts.
+
+A page handler renders one template; htmx requests get only its named block (jinja2-fragments' Litestar response),
+everyone else the whole page. Pieces that ride along another swap (toasts, a refreshed cell, form errors) are
+rendered to strings and swapped out-of-band.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from datetime import UTC, datetime
 from typing import Any
 
 from jinja2 import Environment
 from jinja2_fragments import render_block
+from jinja2_fragments.litestar import HTMXBlockTemplate
 from litestar import Request, Response
 from litestar.enums import MediaType
-from litestar.plugins.htmx import ClientRedirect
+from litestar.plugins.flash import flash as store_flash
+from litestar.plugins.htmx import ClientRedirect, HTMXRequest
 from litestar.plugins.jinja import JinjaTemplateEngine
 
-from app.lib.auth import current_user
+from app.lib.clock import utcnow
 from app.lib.framing import layout_for
 
-FLASH_KEY = "flash"
+HTML = MediaType.HTML
+VARY = {"Vary": "HX-Request"}
 
 
 def _environment(request: Request[Any, Any, Any]) -> Environment:
@@ -26,20 +33,20 @@ def _environment(request: Request[Any, Any, Any]) -> Environment:
 
 
 def is_htmx(request: Request[Any, Any, Any]) -> bool:
-    return request.headers.get("hx-request") == "true" and request.headers.get("hx-boosted") != "true"
+    """An htmx swap (a boosted navigation wants the whole page)."""
+    return isinstance(request, HTMXRequest) and bool(request.htmx) and not request.htmx.boosted
 
 
 def flash(request: Request[Any, Any, Any], message: str, level: str = "info") -> None:
     """A message shown once on the next full page (after a redirect)."""
-    messages = [*request.session.get(FLASH_KEY, []), {"message": message, "level": level}]
-    request.session[FLASH_KEY] = messages
+    store_flash(request, message, level)
 
 
 def _context(request: Request[Any, Any, Any], context: Mapping[str, Any]) -> dict[str, Any]:
     return {
         "request": request,
-        "user": current_user(request),
-        "now_utc": datetime.now(UTC),
+        "user": request.scope.get("user"),
+        "now_utc": utcnow(),
         "layout": layout_for(request.scope["path"]),
         **context,
     }
@@ -52,8 +59,6 @@ def render_html(
     full = _context(request, context)
     if block is not None:
         return render_block(env, template, block, **full)
-    if "session" in request.scope and request.session.get(FLASH_KEY):
-        full["flashes"] = request.session.pop(FLASH_KEY)
     return env.get_template(template).render(**full)
 
 
@@ -64,16 +69,34 @@ def render(
     *,
     block: str | None = None,
     status_code: int = 200,
-    extra_html: str = "",
-) -> Response[str]:
+) -> HTMXBlockTemplate:
     """The whole page, or for htmx requests only `block` of the same template."""
-    chosen = block if block is not None and is_htmx(request) else None
-    html = render_html(request, template, context or {}, chosen) + extra_html
-    return Response(html, media_type=MediaType.HTML, status_code=status_code, headers={"Vary": "HX-Request"})
+    return HTMXBlockTemplate(
+        template_name=template,
+        block_name=block if block is not None and is_htmx(request) else None,
+        context=_context(request, context or {}),
+        status_code=status_code,
+        media_type=HTML,
+        headers=VARY,
+    )
+
+
+def fragments(*html: str, status_code: int = 200, headers: Mapping[str, str] | None = None) -> Response[str]:
+    """Rendered pieces answered together (the swap target first, out-of-band pieces after it)."""
+    return Response("".join(html), media_type=HTML, status_code=status_code, headers={**VARY, **(headers or {})})
 
 
 def toast_html(request: Request[Any, Any, Any], message: str, level: str = "info") -> str:
     return render_html(request, "components/toast.html", {"message": message, "level": level, "oob": True})
+
+
+def form_errors_html(
+    request: Request[Any, Any, Any], fields: Iterable[str], errors: Mapping[str, str], *, prefix: str = "err"
+) -> str:
+    """Out-of-band updates of every field's error slot (cleared where the field is now fine)."""
+    return render_html(
+        request, "components/form_errors.html", {"fields": list(fields), "errors": errors, "prefix": prefix}
+    )
 
 
 def form_errors(
@@ -84,11 +107,7 @@ def form_errors(
     prefix: str = "err",
     status_code: int = 422,
 ) -> Response[str]:
-    """Out-of-band updates of every field's error slot (cleared where the field is now fine)."""
-    html = render_html(
-        request, "components/form_errors.html", {"fields": list(fields), "errors": errors, "prefix": prefix}
-    )
-    return Response(html, media_type=MediaType.HTML, status_code=status_code, headers={"Vary": "HX-Request"})
+    return fragments(form_errors_html(request, fields, errors, prefix=prefix), status_code=status_code)
 
 
 def redirect(request: Request[Any, Any, Any], url: str) -> Response[Any]:

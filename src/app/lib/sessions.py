@@ -1,5 +1,8 @@
 """Server-side web sessions kept in PostgreSQL (shared by every app process), with id rotation at sign-in.
 
+The rows are read and written through the request's unit of work: a page view reads its session in the same
+transaction as everything else and writes nothing unless the session changed (or its expiry is due to be pushed).
+
 A session started inside a frame (an LMS page embedding the tool) is marked embedded, and its cookies are written
 for a third-party frame: `SameSite=None; Secure; Partitioned` (CHIPS), so Chrome keeps them there even where it
 blocks third-party cookies. Every other session keeps the site's SameSite=Lax cookie.
@@ -7,23 +10,24 @@ blocks third-party cookies. Every other session keeps the site's SameSite=Lax co
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
-from typing import Any, cast
+from datetime import datetime, timedelta
+from typing import Any
 
-from advanced_alchemy.extensions.litestar.session import SESSION_ID_MAX_LENGTH, SQLAlchemyAsyncSessionBackend
+from advanced_alchemy.extensions.litestar.session import SESSION_ID_MAX_LENGTH, SessionModelMixin
 from litestar.connection import ASGIConnection
 from litestar.datastructures import Cookie, MutableScopeHeaders
-from litestar.enums import ScopeType
 from litestar.middleware.base import DefineMiddleware
 from litestar.middleware.session import SessionMiddleware
-from litestar.middleware.session.server_side import ServerSideSessionConfig
-from litestar.types import ASGIApp, Empty, Message, Receive, Scope, ScopeSession, Send
+from litestar.middleware.session.server_side import ServerSideSessionBackend, ServerSideSessionConfig
+from litestar.types import Empty, Message, ScopeSession
 from litestar.utils.dataclass import extract_dataclass_items
+from sqlalchemy import delete, select
+from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.db import get_alchemy_config
-from app.domain.accounts.models import UserSession
+from app.lib.clock import utcnow
+from app.lib.unit_of_work import UnitOfWork
 
 ROTATE_SESSION_FLAG = "_rotate"
 EMBEDDED_SESSION_KEY = "embedded"
@@ -58,28 +62,37 @@ def partitioned_cookie(set_cookie: str) -> str:
 @dataclass(frozen=True)
 class LoadedSession:
     data: bytes
-    expires_at: datetime
+    refreshed_at: datetime  # when the expiry was last pushed back
 
 
-class DatabaseSessionBackend(SQLAlchemyAsyncSessionBackend):
-    """Reads a session once per request and writes it back only when it changed or its expiry needs extending.
+class DatabaseSessionBackend(ServerSideSessionBackend):
+    """Reads a session once per request and writes it back only when it changed or its expiry needs extending."""
 
-    The stock backend writes twice on every request (a new expiry when loading, the data again when storing); a
-    page view by a signed-in person now costs one indexed read and no write.
-    """
+    def __init__(self, config: DatabaseSessionConfig) -> None:
+        super().__init__(config=config)
+        if config.model is None:
+            raise ValueError("DatabaseSessionConfig needs the session table's model")
+        self.model: type[SessionModelMixin] = config.model
+
+    @staticmethod
+    def _db(connection: ASGIConnection[Any, Any, Any, Any]) -> AsyncSession:
+        return UnitOfWork.of_scope(connection.scope).session
 
     async def load_from_connection(self, connection: ASGIConnection[Any, Any, Any, Any]) -> dict[str, Any]:
         session_id = connection.cookies.get(self.config.key, "")[:SESSION_ID_MAX_LENGTH]
         if not session_id:
             return {}
-        async with self.alchemy.get_session() as db_session:
-            row = await self._get_session_obj(db_session=db_session, session_id=session_id)
+        db = self._db(connection)
+        row = (
+            await db.execute(select(self.model.data, self.model.expires_at).where(self.model.session_id == session_id))
+        ).one_or_none()
         if row is None:
             return {}
-        if row.expires_at <= datetime.now(UTC):
-            await self.delete(session_id, store=self.config.get_store_from_app(connection.scope["app"]))
+        if row.expires_at <= utcnow():
+            await db.execute(delete(self.model).where(self.model.session_id == session_id))
             return {}
-        connection.state[_LOADED_STATE] = LoadedSession(data=row.data, expires_at=row.expires_at)
+        refreshed_at = row.expires_at - timedelta(seconds=self.config.max_age)
+        connection.state[_LOADED_STATE] = LoadedSession(data=row.data, refreshed_at=refreshed_at)
         return self.deserialize_data(row.data)
 
     async def store_in_message(
@@ -101,36 +114,64 @@ class DatabaseSessionBackend(SQLAlchemyAsyncSessionBackend):
     async def _store(
         self, scope_session: ScopeSession, message: Message, connection: ASGIConnection[Any, Any, Any, Any]
     ) -> None:
+        headers = MutableScopeHeaders.from_message(message)
         if isinstance(scope_session, dict) and not scope_session:
             # Anonymous visitors get no session row; an emptied session is deleted.
             if not connection.cookies.get(self.config.key):
                 return
             scope_session = Empty
-        if isinstance(scope_session, dict) and scope_session.pop(ROTATE_SESSION_FLAG, None):
+        rotated = isinstance(scope_session, dict) and scope_session.pop(ROTATE_SESSION_FLAG, None)
+        if isinstance(scope_session, dict) and not rotated and self._unchanged(scope_session, connection):
+            headers.add("Set-Cookie", self._cookie(self.get_session_id(connection)))
+            return
+        # The web session is kept whatever the request's outcome: its own work is settled (kept or undone) first.
+        unit = UnitOfWork.of_scope(connection.scope)
+        await unit.settle(message["status"] if message["type"] == "http.response.start" else 500)
+        if rotated:
             old_id = connection.cookies.get(self.config.key)
             if old_id and old_id != "null":
-                await self.delete(old_id, store=self.config.get_store_from_app(connection.scope["app"]))
+                await self._delete(unit.session, old_id)
             connection.state[_ROTATED_ID_STATE] = self.generate_session_id()
-        if isinstance(scope_session, dict) and self._unchanged(scope_session, connection):
-            MutableScopeHeaders.from_message(message).add("Set-Cookie", self._cookie(self.get_session_id(connection)))
+        session_id = self.get_session_id(connection)
+        if scope_session is Empty:
+            await self._delete(unit.session, session_id)
+            headers.add("Set-Cookie", self._cookie("null", expires=0))
             return
-        await super().store_in_message(scope_session, message, connection)
+        assert isinstance(scope_session, dict)
+        await self._write(unit.session, session_id, self.serialize_data(scope_session, connection.scope))
+        headers.add("Set-Cookie", self._cookie(session_id))
 
     def _unchanged(self, scope_session: dict[str, Any], connection: ASGIConnection[Any, Any, Any, Any]) -> bool:
         """The same data under the same id, with an expiry extended less than REFRESH_EXPIRY_EVERY ago."""
         loaded: LoadedSession | None = connection.state.get(_LOADED_STATE)
-        if loaded is None or _ROTATED_ID_STATE in connection.state:
+        if loaded is None:
             return False
-        refreshed_at = loaded.expires_at - timedelta(seconds=self.config.max_age)
         return (
-            datetime.now(UTC) - refreshed_at < REFRESH_EXPIRY_EVERY
+            utcnow() - loaded.refreshed_at < REFRESH_EXPIRY_EVERY
             and self.serialize_data(scope_session, connection.scope) == loaded.data
         )
 
-    def _cookie(self, session_id: str) -> str:
-        """The session cookie as the stock backend writes it (sent on every response, which slides its expiry)."""
+    async def _write(self, db: AsyncSession, session_id: str, data: bytes) -> None:
+        values = {
+            "session_id": session_id[:SESSION_ID_MAX_LENGTH],
+            "data": data,
+            "expires_at": utcnow() + timedelta(seconds=self.config.max_age),
+        }
+        upsert = insert(self.model).values(**values)
+        await db.execute(
+            upsert.on_conflict_do_update(
+                index_elements=["session_id"],
+                set_={"data": upsert.excluded.data, "expires_at": upsert.excluded.expires_at},
+            )
+        )
+
+    async def _delete(self, db: AsyncSession, session_id: str) -> None:
+        await db.execute(delete(self.model).where(self.model.session_id == session_id[:SESSION_ID_MAX_LENGTH]))
+
+    def _cookie(self, value: str, **extra: Any) -> str:
+        """The session cookie as Litestar writes it (sent on every response, which slides its expiry)."""
         params = dict(extract_dataclass_items(self.config, exclude_none=True, include=Cookie.__dict__.keys()))
-        return Cookie(value=session_id, key=self.config.key, **params).to_header(header="")
+        return Cookie(value=value, key=self.config.key, **{**params, **extra}).to_header(header="")
 
     def get_session_id(self, connection: ASGIConnection[Any, Any, Any, Any]) -> str:
         rotated: str | None = connection.state.get(_ROTATED_ID_STATE)
@@ -139,33 +180,8 @@ class DatabaseSessionBackend(SQLAlchemyAsyncSessionBackend):
 
 @dataclass
 class DatabaseSessionConfig(ServerSideSessionConfig):
+    model: type[SessionModelMixin] | None = None  # the app's session table
+
     @property
     def middleware(self) -> DefineMiddleware:
-        backend = DatabaseSessionBackend(config=self, alchemy_config=get_alchemy_config(), model=UserSession)
-        return DefineMiddleware(SessionMiddleware, backend=backend)
-
-
-def release_database_session(app: ASGIApp) -> ASGIApp:
-    """Middleware, inside the session middleware: end the request's database session as the response starts.
-
-    The session middleware writes the web session when the response starts, on a connection of its own, while the
-    handler's database session would otherwise keep its pooled connection until the app-level before-send hook
-    that runs afterwards. Each signed-in request would then hold one connection while waiting for a second, and a
-    burst of requests larger than the pool deadlocks until the pool's timeout. Running the same commit-or-rollback
-    hook here first returns the connection; the app-level hook then finds nothing left to do (and still covers the
-    error responses, which bypass the middleware stack).
-    """
-    end_session = cast("Callable[[Message, Scope], Awaitable[None]]", get_alchemy_config().before_send_handler)
-
-    async def middleware(scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != ScopeType.HTTP:
-            await app(scope, receive, send)
-            return
-
-        async def send_after_ending_session(message: Message) -> None:
-            await end_session(message, scope)
-            await send(message)
-
-        await app(scope, receive, send_after_ending_session)
-
-    return middleware
+        return DefineMiddleware(SessionMiddleware, backend=DatabaseSessionBackend(config=self))

@@ -2,24 +2,20 @@
 
 from __future__ import annotations
 
-from datetime import datetime
-from zoneinfo import ZoneInfo
+from collections.abc import Mapping
+from typing import Any
 
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 from litestar.plugins.jinja import JinjaTemplateEngine
 
 from app.config import PROJECT_ROOT
+from app.lib.clock import local_time
 
 TEMPLATE_DIR = PROJECT_ROOT / "src" / "app" / "web" / "templates"
 
 
-def local_time(value: datetime, timezone: str, fmt: str = "%a %d %b %Y, %H:%M") -> str:
-    return value.astimezone(ZoneInfo(timezone)).strftime(fmt)
-
-
-def create_template_engine() -> JinjaTemplateEngine:
-    from app.domain.consultations.services import FEEDBACK_EDIT_WINDOW
-
+def create_template_engine(template_globals: Mapping[str, Any] | None = None) -> JinjaTemplateEngine:
+    """`template_globals`: values the domains' templates read (the app assembles them)."""
     env = Environment(
         loader=FileSystemLoader(TEMPLATE_DIR),
         autoescape=select_autoescape(("html", "xml"), default_for_string=True),
@@ -27,5 +23,5 @@ def create_template_engine() -> JinjaTemplateEngine:
         lstrip_blocks=True,
     )
     env.filters["local_time"] = local_time
-    env.globals["feedback_window"] = FEEDBACK_EDIT_WINDOW
+    env.globals.update(template_globals or {})
     return JinjaTemplateEngine.from_environment(env)

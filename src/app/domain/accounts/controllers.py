@@ -1,147 +1,32 @@
-"""Accounts over HTTP: the web pages (sign-in, registration, settings) and the JSON API."""
+"""Accounts on the web: sign-in, registration and settings."""
 
 from __future__ import annotations
 
 from typing import Annotated, Any
 
-from litestar import Controller, Request, Response, get, patch, post
+from litestar import Controller, Request, Response, get, post
 from litestar.datastructures import UploadFile
-from litestar.di import NamedDependency, Provide
-from litestar.exceptions import NotAuthorizedException
-from litestar.params import FromQuery, JSONBody, MultipartBody, QueryParameter
-from litestar.status_codes import HTTP_201_CREATED, HTTP_204_NO_CONTENT
+from litestar.di import NamedDependency
+from litestar.params import MultipartBody, QueryParameter
 
 from app.config import get_settings
-from app.domain.accounts.deps import provide_throttle, provide_tokens, provide_users
-from app.domain.accounts.google import PENDING_KEY, GoogleIdentity
+from app.domain.accounts.deps import DEPENDENCIES
+from app.domain.accounts.forms import PasswordForm, ProfileForm, RegisterForm, SignInForm
 from app.domain.accounts.models import User
-from app.domain.accounts.schemas import (
-    MeUpdate,
-    PasswordChange,
-    ProfessorOut,
-    ProfessorPage,
-    RegisterInput,
-    TokenRequest,
-    TokenResponse,
-    UserOut,
-)
-from app.domain.accounts.services import (
-    TIMEZONES,
-    ApiTokenService,
-    SignInThrottle,
-    UserService,
-    sign_in,
-)
-from app.lib.auth import bearer_token, requires_user
+from app.domain.accounts.schemas import GoogleIdentity
+from app.domain.accounts.services import TIMEZONES, UserService
+from app.domain.accounts.signin import PENDING_GOOGLE_KEY, SignInThrottle, landing_page, sign_in
 from app.lib.errors import AuthenticationFailed, FieldErrors, TooManyAttempts
-from app.lib.rendering import flash, form_errors, redirect, render
+from app.lib.forms import read_form
+from app.lib.guards import requires_user
+from app.lib.http import client_address, safe_next
+from app.lib.rendering import flash, form_errors, is_htmx, redirect, render
 from app.lib.sessions import start_session
 
-REGISTER_FIELDS = ("username", "email", "password", "user_type", "first_name", "last_name", "timezone")
-PROFILE_FORM_FIELDS = (
-    "first_name",
-    "last_name",
-    "email",
-    "phone_number",
-    "timezone",
-    "department",
-    "bio",
-    "second_reminder_minutes",
-    "auto_confirm",
-    "booking_notice_hours",
-    "cancellation_notice_hours",
-    "max_active_bookings_per_student",
-    "waitlist_hold_minutes",
-    "waitlist_auto_book",
-)
-PASSWORD_FIELDS = ("current_password", "new_password")
-INT_FIELDS = (
-    "booking_notice_hours",
-    "cancellation_notice_hours",
-    "max_active_bookings_per_student",
-    "waitlist_hold_minutes",
-)
-BOOL_FIELDS = ("auto_confirm", "waitlist_auto_book")
+REGISTER_FIELDS = tuple(RegisterForm.__struct_fields__)
+PROFILE_FORM_FIELDS = tuple(ProfileForm.__struct_fields__)
+PASSWORD_FIELDS = tuple(PasswordForm.__struct_fields__)
 SORTED_TIMEZONES = sorted(TIMEZONES)
-DEPENDENCIES = {
-    "users": Provide(provide_users),
-    "tokens": Provide(provide_tokens),
-    "throttle": Provide(provide_throttle),
-}
-
-
-def safe_next(target: str | None, default: str) -> str:
-    """Only local paths: `//evil.example` and absolute URLs would be open redirects."""
-    if target and target.startswith("/") and not target.startswith(("//", "/\\")):
-        return target
-    return default
-
-
-def landing_page(user: User) -> str:
-    return "/dashboard" if user.is_professor else "/professors"
-
-
-def client_address(request: Request[Any, Any, Any]) -> str:
-    return request.client.host if request.client else "unknown"
-
-
-def user_out(user: User) -> UserOut:
-    profile = user.profile
-    return UserOut(
-        id=user.id,
-        username=user.username,
-        email=user.email,
-        user_type=user.user_type,
-        first_name=user.first_name,
-        last_name=user.last_name,
-        phone_number=user.phone_number,
-        timezone=user.timezone,
-        is_admin=user.is_admin,
-        department=profile.department,
-        bio=profile.bio,
-        profile_picture=profile.profile_picture,
-        auto_confirm=profile.auto_confirm,
-        booking_notice_hours=profile.booking_notice_hours,
-        cancellation_notice_hours=profile.cancellation_notice_hours,
-        max_active_bookings_per_student=profile.max_active_bookings_per_student,
-        calendar_sync_enabled=profile.calendar_sync_enabled,
-        second_reminder_minutes=profile.second_reminder_minutes,
-        waitlist_hold_minutes=profile.waitlist_hold_minutes,
-        waitlist_auto_book=profile.waitlist_auto_book,
-    )
-
-
-def professor_out(user: User) -> ProfessorOut:
-    return ProfessorOut(
-        id=user.id,
-        username=user.username,
-        first_name=user.first_name,
-        last_name=user.last_name,
-        department=user.profile.department,
-        bio=user.profile.bio,
-        profile_picture=user.profile.profile_picture,
-    )
-
-
-def profile_form_changes(form: dict[str, str], user: User) -> tuple[dict[str, Any], dict[str, str]]:
-    """Form strings to typed changes; numbers that do not parse are field errors."""
-    fields = PROFILE_FORM_FIELDS if user.is_professor else PROFILE_FORM_FIELDS[:8]
-    changes: dict[str, Any] = {}
-    errors: dict[str, str] = {}
-    for field in fields:
-        if field in BOOL_FIELDS:
-            changes[field] = form.get(field) == "on"
-        elif field == "second_reminder_minutes":
-            raw = form.get(field, "")
-            changes[field] = int(raw) if raw.isdigit() else None
-        elif field in INT_FIELDS:
-            try:
-                changes[field] = int(form.get(field, ""))
-            except ValueError:
-                errors[field] = "Enter a whole number."
-        elif field in form:
-            changes[field] = form[field].strip()
-    return changes, errors
 
 
 class AccountPages(Controller):
@@ -164,17 +49,13 @@ class AccountPages(Controller):
         users: NamedDependency[UserService],
         throttle: NamedDependency[SignInThrottle],
     ) -> Response[Any]:
-        form = dict(await request.form())
-        next_url = safe_next(form.get("next"), "")
+        form = await read_form(request, SignInForm)
+        next_url = safe_next(form.next, "")
         try:
-            user = await sign_in(
-                users, throttle, form.get("username", ""), form.get("password", ""), client_address(request)
-            )
+            user = await sign_in(users, throttle, form.username, form.password, client_address(request))
         except (AuthenticationFailed, TooManyAttempts) as exc:
-            return self._login_failed(
-                request, form, exc.message, next_url, 429 if isinstance(exc, TooManyAttempts) else 400
-            )
-        pending = request.session.get(PENDING_KEY)
+            return self._login_failed(request, form, exc)
+        pending = request.session.get(PENDING_GOOGLE_KEY)
         if pending and str(pending.get("email", "")).lower() == user.email.lower():
             # The password proved the account: now the Google identity with the same email may join it.
             await users.link_google(user.id, GoogleIdentity(**pending))
@@ -183,15 +64,16 @@ class AccountPages(Controller):
         return redirect(request, next_url or landing_page(user))
 
     def _login_failed(
-        self, request: Request[Any, Any, Any], form: dict[str, str], message: str, next_url: str, status: int
+        self, request: Request[Any, Any, Any], form: SignInForm, exc: AuthenticationFailed | TooManyAttempts
     ) -> Response[Any]:
-        errors = {"password": message}
-        if request.headers.get("hx-request") == "true":
+        errors = {"password": exc.message}
+        status = 429 if isinstance(exc, TooManyAttempts) else 400
+        if is_htmx(request):
             return form_errors(request, ("username", "password"), errors, status_code=status)
         context = {
-            "next": next_url,
+            "next": safe_next(form.next, ""),
             "errors": errors,
-            "form": {"username": form.get("username", "")},
+            "form": {"username": form.username},
             "google": get_settings().google_enabled,
         }
         return render(request, "pages/login.html", context, status_code=status)
@@ -208,14 +90,14 @@ class AccountPages(Controller):
 
     @post("/register", status_code=200)
     async def register(self, request: Request[Any, Any, Any], users: NamedDependency[UserService]) -> Response[Any]:
-        form = {key: value.strip() if key != "password" else value for key, value in dict(await request.form()).items()}
-        form.pop("_csrf_token", None)
+        form = await read_form(request, RegisterForm)
+        values = {name: getattr(form, name) for name in REGISTER_FIELDS}
         try:
-            user = await users.register(form)
+            user = await users.register(values)
         except FieldErrors as exc:
-            if request.headers.get("hx-request") == "true":
+            if is_htmx(request):
                 return form_errors(request, REGISTER_FIELDS, exc.errors)
-            context = {"errors": exc.errors, "form": form, "timezones": SORTED_TIMEZONES}
+            context = {"errors": exc.errors, "form": values, "timezones": SORTED_TIMEZONES}
             return render(request, "pages/register.html", context, status_code=422)
         start_session(request, {"user_id": str(user.id)})
         flash(request, "Your account is ready.", "success")
@@ -237,13 +119,12 @@ class AccountPages(Controller):
         self, request: Request[Any, Any, Any], users: NamedDependency[UserService]
     ) -> Response[Any]:
         user: User = request.user
-        changes, errors = profile_form_changes(dict(await request.form()), user)
         try:
-            if errors:
-                raise FieldErrors(errors)
-            await users.update_account(user.id, changes)
+            form = await read_form(request, ProfileForm)
+            if user.is_professor and (missing := form.missing_numbers()):
+                raise FieldErrors(missing)
+            await users.update_account(user.id, form.changes(professor=user.is_professor))
         except FieldErrors as exc:
-            await users.repository.session.rollback()
             return form_errors(request, PROFILE_FORM_FIELDS, exc.errors)
         flash(request, "Profile saved.", "success")
         return redirect(request, "/settings")
@@ -260,9 +141,9 @@ class AccountPages(Controller):
     async def change_password(
         self, request: Request[Any, Any, Any], users: NamedDependency[UserService]
     ) -> Response[Any]:
-        form = dict(await request.form())
+        form = await read_form(request, PasswordForm)
         try:
-            await users.change_password(request.user.id, form.get("current_password", ""), form.get("new_password", ""))
+            await users.change_password(request.user.id, form.current_password, form.new_password)
         except FieldErrors as exc:
             return form_errors(request, PASSWORD_FIELDS, exc.errors)
         flash(request, "Password changed.", "success")
@@ -284,61 +165,3 @@ class AccountPages(Controller):
             return form_errors(request, ("profile_picture",), exc.errors)
         flash(request, "Picture updated.", "success")
         return redirect(request, "/settings")
-
-
-class AccountApi(Controller):
-    path = "/api/v1"
-    tags = ["accounts"]
-    dependencies = DEPENDENCIES
-
-    @post("/auth/register", status_code=HTTP_201_CREATED, summary="Create an account (and its profile)")
-    async def register(self, data: JSONBody[RegisterInput], users: NamedDependency[UserService]) -> UserOut:
-        fields = {f: getattr(data, f) for f in data.__struct_fields__}
-        return user_out(await users.register(fields))
-
-    @post("/auth/token", status_code=200, summary="Exchange username (or email) and password for a bearer token")
-    async def token(
-        self,
-        request: Request[Any, Any, Any],
-        data: JSONBody[TokenRequest],
-        users: NamedDependency[UserService],
-        tokens: NamedDependency[ApiTokenService],
-        throttle: NamedDependency[SignInThrottle],
-    ) -> TokenResponse:
-        user = await sign_in(users, throttle, data.username, data.password, client_address(request))
-        token, row = await tokens.issue(user)
-        return TokenResponse(token=token, expires_at=row.expires_at.isoformat())
-
-    @post("/auth/logout", status_code=HTTP_204_NO_CONTENT, guards=[requires_user], summary="Revoke this token")
-    async def logout(self, request: Request[Any, Any, Any], tokens: NamedDependency[ApiTokenService]) -> None:
-        token = bearer_token(request)
-        if token is None:
-            raise NotAuthorizedException("Bearer token required.")
-        await tokens.revoke(token)
-
-    @get("/me", guards=[requires_user], summary="The signed-in user and profile")
-    async def me(self, request: Request[Any, Any, Any]) -> UserOut:
-        return user_out(request.user)
-
-    @patch("/me", guards=[requires_user], summary="Change own user and profile fields")
-    async def update_me(
-        self, request: Request[Any, Any, Any], data: JSONBody[MeUpdate], users: NamedDependency[UserService]
-    ) -> UserOut:
-        return user_out(await users.update_account(request.user.id, data.changes()))
-
-    @get("/professors", guards=[requires_user], summary="Professors, searchable by name or department")
-    async def professors(
-        self,
-        users: NamedDependency[UserService],
-        q: FromQuery[str] = "",
-        limit: Annotated[int, QueryParameter(ge=1, le=200)] = 50,
-        offset: Annotated[int, QueryParameter(ge=0, le=1_000_000)] = 0,
-    ) -> ProfessorPage:
-        rows, total = await users.search_professors(q, limit, offset)
-        return ProfessorPage(items=[professor_out(u) for u in rows], total=total, limit=limit, offset=offset)
-
-    @post("/me/password", guards=[requires_user], status_code=HTTP_204_NO_CONTENT, summary="Change password")
-    async def change_password(
-        self, request: Request[Any, Any, Any], data: JSONBody[PasswordChange], users: NamedDependency[UserService]
-    ) -> None:
-        await users.change_password(request.user.id, data.current_password, data.new_password)

@@ -12,7 +12,7 @@ from advanced_alchemy.types import DateTimeUTC
 from sqlalchemy import Boolean, CheckConstraint, ForeignKey, Index, Integer, String, Text, func, literal_column
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
-from app.db import Base
+from app.lib.database import Base
 
 
 class UserType(enum.StrEnum):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from uuid import UUID
 
 import msgspec
@@ -93,3 +94,13 @@ class ProfessorPage(msgspec.Struct):
     total: int
     limit: int
     offset: int
+
+
+@dataclass(frozen=True)
+class GoogleIdentity:
+    """A person as Google vouches for them (a verified ID token): linked to an account, or waiting to be."""
+
+    sub: str
+    email: str
+    first_name: str
+    last_name: str

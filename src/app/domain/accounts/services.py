@@ -1,12 +1,9 @@
-"""Account rules: registration, sign-in (with throttling), profiles, API tokens."""
+"""Account rules: registration, profiles and pictures, linking Google; sign-in lives in throttle.py."""
 
 from __future__ import annotations
 
-import asyncio
 import re
 import uuid
-from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
 from io import BytesIO
 from pathlib import Path
 from typing import Any
@@ -16,20 +13,14 @@ from zoneinfo import available_timezones
 from advanced_alchemy.repository import SQLAlchemyAsyncRepository
 from advanced_alchemy.service import ModelDictT, SQLAlchemyAsyncRepositoryService, is_dict
 from PIL import Image, UnidentifiedImageError
-from sqlalchemy import delete, func, select
+from sqlalchemy import func, select
 
 from app.config import Settings, get_settings
-from app.domain.accounts.google import GoogleIdentity
-from app.domain.accounts.models import ApiToken, AuthFailure, Profile, User, UserType, new_feed_token
-from app.lib.errors import (
-    INTEGRITY_ERRORS,
-    AuthenticationFailed,
-    ConflictError,
-    FieldErrors,
-    NotFound,
-    TooManyAttempts,
-)
-from app.lib.security import hash_password, new_token, token_digest, verify_password
+from app.domain.accounts.models import Profile, User, UserType, new_feed_token
+from app.domain.accounts.schemas import GoogleIdentity
+from app.lib.errors import INTEGRITY_ERRORS, ConflictError, FieldErrors, NotFound
+from app.lib.security import hash_password, verify_password
+from app.lib.unit_of_work import after_commit, savepoint
 
 USERNAME_PATTERN = re.compile(r"^[A-Za-z0-9_.@+-]{3,150}$")
 EMAIL_PATTERN = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
@@ -37,10 +28,8 @@ MIN_PASSWORD_LENGTH = 10
 COMMON_PASSWORDS = frozenset(
     {"password123", "1234567890", "qwertyuiop", "password1234", "iloveyou12", "letmein123", "0123456789"}
 )
-INVALID_CREDENTIALS = "Invalid username or password."
 TIMEZONES = frozenset(available_timezones())
 PICTURE_FORMATS = {"PNG": "png", "JPEG": "jpg", "GIF": "gif", "WEBP": "webp"}
-API_TOKEN_LIFETIME = timedelta(days=30)
 
 USER_FIELDS = ("email", "first_name", "last_name", "phone_number", "timezone")
 PROFILE_FIELDS = (
@@ -167,9 +156,9 @@ class UserService(SQLAlchemyAsyncRepositoryService[User]):
             raise FieldErrors(errors)
         data = {**data, "username": username}
         try:
-            return await self.create(data, auto_commit=True)
+            async with savepoint(self.repository.session):
+                return await self.create(data)
         except INTEGRITY_ERRORS as exc:  # a concurrent registration took the name first
-            await self.repository.session.rollback()
             raise FieldErrors({"username": "This username or email is taken."}) from exc
 
     async def update_account(self, user_id: UUID, changes: dict[str, Any]) -> User:
@@ -188,7 +177,11 @@ class UserService(SQLAlchemyAsyncRepositoryService[User]):
         for field in PROFILE_FIELDS:
             if field in changes:
                 setattr(user.profile, field, changes[field])
-        await self.repository.session.commit()
+        try:
+            async with savepoint(self.repository.session):
+                await self.repository.session.flush()
+        except INTEGRITY_ERRORS as exc:  # a concurrent change took the address first
+            raise FieldErrors.single("email", "An account with this email exists already.") from exc
         return user
 
     async def grant_professor(self, login: str) -> User:
@@ -197,7 +190,6 @@ class UserService(SQLAlchemyAsyncRepositoryService[User]):
         if user is None:
             raise NotFound(f"No account {login!r}.")
         user.user_type = UserType.PROFESSOR.value
-        await self.repository.session.commit()
         return user
 
     async def find_by_google(self, sub: str) -> User | None:
@@ -216,19 +208,18 @@ class UserService(SQLAlchemyAsyncRepositoryService[User]):
             suffix += 1
             username = f"{base}{suffix}"
         try:
-            return await self.create(
-                {
-                    "username": username,
-                    "email": identity.email,
-                    "user_type": user_type,
-                    "google_sub": identity.sub,
-                    "first_name": identity.first_name[:150],
-                    "last_name": identity.last_name[:150],
-                },
-                auto_commit=True,
-            )
+            async with savepoint(self.repository.session):
+                return await self.create(
+                    {
+                        "username": username,
+                        "email": identity.email,
+                        "user_type": user_type,
+                        "google_sub": identity.sub,
+                        "first_name": identity.first_name[:150],
+                        "last_name": identity.last_name[:150],
+                    },
+                )
         except INTEGRITY_ERRORS as exc:
-            await self.repository.session.rollback()
             raise ConflictError("This Google account is already linked to another account.") from exc
 
     async def link_google(self, user_id: UUID, identity: GoogleIdentity) -> User:
@@ -237,7 +228,11 @@ class UserService(SQLAlchemyAsyncRepositoryService[User]):
             raise ConflictError("This Google account is already linked to another account.")
         user = await self.get(user_id)
         user.google_sub = identity.sub
-        await self.repository.session.commit()
+        try:
+            async with savepoint(self.repository.session):
+                await self.repository.session.flush()
+        except INTEGRITY_ERRORS as exc:  # linked elsewhere meanwhile
+            raise ConflictError("This Google account is already linked to another account.") from exc
         return user
 
     async def unlink_google(self, user_id: UUID) -> None:
@@ -245,13 +240,11 @@ class UserService(SQLAlchemyAsyncRepositoryService[User]):
         if user.password_hash is None:
             raise ConflictError("Set a password first: without Google you could not sign in any more.")
         user.google_sub = None
-        await self.repository.session.commit()
 
     async def regenerate_feed_token(self, user_id: UUID) -> str:
         """A new secret calendar link; the old one stops working at once."""
         user = await self.get(user_id)
         user.profile.ics_feed_token = new_feed_token()
-        await self.repository.session.commit()
         return user.profile.ics_feed_token
 
     async def change_password(self, user_id: UUID, current: str, new: str) -> None:
@@ -261,7 +254,6 @@ class UserService(SQLAlchemyAsyncRepositoryService[User]):
         if problem := password_problem(new, user.username):
             raise FieldErrors.single("new_password", problem)
         user.password_hash = await hash_password(new)
-        await self.repository.session.commit()
 
     async def set_profile_picture(self, user_id: UUID, content: bytes, settings: Settings) -> str:
         """Store an uploaded picture after checking its bytes (not its name); returns its URL path."""
@@ -276,10 +268,15 @@ class UserService(SQLAlchemyAsyncRepositoryService[User]):
         (settings.upload_dir / name).write_bytes(content)
         old = user.profile.profile_picture
         user.profile.profile_picture = f"/media/{name}"
-        await self.repository.session.commit()
         if old and old.startswith("/media/"):
-            (settings.upload_dir / Path(old).name).unlink(missing_ok=True)
+            # The old file goes once the new picture is committed (a rolled-back change keeps it).
+            after_commit(self.repository.session, delete_files, settings.upload_dir / Path(old).name)
         return user.profile.profile_picture
+
+
+async def delete_files(paths: list[Path]) -> None:
+    for path in paths:
+        path.unlink(missing_ok=True)
 
 
 def picture_extension(content: bytes) -> str:
@@ -292,113 +289,6 @@ def picture_extension(content: bytes) -> str:
     if image_format not in PICTURE_FORMATS:
         raise FieldErrors.single("profile_picture", "Upload a PNG, JPEG, GIF or WebP image.")
     return PICTURE_FORMATS[image_format]
-
-
-class ApiTokenService(SQLAlchemyAsyncRepositoryService[ApiToken]):
-    class Repository(SQLAlchemyAsyncRepository[ApiToken]):
-        model_type = ApiToken
-
-    repository_type = Repository
-
-    async def issue(self, user: User) -> tuple[str, ApiToken]:
-        """A new bearer token; only its digest is stored, the plain value is returned once."""
-        token = new_token()
-        row = await self.create(
-            {
-                "user_id": user.id,
-                "token_hash": token_digest(token),
-                "expires_at": datetime.now(UTC) + API_TOKEN_LIFETIME,
-            },
-            auto_commit=True,
-        )
-        return token, row
-
-    async def resolve(self, token: str) -> User | None:
-        row = await self.repository.get_one_or_none(ApiToken.token_hash == token_digest(token))
-        if row is None or row.expires_at <= datetime.now(UTC) or not row.user.is_active:
-            return None
-        user: User = row.user
-        return user
-
-    async def revoke(self, token: str) -> None:
-        await self.repository.session.execute(delete(ApiToken).where(ApiToken.token_hash == token_digest(token)))
-        await self.repository.session.commit()
-
-
-@dataclass(frozen=True)
-class ThrottleKeys:
-    account: str
-    client: str
-
-    @classmethod
-    def of(cls, login: str, client: str) -> ThrottleKeys:
-        return cls(account=f"account:{login.strip().lower()}", client=f"client:{client}")
-
-
-class SignInThrottle:
-    """Failed sign-ins slow down, then lock, per account and per client address.
-
-    Only failures count: a lecture hall behind one NAT address signing in correctly is never locked out,
-    and the per-client limit is far above the per-account one.
-    """
-
-    def __init__(self, session: Any, settings: Settings) -> None:
-        self.session = session
-        self.settings = settings
-
-    async def _failures(self, key: str, since: datetime) -> int:
-        query = (
-            select(func.count()).select_from(AuthFailure).where(AuthFailure.key == key, AuthFailure.created_at > since)
-        )
-        return int((await self.session.execute(query)).scalar_one())
-
-    async def before_attempt(self, keys: ThrottleKeys) -> float:
-        """Refuse a locked account or client; else the seconds to wait before the password is checked."""
-        window = self.settings.login_failure_window_seconds
-        since = datetime.now(UTC) - timedelta(seconds=window)
-        account_failures = await self._failures(keys.account, since)
-        client_failures = await self._failures(keys.client, since)
-        if (
-            account_failures >= self.settings.login_failures_lock_account
-            or client_failures >= self.settings.login_failures_lock_client
-        ):
-            raise TooManyAttempts(f"Too many failed sign-ins. Try again in {window // 60} minutes.", retry_after=window)
-        excess = account_failures - self.settings.login_failures_slow_after
-        return min(0.25 * 2**excess, 4.0) if excess >= 0 else 0.0
-
-    async def record_failure(self, keys: ThrottleKeys) -> None:
-        self.session.add_all([AuthFailure(key=keys.account), AuthFailure(key=keys.client)])
-        await self.session.commit()
-
-    async def clear_account(self, keys: ThrottleKeys) -> None:
-        await self.session.execute(delete(AuthFailure).where(AuthFailure.key == keys.account))
-        await self.session.commit()
-
-
-async def sign_in(users: UserService, throttle: SignInThrottle, login: str, password: str, client: str) -> User:
-    """The one sign-in rule for web and API: throttle, verify, count the failure or clear the account's."""
-    keys = ThrottleKeys.of(login, client)
-    delay = await throttle.before_attempt(keys)
-    user = await users.find_by_login(login)
-    # So far only reads: end the transaction, so that the slow part (the delay, argon2) holds no pooled connection
-    # and neither a lecture hall signing in nor a flood of wrong passwords can drain the pool.
-    await users.repository.session.commit()
-    await asyncio.sleep(delay)
-    if user is None or not await verify_password(user.password_hash, password) or not user.is_active:
-        await throttle.record_failure(keys)
-        raise AuthenticationFailed(INVALID_CREDENTIALS)
-    await throttle.clear_account(keys)
-    return user
-
-
-def role_for_email(email: str, settings: Settings) -> str | None:
-    """The role an email domain grants by the GOOGLE_*_DOMAINS settings, or None: the person chooses."""
-    domain = email.rsplit("@", 1)[-1].lower()
-    if domain in settings.google_professor_domains:
-        return UserType.PROFESSOR.value
-    if domain in settings.google_student_domains:
-        return UserType.STUDENT.value
-    return None
 
 
 def may_self_register_as_professor(email: str, settings: Settings) -> bool:

@@ -14,9 +14,9 @@ from app.domain.accounts.models import User
 from app.domain.analytics.schemas import StatsOut, WeekCount
 from app.domain.analytics.services import DateRange, Stats, StatsService
 from app.domain.consultations.deps import provide_notes
-from app.domain.consultations.grid import today_in
-from app.domain.consultations.services import NoteService
-from app.lib.auth import requires_professor
+from app.domain.consultations.notes import NoteService
+from app.lib.clock import today_in
+from app.lib.guards import requires_professor
 from app.lib.rendering import render
 
 provide_stats = create_service_provider(StatsService)

@@ -16,8 +16,9 @@ from sqlalchemy import text
 
 from app.domain.accounts.models import User
 from app.domain.consultations.models import Booking
-from app.domain.consultations.services import MIN_RATINGS_SHOWN
+from app.domain.consultations.rules import MIN_RATINGS_SHOWN
 from app.lib.errors import FieldErrors
+from app.lib.spreadsheet import safe_cell
 
 MAX_STATS_RANGE = timedelta(days=2 * 366)
 WEEKDAYS = ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday")
@@ -226,12 +227,12 @@ class StatsService(SQLAlchemyAsyncRepositoryService[Booking]):
                     row.first_name,
                     row.last_name,
                     row.email,
-                    _safe_cell(row.topic),
+                    safe_cell(row.topic),
                     row.created_at.astimezone(zone).isoformat(),
                     row.cancelled_at.astimezone(zone).isoformat() if row.cancelled_at else "",
                     row.cancelled_by,
-                    _safe_cell(row.cancel_reason),
-                    _safe_cell(row.location),
+                    safe_cell(row.cancel_reason),
+                    safe_cell(row.location),
                 ]
             )
         return buffer.getvalue()
@@ -239,8 +240,3 @@ class StatsService(SQLAlchemyAsyncRepositoryService[Booking]):
 
 def _json(value: Any) -> Any:
     return json.loads(value) if isinstance(value, str) else value
-
-
-def _safe_cell(value: str) -> str:
-    """Spreadsheets run cells starting with = + - @ as formulas; a leading quote keeps them text."""
-    return f"'{value}" if value[:1] in ("=", "+", "-", "@") else value

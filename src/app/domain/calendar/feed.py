@@ -10,9 +10,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.config import get_settings
 from app.domain.accounts.models import User
-from app.domain.consultations.models import Booking, ConsultationSlot
-from app.domain.consultations.services import ACTIVE
-from app.domain.notifications.emails import booking_uid
+from app.domain.consultations.ics import booking_uid
+from app.domain.consultations.models import ACTIVE, Booking, ConsultationSlot
 
 FEED_HISTORY = timedelta(days=30)
 

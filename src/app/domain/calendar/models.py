@@ -7,7 +7,7 @@ from uuid import UUID
 from sqlalchemy import ForeignKey, String, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
-from app.db import Base
+from app.lib.database import Base
 
 
 class CalendarEvent(Base):

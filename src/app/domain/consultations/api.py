@@ -7,15 +7,18 @@ from typing import Annotated, Any
 from uuid import UUID
 
 from litestar import Controller, Request, delete, get, patch, post, put
-from litestar.di import NamedDependency, Provide
+from litestar.di import NamedDependency
 from litestar.params import FromPath, FromQuery, JSONBody, QueryParameter
-from litestar.status_codes import HTTP_200_OK, HTTP_201_CREATED
+from litestar.status_codes import HTTP_200_OK, HTTP_201_CREATED, HTTP_204_NO_CONTENT
 
 from app.config import get_settings
 from app.domain.accounts.models import User
-from app.domain.calendar.services import busy_between
-from app.domain.consultations.deps import provide_bookings, provide_notes, provide_slots
-from app.domain.consultations.models import Booking, BookingStatus, ConsultationSlot, SlotStatus
+from app.domain.accounts.services import UserService
+from app.domain.consultations.bookings import BookingService
+from app.domain.consultations.capacity import places_on
+from app.domain.consultations.deps import providers
+from app.domain.consultations.models import Booking, BookingStatus, ConsultationSlot, SlotStatus, WaitlistEntry
+from app.domain.consultations.notes import NoteService, NoteView
 from app.domain.consultations.schemas import (
     BookingCancelIn,
     BookingIn,
@@ -31,10 +34,16 @@ from app.domain.consultations.schemas import (
     SlotOut,
     SlotPage,
     SlotPatch,
+    WaitlistOut,
+    WaitlistPage,
+    WindowIn,
 )
-from app.domain.consultations.services import BookingService, NoteService, NoteView, SlotRule, SlotService
-from app.lib.auth import requires_professor, requires_student, requires_user
+from app.domain.consultations.slots import SlotService, slot_filters
+from app.domain.consultations.views import professor_or_404
+from app.domain.consultations.waitlist import WaitlistService
+from app.domain.google.calendar_api import busy_between
 from app.lib.errors import NotFound
+from app.lib.guards import requires_professor, requires_student, requires_user
 
 Limit = Annotated[int, QueryParameter(ge=1, le=500)]
 # Bounded so no offset can overflow the database's integers.
@@ -98,15 +107,30 @@ def note_out(view: NoteView) -> NoteOut:
 
 
 async def slots_out(slots: SlotService, rows: list[ConsultationSlot]) -> list[SlotOut]:
-    counts = await slots.booked_counts(slot.id for slot in rows)
-    return [slot_out(slot, counts.get(slot.id, 0)) for slot in rows]
+    places = await places_on(slots.repository.session, (slot.id for slot in rows))
+    return [slot_out(slot, places[slot.id].booked if slot.id in places else 0) for slot in rows]
+
+
+async def entry_out(waitlist: WaitlistService, entry: WaitlistEntry) -> WaitlistOut:
+    return WaitlistOut(
+        id=entry.id,
+        slot_id=entry.slot_id,
+        student_id=entry.student_id,
+        professor_id=entry.professor_id,
+        position=await waitlist.position(entry),
+        status=entry.status,
+        window_start=entry.window_start,
+        window_end=entry.window_end,
+        offered_slot_id=entry.offered_slot_id,
+        hold_expires_at=entry.hold_expires_at,
+    )
 
 
 class SlotApi(Controller):
     path = "/api/v1/slots"
     tags = ["slots"]
     guards = [requires_user]
-    dependencies = {"slots": Provide(provide_slots), "bookings": Provide(provide_bookings)}
+    dependencies = providers("slots", "bookings")
 
     @get("/", summary="List slots", description="Filter by professor, time window (overlapping) and status.")
     async def list_slots(
@@ -119,14 +143,9 @@ class SlotApi(Controller):
         limit: Limit = 100,
         offset: Offset = 0,
     ) -> SlotPage:
-        rows, total = await slots.list_slots(
-            professor_id=professor_id,
-            start=start,
-            end=end,
-            status=status.value if status else None,
-            limit=limit,
-            offset=offset,
-        )
+        filters = slot_filters(professor_id, start, end, status.value if status else None)
+        rows = await slots.find_slots(filters, limit=limit, offset=offset)
+        total = await slots.count_slots(filters)
         return SlotPage(items=await slots_out(slots, rows), total=total, limit=limit, offset=offset)
 
     @post("/", guards=[requires_professor], status_code=HTTP_201_CREATED, summary="Publish one slot")
@@ -142,13 +161,11 @@ class SlotApi(Controller):
     async def generate(
         self, request: Request[User, Any, Any], data: JSONBody[BulkSlotsIn], slots: NamedDependency[SlotService]
     ) -> BulkSlotsOut:
-        options = ("all_or_nothing", "keep_busy")
-        rule = SlotRule(**{name: getattr(data, name) for name in data.__struct_fields__ if name not in options})
         busy = await busy_between(
-            slots.repository.session, get_settings(), request.user, rule.start_date, rule.end_date
+            slots.repository.session, get_settings(), request.user, data.start_date, data.end_date
         )
         result = await slots.generate_slots(
-            request.user, rule, all_or_nothing=data.all_or_nothing, busy_periods=busy, keep_busy=data.keep_busy
+            request.user, data, all_or_nothing=data.all_or_nothing, busy_periods=busy, keep_busy=data.keep_busy
         )
         return BulkSlotsOut(
             items=[slot_out(slot, 0) for slot in result.created],
@@ -210,7 +227,7 @@ class BookingApi(Controller):
     path = "/api/v1/bookings"
     tags = ["bookings"]
     guards = [requires_user]
-    dependencies = {"bookings": Provide(provide_bookings), "notes": Provide(provide_notes)}
+    dependencies = providers("bookings", "notes")
 
     @get("/", summary="Your bookings (student) or the bookings on your slots (professor)")
     async def list_bookings(
@@ -221,9 +238,9 @@ class BookingApi(Controller):
         limit: Limit = 100,
         offset: Offset = 0,
     ) -> BookingPage:
-        rows, total = await bookings.list_for(
-            request.user, status=status.value if status else None, limit=limit, offset=offset
-        )
+        chosen = status.value if status else None
+        rows = await bookings.list_for(request.user, status=chosen, limit=limit, offset=offset)
+        total = await bookings.count_for(request.user, status=chosen)
         return BookingPage(items=[booking_out(b) for b in rows], total=total, limit=limit, offset=offset)
 
     @get("/{booking_id:uuid}", summary="One booking (its student or professor)")
@@ -284,3 +301,56 @@ class BookingApi(Controller):
         notes: NamedDependency[NoteService],
     ) -> NoteOut:
         return note_out(await notes.save(request.user, booking_id, data.changes()))
+
+
+class WaitlistApi(Controller):
+    path = "/api/v1"
+    tags = ["waitlist"]
+    guards = [requires_student]
+    dependencies = providers("waitlist", "users")
+
+    @post("/slots/{slot_id:uuid}/waitlist", status_code=HTTP_201_CREATED, summary="Join a full slot's waitlist")
+    async def join(
+        self, request: Request[User, Any, Any], slot_id: FromPath[UUID], waitlist: NamedDependency[WaitlistService]
+    ) -> WaitlistOut:
+        return await entry_out(waitlist, await waitlist.join_slot(request.user, slot_id))
+
+    @delete("/slots/{slot_id:uuid}/waitlist", status_code=HTTP_204_NO_CONTENT, summary="Leave a slot's waitlist")
+    async def leave(
+        self, request: Request[User, Any, Any], slot_id: FromPath[UUID], waitlist: NamedDependency[WaitlistService]
+    ) -> None:
+        await waitlist.leave(request.user, slot_id)
+
+    @post(
+        "/professors/{professor_id:uuid}/waitlist",
+        status_code=HTTP_201_CREATED,
+        summary="Wait for any free slot of a professor in a time window",
+    )
+    async def join_window(
+        self,
+        request: Request[User, Any, Any],
+        professor_id: FromPath[UUID],
+        data: JSONBody[WindowIn],
+        waitlist: NamedDependency[WaitlistService],
+        users: NamedDependency[UserService],
+    ) -> WaitlistOut:
+        professor = await professor_or_404(users, professor_id)
+        return await entry_out(waitlist, await waitlist.join_window(request.user, professor, data.start, data.end))
+
+    @get("/waitlist", summary="Your waitlist entries, with position and any offer's expiry")
+    async def mine(self, request: Request[User, Any, Any], waitlist: NamedDependency[WaitlistService]) -> WaitlistPage:
+        entries = await waitlist.entries_of(request.user)
+        items = [await entry_out(waitlist, entry) for entry in entries]
+        return WaitlistPage(items=items, total=len(items), limit=200, offset=0)
+
+    @post("/waitlist/{entry_id:uuid}/accept", status_code=HTTP_201_CREATED, summary="Take an offered place")
+    async def accept(
+        self, request: Request[User, Any, Any], entry_id: FromPath[UUID], waitlist: NamedDependency[WaitlistService]
+    ) -> BookingOut:
+        return booking_out(await waitlist.accept(request.user, entry_id))
+
+    @post("/waitlist/{entry_id:uuid}/decline", status_code=HTTP_200_OK, summary="Pass an offered place on")
+    async def decline(
+        self, request: Request[User, Any, Any], entry_id: FromPath[UUID], waitlist: NamedDependency[WaitlistService]
+    ) -> WaitlistOut:
+        return await entry_out(waitlist, await waitlist.decline(request.user, entry_id))

@@ -3,15 +3,25 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, time, timedelta
+from datetime import date, datetime, timedelta
 from uuid import UUID
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.domain.accounts.models import User
-from app.domain.consultations.models import Booking, ConsultationSlot, SlotStatus
-from app.domain.consultations.services import ACTIVE, SlotService, utcnow
+from app.domain.consultations.capacity import places_on
+from app.domain.consultations.models import (
+    ACTIVE,
+    Booking,
+    ConsultationSlot,
+    SlotStatus,
+    WaitlistEntry,
+    WaitlistStatus,
+)
+from app.domain.consultations.slots import SlotService, slot_filters
+from app.lib.clock import day_bounds, utcnow
 
 
 @dataclass(frozen=True)
@@ -79,38 +89,21 @@ class SlotGrid:
         return not any(day.cells for day in self.days)
 
 
-def monday_of(day: date) -> date:
-    return day - timedelta(days=day.weekday())
-
-
-def week_bounds(week_start: date, timezone: str) -> tuple[datetime, datetime]:
-    zone = ZoneInfo(timezone)
-    start = datetime.combine(week_start, time(0), tzinfo=zone).astimezone(UTC)
-    end = datetime.combine(week_start + timedelta(days=7), time(0), tzinfo=zone).astimezone(UTC)
-    return start, end
-
-
-def today_in(timezone: str) -> date:
-    return datetime.now(ZoneInfo(timezone)).date()
-
-
-async def my_active_slot_ids(slots: SlotService, viewer: User | None, slot_ids: list[UUID]) -> set[UUID]:
+async def my_active_slot_ids(session: AsyncSession, viewer: User | None, slot_ids: list[UUID]) -> set[UUID]:
     if viewer is None or not viewer.is_student or not slot_ids:
         return set()
     query = select(Booking.slot_id).where(
         Booking.student_id == viewer.id, Booking.status.in_(ACTIVE), Booking.slot_id.in_(slot_ids)
     )
-    return set((await slots.repository.session.scalars(query)).all())
+    return set((await session.scalars(query)).all())
 
 
 async def my_waitlist(
-    slots: SlotService, viewer: User | None, slot_ids: list[UUID]
+    session: AsyncSession, viewer: User | None, slot_ids: list[UUID]
 ) -> tuple[dict[UUID, datetime], set[UUID]]:
     """The viewer's held offers (slot -> hold end) and the slots whose waitlist they are on."""
     if viewer is None or not viewer.is_student or not slot_ids:
         return {}, set()
-    from app.domain.waitlist.models import WaitlistEntry, WaitlistStatus
-
     query = select(
         WaitlistEntry.slot_id, WaitlistEntry.offered_slot_id, WaitlistEntry.status, WaitlistEntry.hold_expires_at
     ).where(
@@ -121,7 +114,7 @@ async def my_waitlist(
     offers: dict[UUID, datetime] = {}
     waiting: set[UUID] = set()
     now = utcnow()
-    for slot_id, offered_slot_id, status, hold in (await slots.repository.session.execute(query)).all():
+    for slot_id, offered_slot_id, status, hold in (await session.execute(query)).all():
         if status == WaitlistStatus.OFFERED and offered_slot_id and hold and hold > now:
             offers[offered_slot_id] = hold
         elif status == WaitlistStatus.WAITING and slot_id:
@@ -129,17 +122,16 @@ async def my_waitlist(
     return offers, waiting
 
 
-async def build_cells(slots: SlotService, rows: list[ConsultationSlot], viewer: User | None) -> list[SlotCell]:
+async def build_cells(session: AsyncSession, rows: list[ConsultationSlot], viewer: User | None) -> list[SlotCell]:
     ids = [slot.id for slot in rows]
-    counts = await slots.booked_counts(ids)
-    mine = await my_active_slot_ids(slots, viewer, ids)
-    offers, waiting = await my_waitlist(slots, viewer, ids)
-    holds = await slots.hold_counts(ids)
+    places = await places_on(session, ids)
+    mine = await my_active_slot_ids(session, viewer, ids)
+    offers, waiting = await my_waitlist(session, viewer, ids)
     now = utcnow()
     return [
         SlotCell(
             slot=slot,
-            booked=counts.get(slot.id, 0) + holds.get(slot.id, 0),
+            booked=places[slot.id].taken if slot.id in places else 0,
             mine=slot.id in mine,
             now=now,
             offer_until=offers.get(slot.id),
@@ -151,10 +143,10 @@ async def build_cells(slots: SlotService, rows: list[ConsultationSlot], viewer: 
 
 async def build_week(slots: SlotService, professor: User, viewer: User | None, week_start: date) -> SlotGrid:
     timezone = viewer.timezone if viewer else professor.timezone
-    start, end = week_bounds(week_start, timezone)
-    rows, _ = await slots.list_slots(professor_id=professor.id, start=start, end=end, limit=1000)
+    start, end = day_bounds(week_start, week_start + timedelta(days=6), timezone)
+    rows = await slots.find_slots(slot_filters(professor.id, start, end), limit=1000)
     rows = [slot for slot in rows if slot.status != SlotStatus.CANCELLED]
-    cells = await build_cells(slots, rows, viewer)
+    cells = await build_cells(slots.repository.session, rows, viewer)
     zone = ZoneInfo(timezone)
     days = [
         GridDay(

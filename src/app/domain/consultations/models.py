@@ -1,4 +1,4 @@
-"""Consultation slots, their bookings and the notes on a booking."""
+"""Consultation slots, their bookings, the notes on a booking, and the waitlist for places."""
 
 from __future__ import annotations
 
@@ -11,8 +11,8 @@ from sqlalchemy import Boolean, CheckConstraint, ForeignKey, Index, Integer, Str
 from sqlalchemy.dialects.postgresql import ExcludeConstraint
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
-from app.db import Base
 from app.domain.accounts.models import User
+from app.lib.database import Base
 
 
 class SlotStatus(enum.StrEnum):
@@ -31,6 +31,8 @@ class BookingStatus(enum.StrEnum):
 
 
 ACTIVE_BOOKING_STATUSES = (BookingStatus.PENDING, BookingStatus.CONFIRMED)
+# Active bookings take a place (as values, for queries).
+ACTIVE = tuple(status.value for status in ACTIVE_BOOKING_STATUSES)
 _ACTIVE_SQL = "status IN ('pending', 'confirmed')"
 
 
@@ -114,3 +116,47 @@ class ConsultationNote(Base):
     rating: Mapped[int | None] = mapped_column(Integer, default=None)
     feedback_signed: Mapped[bool] = mapped_column(Boolean, default=False)
     rated_at: Mapped[datetime | None] = mapped_column(DateTimeUTC(timezone=True), default=None)
+
+
+class WaitlistStatus(enum.StrEnum):
+    WAITING = "waiting"
+    OFFERED = "offered"  # a place is held for this student until hold_expires_at
+    ACCEPTED = "accepted"
+    EXPIRED = "expired"
+    LEFT = "left"
+
+
+class WaitlistEntry(Base):
+    __table_args__ = (
+        CheckConstraint("status IN ('waiting', 'offered', 'accepted', 'expired', 'left')", name="status_valid"),
+        CheckConstraint("window_end > window_start", name="window_valid"),
+        CheckConstraint(
+            "status <> 'offered' OR (offered_slot_id IS NOT NULL AND hold_expires_at IS NOT NULL)",
+            name="offer_complete",
+        ),
+        # One open entry per student and slot (or per student and professor window).
+        Index(
+            "uq_waitlist_open_slot_student",
+            "slot_id",
+            "student_id",
+            unique=True,
+            postgresql_where=text("status IN ('waiting', 'offered') AND slot_id IS NOT NULL"),
+        ),
+        Index("ix_waitlist_professor_status_created", "professor_id", "status", "created_at"),
+        Index("ix_waitlist_offered_slot", "offered_slot_id", postgresql_where=text("status = 'offered'")),
+    )
+
+    professor_id: Mapped[UUID] = mapped_column(ForeignKey("user_account.id", ondelete="CASCADE"))
+    student_id: Mapped[UUID] = mapped_column(ForeignKey("user_account.id", ondelete="CASCADE"), index=True)
+    slot_id: Mapped[UUID | None] = mapped_column(ForeignKey("consultation_slot.id", ondelete="CASCADE"), default=None)
+    window_start: Mapped[datetime] = mapped_column(DateTimeUTC(timezone=True))
+    window_end: Mapped[datetime] = mapped_column(DateTimeUTC(timezone=True))
+    status: Mapped[str] = mapped_column(String(16), default=WaitlistStatus.WAITING.value)
+    offered_slot_id: Mapped[UUID | None] = mapped_column(
+        ForeignKey("consultation_slot.id", ondelete="CASCADE"), default=None
+    )
+    hold_expires_at: Mapped[datetime | None] = mapped_column(DateTimeUTC(timezone=True), default=None)
+    offer_nonce: Mapped[str | None] = mapped_column(String(64), default=None)
+
+    student: Mapped[User] = relationship(lazy="joined", foreign_keys=[student_id])
+    offered_slot: Mapped[ConsultationSlot | None] = relationship(lazy="joined", foreign_keys=[offered_slot_id])

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from datetime import date, datetime
+from datetime import datetime
 from uuid import UUID
 
 import msgspec
 
+from app.domain.consultations.rules import SlotRule
 from app.lib.schemas import PartialUpdate
 
 
@@ -45,21 +46,9 @@ class SlotOut(msgspec.Struct):
     series_id: UUID | None
 
 
-class BulkSlotsIn(msgspec.Struct, forbid_unknown_fields=True):
-    """A rule for many slots, in the professor's time zone. Weekdays: 0 = Monday .. 6 = Sunday."""
+class BulkSlotsIn(SlotRule):
+    """A slot rule (see SlotRule), and how to treat clashes and busy times. The dashboard's generator posts it too."""
 
-    start_date: date
-    end_date: date
-    weekdays: list[int]
-    day_start: str
-    day_end: str
-    duration_minutes: int
-    buffer_minutes: int = 0
-    capacity: int = 1
-    location: str = ""
-    meeting_url: str = ""
-    title: str = ""
-    notes: str = ""
     all_or_nothing: bool = False
     keep_busy: bool = False  # also create slots that collide with busy times in the professor's Google Calendar
 
@@ -136,3 +125,27 @@ class NoteOut(msgspec.Struct):
     rating: int | None
     feedback_signed: bool | None
     editable_until: datetime | None
+
+
+class WaitlistOut(msgspec.Struct):
+    id: UUID
+    slot_id: UUID | None
+    student_id: UUID
+    professor_id: UUID
+    position: int | None
+    status: str
+    window_start: datetime
+    window_end: datetime
+    offered_slot_id: UUID | None
+    hold_expires_at: datetime | None
+
+
+class WaitlistPage(Page):
+    items: list[WaitlistOut]
+
+
+class WindowIn(msgspec.Struct, forbid_unknown_fields=True):
+    """Wait for any free slot of a professor between start and end (at most two weeks)."""
+
+    start: datetime
+    end: datetime

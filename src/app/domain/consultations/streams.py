@@ -18,20 +18,24 @@ from litestar.params import FromPath
 from litestar.response import ServerSentEvent, ServerSentEventMessage
 from sqlalchemy import select
 
-from app.db import get_alchemy_config
 from app.domain.accounts.deps import provide_users
 from app.domain.accounts.models import User
 from app.domain.accounts.services import UserService
-from app.domain.consultations.controllers import professor_or_404
-from app.domain.consultations.dashboard import slot_rows_context
 from app.domain.consultations.grid import SlotCell
-from app.domain.consultations.models import Booking, BookingStatus, ConsultationSlot
-from app.domain.consultations.services import ACTIVE, BookingService, SlotService, utcnow
-from app.domain.waitlist.models import WaitlistEntry, WaitlistStatus
-from app.lib.auth import requires_professor, requires_user
+from app.domain.consultations.models import (
+    ACTIVE,
+    Booking,
+    BookingStatus,
+    ConsultationSlot,
+    WaitlistEntry,
+    WaitlistStatus,
+)
+from app.domain.consultations.views import professor_or_404, slot_rows_context
+from app.lib.clock import local_time, utcnow
+from app.lib.guards import requires_professor, requires_user
 from app.lib.live import LiveEvent, professor_channel
 from app.lib.rendering import render_html
-from app.lib.templates import local_time
+from app.lib.unit_of_work import unit_of_work
 
 KEEPALIVE_SECONDS = 15
 KEEPALIVE = b""
@@ -84,8 +88,9 @@ class SnapshotCache:
     async def _load(event: LiveEvent) -> SlotSnapshot | None:
         if event.slot_id is None:
             return None
-        async with get_alchemy_config().get_session() as session:
-            slot = await SlotService(session=session).get_one_or_none(id=UUID(event.slot_id))
+        async with unit_of_work() as unit:
+            session = unit.session
+            slot = await session.get(ConsultationSlot, UUID(event.slot_id))
             if slot is None:
                 return None
             students = await session.scalars(
@@ -94,7 +99,7 @@ class SnapshotCache:
             ids = frozenset(students.all())
             booking = None
             if event.booking_id:
-                booking = await BookingService(session=session).get_one_or_none(id=UUID(event.booking_id))
+                booking = await session.get(Booking, UUID(event.booking_id))
             queue = (
                 await session.execute(
                     select(WaitlistEntry.student_id, WaitlistEntry.status, WaitlistEntry.hold_expires_at).where(
@@ -158,7 +163,7 @@ class LiveStreams(Controller):
     ) -> ServerSentEvent:
         professor = await professor_or_404(users, professor_id)
         viewer = request.user
-        await users.repository.session.close()  # a long stream must not hold a pooled connection
+        # The request's unit of work ends as the stream's response starts: a long stream holds no connection.
 
         async def stream() -> AsyncGenerator[ServerSentEventMessage, None]:
             async for event in events_of(channels, professor_channel(professor.id)):
@@ -200,8 +205,8 @@ async def dashboard_fragments(
 ) -> list[tuple[str, str]]:
     """The changed slot row, the pending list, and a toast when a student booked or cancelled."""
     slot = snapshot.slot
-    async with get_alchemy_config().get_session() as session:
-        rows, active = await slot_rows_context(session, professor, [slot])
+    async with unit_of_work() as unit:
+        rows, active = await slot_rows_context(unit.session, professor, [slot])
     pending = [b for b in active if b.status == BookingStatus.PENDING]
     fragments = [
         (f"slot-row-{slot.id}", render_html(request, "components/dashboard_slot_row.html", {**rows, "slot": slot})),

@@ -8,10 +8,11 @@ from uuid import UUID
 import click
 
 from app.config import Settings, get_settings
+from app.domain.lti.keys import RETIRED_KEY_PUBLISHED, ToolKeyService
+from app.domain.lti.platforms import PlatformService
 from app.domain.lti.schemas import PlatformRegistration
-from app.domain.lti.services import RETIRED_KEY_PUBLISHED, PlatformService, ToolKeyService
 from app.lib.errors import FieldErrors
-from app.lib.providers import provide_services
+from app.lib.unit_of_work import unit_of_work
 
 
 def tool_endpoints(settings: Settings) -> list[str]:
@@ -60,8 +61,8 @@ def add_platform(
     )
 
     async def add() -> str:
-        async with provide_services() as services:
-            platform = await PlatformService(session=services.session).register(registration)
+        async with unit_of_work() as unit:
+            platform = await PlatformService(session=unit.session).register(registration)
             return str(platform.id)
 
     try:
@@ -76,8 +77,8 @@ def add_platform(
 @lti_group.command(name="list", help="List the registered platforms.")
 def list_platforms() -> None:
     async def show() -> None:
-        async with provide_services() as services:
-            platforms = await PlatformService(session=services.session).registered()
+        async with unit_of_work() as unit:
+            platforms = await PlatformService(session=unit.session).registered()
         click.echo("This tool:")
         for line in tool_endpoints(get_settings()):
             click.echo(line)
@@ -95,11 +96,11 @@ def list_platforms() -> None:
 @click.argument("platform_id", type=click.UUID)
 def remove_platform(platform_id: UUID) -> None:
     async def remove() -> bool:
-        async with provide_services() as services:
-            platforms = PlatformService(session=services.session)
+        async with unit_of_work() as unit:
+            platforms = PlatformService(session=unit.session)
             if await platforms.get_one_or_none(id=platform_id) is None:
                 return False
-            await platforms.delete(platform_id, auto_commit=True)
+            await platforms.delete(platform_id)
             return True
 
     if not asyncio.run(remove()):
@@ -110,8 +111,8 @@ def remove_platform(platform_id: UUID) -> None:
 @lti_group.command(name="rotate-key", help="Make a new signing key; the previous one stays published for a while.")
 def rotate_key() -> None:
     async def rotate() -> str:
-        async with provide_services() as services:
-            key = await ToolKeyService(session=services.session).rotate(get_settings())
+        async with unit_of_work() as unit:
+            key = await ToolKeyService(session=unit.session).rotate(get_settings())
             return key.kid
 
     kid = asyncio.run(rotate())

@@ -11,8 +11,8 @@ from sqlalchemy import Boolean, ForeignKey, Index, String, Text, UniqueConstrain
 from sqlalchemy.dialects.postgresql import ARRAY, JSONB
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
-from app.db import Base
 from app.domain.accounts.models import User
+from app.lib.database import Base
 
 
 class LtiPlatform(Base):

@@ -2,23 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+import msgspec
+
 from app.domain.accounts.models import User
 from app.domain.lti.models import LtiPlatform
-
-LOGIN_PARAMETERS = (
-    "iss",
-    "login_hint",
-    "target_link_uri",
-    "lti_message_hint",
-    "client_id",
-    "lti_deployment_id",
-    "lti_storage_target",
-)
 
 
 @dataclass(frozen=True)
@@ -33,8 +24,7 @@ class PlatformRegistration:
     trust_email: bool = False
 
 
-@dataclass(frozen=True)
-class LoginParams:
+class LoginParams(msgspec.Struct, frozen=True):
     """A third-party-initiated login (OIDC step 1), from the query or the form; absent parameters are empty."""
 
     iss: str = ""
@@ -45,9 +35,23 @@ class LoginParams:
     lti_deployment_id: str = ""
     lti_storage_target: str = ""
 
-    @classmethod
-    def of(cls, values: Mapping[str, Any]) -> LoginParams:
-        return cls(**{name: str(values.get(name) or "").strip() for name in LOGIN_PARAMETERS})
+
+class LaunchForm(msgspec.Struct):
+    """The platform's form post of the launch (OIDC step 3), or of its refusal."""
+
+    id_token: str = ""
+    state: str = ""
+    error: str = ""
+    error_description: str = ""
+
+
+class StoredLaunchForm(msgspec.Struct):
+    """The storage page's post: the launch, and the state and nonce it read back from the platform's frame."""
+
+    id_token: str = ""
+    state: str = ""
+    stored_state: str = ""
+    stored_nonce: str = ""
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,125 @@
+"""The accounts JSON API: registration, tokens, the signed-in person, the professor directory."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from litestar import Controller, Request, get, patch, post
+from litestar.di import NamedDependency
+from litestar.exceptions import NotAuthorizedException
+from litestar.params import FromQuery, JSONBody, QueryParameter
+from litestar.status_codes import HTTP_201_CREATED, HTTP_204_NO_CONTENT
+
+from app.domain.accounts.deps import DEPENDENCIES
+from app.domain.accounts.models import User
+from app.domain.accounts.schemas import (
+    MeUpdate,
+    PasswordChange,
+    ProfessorOut,
+    ProfessorPage,
+    RegisterInput,
+    TokenRequest,
+    TokenResponse,
+    UserOut,
+)
+from app.domain.accounts.services import UserService
+from app.domain.accounts.signin import SignInThrottle, sign_in
+from app.domain.accounts.tokens import ApiTokenService
+from app.lib.guards import requires_user
+from app.lib.http import bearer_token, client_address
+
+
+def user_out(user: User) -> UserOut:
+    profile = user.profile
+    return UserOut(
+        id=user.id,
+        username=user.username,
+        email=user.email,
+        user_type=user.user_type,
+        first_name=user.first_name,
+        last_name=user.last_name,
+        phone_number=user.phone_number,
+        timezone=user.timezone,
+        is_admin=user.is_admin,
+        department=profile.department,
+        bio=profile.bio,
+        profile_picture=profile.profile_picture,
+        auto_confirm=profile.auto_confirm,
+        booking_notice_hours=profile.booking_notice_hours,
+        cancellation_notice_hours=profile.cancellation_notice_hours,
+        max_active_bookings_per_student=profile.max_active_bookings_per_student,
+        calendar_sync_enabled=profile.calendar_sync_enabled,
+        second_reminder_minutes=profile.second_reminder_minutes,
+        waitlist_hold_minutes=profile.waitlist_hold_minutes,
+        waitlist_auto_book=profile.waitlist_auto_book,
+    )
+
+
+def professor_out(user: User) -> ProfessorOut:
+    return ProfessorOut(
+        id=user.id,
+        username=user.username,
+        first_name=user.first_name,
+        last_name=user.last_name,
+        department=user.profile.department,
+        bio=user.profile.bio,
+        profile_picture=user.profile.profile_picture,
+    )
+
+
+class AccountApi(Controller):
+    path = "/api/v1"
+    tags = ["accounts"]
+    dependencies = DEPENDENCIES
+
+    @post("/auth/register", status_code=HTTP_201_CREATED, summary="Create an account (and its profile)")
+    async def register(self, data: JSONBody[RegisterInput], users: NamedDependency[UserService]) -> UserOut:
+        fields = {f: getattr(data, f) for f in data.__struct_fields__}
+        return user_out(await users.register(fields))
+
+    @post("/auth/token", status_code=200, summary="Exchange username (or email) and password for a bearer token")
+    async def token(
+        self,
+        request: Request[Any, Any, Any],
+        data: JSONBody[TokenRequest],
+        users: NamedDependency[UserService],
+        tokens: NamedDependency[ApiTokenService],
+        throttle: NamedDependency[SignInThrottle],
+    ) -> TokenResponse:
+        user = await sign_in(users, throttle, data.username, data.password, client_address(request))
+        token, row = await tokens.issue(user)
+        return TokenResponse(token=token, expires_at=row.expires_at.isoformat())
+
+    @post("/auth/logout", status_code=HTTP_204_NO_CONTENT, guards=[requires_user], summary="Revoke this token")
+    async def logout(self, request: Request[Any, Any, Any], tokens: NamedDependency[ApiTokenService]) -> None:
+        token = bearer_token(request)
+        if token is None:
+            raise NotAuthorizedException("Bearer token required.")
+        await tokens.revoke(token)
+
+    @get("/me", guards=[requires_user], summary="The signed-in user and profile")
+    async def me(self, request: Request[Any, Any, Any]) -> UserOut:
+        return user_out(request.user)
+
+    @patch("/me", guards=[requires_user], summary="Change own user and profile fields")
+    async def update_me(
+        self, request: Request[Any, Any, Any], data: JSONBody[MeUpdate], users: NamedDependency[UserService]
+    ) -> UserOut:
+        return user_out(await users.update_account(request.user.id, data.changes()))
+
+    @get("/professors", guards=[requires_user], summary="Professors, searchable by name or department")
+    async def professors(
+        self,
+        users: NamedDependency[UserService],
+        q: FromQuery[str] = "",
+        limit: Annotated[int, QueryParameter(ge=1, le=200)] = 50,
+        offset: Annotated[int, QueryParameter(ge=0, le=1_000_000)] = 0,
+    ) -> ProfessorPage:
+        rows, total = await users.search_professors(q, limit, offset)
+        return ProfessorPage(items=[professor_out(u) for u in rows], total=total, limit=limit, offset=offset)
+
+    @post("/me/password", guards=[requires_user], status_code=HTTP_204_NO_CONTENT, summary="Change password")
+    async def change_password(
+        self, request: Request[Any, Any, Any], data: JSONBody[PasswordChange], users: NamedDependency[UserService]
+    ) -> None:
+        await users.change_password(request.user.id, data.current_password, data.new_password)

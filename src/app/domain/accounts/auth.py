@@ -1,0 +1,44 @@
+"""Who is asking: bearer tokens for the API, server-side sessions for the web (see lib/guards for the roles)."""
+
+from __future__ import annotations
+
+from typing import Any
+from uuid import UUID
+
+from litestar.connection import ASGIConnection
+from litestar.middleware import AbstractAuthenticationMiddleware, AuthenticationResult
+
+from app.domain.accounts.models import User
+from app.domain.accounts.services import UserService
+from app.domain.accounts.tokens import ApiTokenService
+from app.lib.http import bearer_token, is_api
+from app.lib.unit_of_work import UnitOfWork
+
+SESSION_USER_KEY = "user_id"
+
+
+class AuthenticationMiddleware(AbstractAuthenticationMiddleware):
+    """Sets `request.user` (None when anonymous); the guards decide what anonymous may do.
+
+    The API accepts only bearer tokens and the web only the session cookie, so a browser's cookie can never
+    authorise an API call (which is why the API is exempt from CSRF). The lookup runs in the request's unit of work.
+    """
+
+    async def authenticate_request(self, connection: ASGIConnection[Any, Any, Any, Any]) -> AuthenticationResult:
+        session = UnitOfWork.of_scope(connection.scope).session
+        if is_api(connection):
+            token = bearer_token(connection)
+            if token is None:
+                return AuthenticationResult(user=None, auth=None)
+            user = await ApiTokenService(session=session).resolve(token)
+            return AuthenticationResult(user=user, auth=token if user else None)
+        user_id = connection.session.get(SESSION_USER_KEY) if "session" in connection.scope else None
+        if not user_id:
+            return AuthenticationResult(user=None, auth=None)
+        user = await UserService(session=session).get_one_or_none(id=UUID(user_id), is_active=True)
+        return AuthenticationResult(user=user, auth="session" if user else None)
+
+
+def current_user(connection: ASGIConnection[Any, Any, Any, Any]) -> User | None:
+    user = connection.scope.get("user")
+    return user if isinstance(user, User) else None

@@ -1,0 +1,106 @@
+"""Who may take a place on a slot, and taking it: shared by booking and by promotion from the waitlist.
+
+Callers hold the slot's lock (capacity.lock_slot) and have decided that a place is free.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.domain.accounts.models import Profile, User
+from app.domain.consultations.capacity import refresh_slot_status
+from app.domain.consultations.events import NotificationKind, booking_changed
+from app.domain.consultations.models import ACTIVE, Booking, BookingStatus, ConsultationSlot, SlotStatus
+from app.domain.notifications.services import NotificationService
+from app.lib.clock import describe_time, utcnow
+from app.lib.errors import ConflictError
+from app.lib.live import announce
+
+
+def professor_profile(slot: ConsultationSlot) -> Profile:
+    """The professor's booking rules; loaded with the slot (slot → professor → profile are joined eagerly)."""
+    return slot.professor.profile
+
+
+def require_bookable(slot: ConsultationSlot, profile: Profile) -> None:
+    now = utcnow()
+    if slot.status == SlotStatus.CANCELLED:
+        raise ConflictError("This slot has been cancelled.")
+    if slot.start_time <= now or slot.status == SlotStatus.COMPLETED:
+        raise ConflictError("This slot is in the past.")
+    if slot.start_time < now + timedelta(hours=profile.booking_notice_hours):
+        raise ConflictError(f"Book at least {profile.booking_notice_hours} hours before the start.")
+
+
+async def holds_booking_on(session: AsyncSession, slot: ConsultationSlot, student: User) -> bool:
+    mine = await session.scalar(
+        select(func.count())
+        .select_from(Booking)
+        .where(Booking.slot_id == slot.id, Booking.student_id == student.id, Booking.status.in_(ACTIVE))
+    )
+    return bool(mine)
+
+
+async def require_eligible(session: AsyncSession, student: User, slot: ConsultationSlot, profile: Profile) -> None:
+    """Not booked here already, free at that time, and under the professor's per-student limit."""
+    if await holds_booking_on(session, slot, student):
+        raise ConflictError("You have booked this slot already.")
+    overlapping = select(Booking).where(
+        Booking.student_id == student.id,
+        Booking.status.in_(ACTIVE),
+        Booking.start_time < slot.end_time,
+        Booking.end_time > slot.start_time,
+    )
+    clash = (await session.scalars(overlapping.limit(1))).unique().first()
+    if clash is not None:
+        when = describe_time(clash.start_time, clash.end_time, student.timezone)
+        raise ConflictError(f"You already have a consultation then ({when}).")
+    held = await session.scalar(
+        select(func.count())
+        .select_from(Booking)
+        .join(ConsultationSlot, Booking.slot_id == ConsultationSlot.id)
+        .where(
+            Booking.student_id == student.id,
+            Booking.status.in_(ACTIVE),
+            ConsultationSlot.professor_id == slot.professor_id,
+            Booking.end_time > utcnow(),
+        )
+    )
+    if (held or 0) >= profile.max_active_bookings_per_student:
+        raise ConflictError(
+            f"You hold {held} upcoming bookings with this professor, the most allowed; cancel one to book another."
+        )
+
+
+async def take_place(
+    session: AsyncSession, slot: ConsultationSlot, student: User, topic: str, profile: Profile
+) -> Booking:
+    """Create the booking on the locked slot, tell the parties, announce it."""
+    status = BookingStatus.CONFIRMED if profile.auto_confirm else BookingStatus.PENDING
+    confirmed = status == BookingStatus.CONFIRMED
+    # Times are copied from the slot so the database can refuse a student's overlapping bookings.
+    booking = Booking(
+        slot_id=slot.id,
+        student_id=student.id,
+        topic=topic,
+        status=status.value,
+        start_time=slot.start_time,
+        end_time=slot.end_time,
+        confirmed_at=utcnow() if confirmed else None,
+    )
+    session.add(booking)
+    await session.flush()
+    await session.refresh(booking)  # with its slot and student, as callers show them
+    await refresh_slot_status(session, slot)
+    notifications = NotificationService(session=session)
+    await notifications.record(
+        user_id=slot.professor_id, booking_id=booking.id, kind=NotificationKind.BOOKING_REQUESTED
+    )
+    if confirmed:
+        await notifications.record(user_id=student.id, booking_id=booking.id, kind=NotificationKind.BOOKING_CONFIRMED)
+        booking_changed.send(session, booking.id)
+    await announce(session, "booking_created", slot.professor_id, slot.id, booking.id)
+    return booking

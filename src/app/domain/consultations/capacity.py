@@ -1,0 +1,82 @@
+"""Places on a slot: taken by active bookings and by places held for waitlisted students.
+
+Whether a place is free is decided under a lock on the slot's row (`lock_slot`): bookings, holds, promotions and
+expiries all take the same lock first, so no rush can give one place twice.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from uuid import UUID
+
+from sqlalchemy import func, literal, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.domain.consultations.models import (
+    ACTIVE,
+    Booking,
+    ConsultationSlot,
+    SlotStatus,
+    WaitlistEntry,
+    WaitlistStatus,
+)
+from app.lib.clock import utcnow
+from app.lib.errors import NotFound
+
+
+@dataclass(frozen=True)
+class Places:
+    booked: int = 0  # active bookings
+    held: int = 0  # places held for waitlisted students, until accepted or expired
+
+    @property
+    def taken(self) -> int:
+        return self.booked + self.held
+
+
+async def places_on(session: AsyncSession, slot_ids: Iterable[UUID]) -> dict[UUID, Places]:
+    """Booked and held places of each slot, in one query (slots with neither are left out)."""
+    ids = list(slot_ids)
+    if not ids:
+        return {}
+    booked = (
+        select(Booking.slot_id.label("slot_id"), func.count().label("booked"), literal(0).label("held"))
+        .where(Booking.slot_id.in_(ids), Booking.status.in_(ACTIVE))
+        .group_by(Booking.slot_id)
+    )
+    held = (
+        select(WaitlistEntry.offered_slot_id, literal(0), func.count())
+        .where(
+            WaitlistEntry.offered_slot_id.in_(ids),
+            WaitlistEntry.status == WaitlistStatus.OFFERED.value,
+            WaitlistEntry.hold_expires_at > utcnow(),
+        )
+        .group_by(WaitlistEntry.offered_slot_id)
+    )
+    places: dict[UUID, Places] = {}
+    for slot_id, booked_count, held_count in (await session.execute(booked.union_all(held))).all():
+        current = places.get(slot_id, Places())
+        places[slot_id] = Places(current.booked + booked_count, current.held + held_count)
+    return places
+
+
+async def places_of(session: AsyncSession, slot: ConsultationSlot) -> Places:
+    return (await places_on(session, [slot.id])).get(slot.id, Places())
+
+
+async def lock_slot(session: AsyncSession, slot_id: UUID) -> ConsultationSlot:
+    """The slot, locked until the transaction ends (with its professor and their booking rules, joined)."""
+    query = select(ConsultationSlot).where(ConsultationSlot.id == slot_id).with_for_update(of=ConsultationSlot)
+    slot: ConsultationSlot | None = (await session.scalars(query)).unique().one_or_none()
+    if slot is None:
+        raise NotFound("Slot not found.")
+    return slot
+
+
+async def refresh_slot_status(session: AsyncSession, slot: ConsultationSlot) -> None:
+    """`booked` while bookings and held places fill the capacity, `available` otherwise (caller holds the lock)."""
+    if slot.status not in (SlotStatus.AVAILABLE, SlotStatus.BOOKED):
+        return
+    taken = (await places_of(session, slot)).taken
+    slot.status = (SlotStatus.BOOKED if taken >= slot.capacity else SlotStatus.AVAILABLE).value

@@ -1,0 +1,103 @@
+"""What the messages about bookings and waitlist places say (the outbox lays them out and sends them)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.config import Settings
+from app.domain.accounts.models import User
+from app.domain.consultations.events import NotificationKind
+from app.domain.consultations.ics import build_ics
+from app.domain.consultations.models import Booking
+from app.domain.consultations.reminders import reminder_still_valid
+from app.domain.notifications.emails import Detail, EmailContent, EmailRenderers, NoLongerRelevant, render_text
+from app.domain.notifications.models import Notification
+from app.lib.clock import DISPLAY_FORMAT, local_time
+
+SUBJECTS = {
+    NotificationKind.BOOKING_REQUESTED: "New booking: {student} on {when}",
+    NotificationKind.BOOKING_CONFIRMED: "Confirmed: consultation with {professor} on {when}",
+    NotificationKind.BOOKING_DECLINED: "Declined: consultation with {professor} on {when}",
+    NotificationKind.BOOKING_CANCELLED: "Cancelled: consultation on {when}",
+    NotificationKind.SLOT_CANCELLED: "Cancelled by {professor}: consultation on {when}",
+    NotificationKind.BOOKING_MOVED: "Changed: consultation with {professor}, now {when}",
+    NotificationKind.REMINDER: "Reminder: consultation on {when}",
+    NotificationKind.WAITLIST_BOOKED: "Booked from the waitlist: {professor} on {when}",
+    NotificationKind.WAITLIST_OFFER: "A place is free for you: {professor} on {when}",
+}
+ICS_METHOD = {
+    NotificationKind.BOOKING_CONFIRMED: "REQUEST",
+    NotificationKind.BOOKING_MOVED: "REQUEST",
+    NotificationKind.BOOKING_CANCELLED: "CANCEL",
+    NotificationKind.BOOKING_DECLINED: "CANCEL",
+    NotificationKind.SLOT_CANCELLED: "CANCEL",
+}
+
+
+def _greeting(user: User) -> str:
+    return user.first_name or user.username
+
+
+async def booking_email(session: AsyncSession, row: Notification, settings: Settings) -> EmailContent:
+    """A message about one booking, in the recipient's time zone, with its details and (for changes) an .ics."""
+    recipient = await session.get_one(User, row.user_id)
+    booking = await session.get(Booking, row.booking_id) if row.booking_id else None
+    if row.kind == NotificationKind.REMINDER and not reminder_still_valid(row, booking):
+        raise NoLongerRelevant("the booking changed or was cancelled")
+    if booking is None:
+        raise NoLongerRelevant("the booking no longer exists")
+    slot, zone = booking.slot, recipient.timezone
+    when = f"{local_time(booking.start_time, zone)} ({zone})"
+    reason = str(row.context.get("reason", ""))
+    context: dict[str, Any] = {"notification": row, "booking": booking, "slot": slot}
+    start, end = local_time(booking.start_time, zone, "%A %d %B %Y, %H:%M"), local_time(booking.end_time, zone, "%H:%M")
+    details = [
+        Detail("When", f"{start}–{end} ({zone})"),
+        Detail("With", slot.professor.full_name if recipient.id == booking.student_id else booking.student.full_name),
+    ]
+    if slot.location:
+        details.append(Detail("Where", slot.location))
+    if slot.meeting_url:
+        details.append(Detail("Link", slot.meeting_url, url=slot.meeting_url))
+    if booking.topic:
+        details.append(Detail("Topic", booking.topic))
+    if reason:
+        details.append(Detail("Reason", reason))
+    method = ICS_METHOD.get(NotificationKind(row.kind))
+    return EmailContent(
+        address=recipient.email,
+        greeting=_greeting(recipient),
+        subject=SUBJECTS[NotificationKind(row.kind)].format(
+            student=booking.student.full_name, professor=slot.professor.full_name, when=when
+        ),
+        body=render_text("emails/booking_body.txt", **context),
+        details=details,
+        link=Detail("Details", "See the booking", url=f"{settings.app_url}/bookings/{booking.id}"),
+        ics=build_ics(booking, method, settings) if method else None,
+        ics_method=method,
+    )
+
+
+async def waitlist_offer_email(session: AsyncSession, row: Notification, settings: Settings) -> EmailContent:
+    """A held place: no booking yet, so what the message says was kept with the row when the offer was made."""
+    recipient = await session.get_one(User, row.user_id)
+    offer, zone = row.context, recipient.timezone
+    offer_when = f"{local_time(datetime.fromisoformat(offer['start']), zone, DISPLAY_FORMAT)} ({zone})"
+    expires = offer.get("hold_expires_at")
+    offer_until = local_time(datetime.fromisoformat(expires), zone, "%H:%M on %d %b") if expires else ""
+    context = {"notification": row, "offer_when": offer_when, "offer_until": offer_until}
+    return EmailContent(
+        address=recipient.email,
+        greeting=_greeting(recipient),
+        subject=SUBJECTS[NotificationKind.WAITLIST_OFFER].format(professor=offer.get("professor", ""), when=offer_when),
+        body=render_text("emails/booking_body.txt", **context),
+    )
+
+
+EMAILS: EmailRenderers = {
+    **{kind.value: booking_email for kind in SUBJECTS if kind != NotificationKind.WAITLIST_OFFER},
+    NotificationKind.WAITLIST_OFFER.value: waitlist_offer_email,
+}

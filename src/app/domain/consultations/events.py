@@ -1,0 +1,25 @@
+"""What consultations announce: the messages people get (by kind) and the booking-changed signal."""
+
+from __future__ import annotations
+
+import enum
+from uuid import UUID
+
+from app.lib.unit_of_work import AfterCommitSignal
+
+
+class NotificationKind(enum.StrEnum):
+    BOOKING_REQUESTED = "booking_requested"  # to the professor
+    BOOKING_CONFIRMED = "booking_confirmed"  # to the student
+    BOOKING_DECLINED = "booking_declined"  # to the student: the professor cancelled a pending request
+    BOOKING_CANCELLED = "booking_cancelled"  # to the other party
+    SLOT_CANCELLED = "slot_cancelled"  # to each booked student
+    BOOKING_MOVED = "booking_moved"  # to the student: the professor changed the slot's time or place
+    REMINDER = "reminder"  # to both, before the start
+    WAITLIST_OFFER = "waitlist_offer"  # to the student: a place is held for them
+    WAITLIST_BOOKED = "waitlist_booked"  # to the student: booked straight from the waitlist
+
+
+# A booking became confirmed, moved, or stopped being active: what mirrors bookings elsewhere (Google Calendar)
+# follows once the change commits. Carries the booking's id.
+booking_changed: AfterCommitSignal[UUID] = AfterCommitSignal("booking changed")

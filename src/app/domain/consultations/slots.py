@@ -1,0 +1,296 @@
+"""A professor's slots: publish one, generate many from a rule, change, cancel; ended slots complete."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from typing import Any
+from uuid import UUID
+
+from advanced_alchemy.repository import SQLAlchemyAsyncRepository
+from advanced_alchemy.service import ModelDictT, SQLAlchemyAsyncRepositoryService, is_dict
+from sqlalchemy import ColumnElement, func, select, update
+
+from app.domain.accounts.models import User
+from app.domain.consultations.capacity import places_of, refresh_slot_status
+from app.domain.consultations.events import NotificationKind, booking_changed
+from app.domain.consultations.models import ACTIVE, Booking, BookingStatus, ConsultationSlot, SlotStatus
+from app.domain.consultations.rules import (
+    TEXT_FIELDS,
+    BulkResult,
+    SlotRule,
+    capacity_problem,
+    overlaps,
+    text_problems,
+    time_problems,
+)
+from app.domain.consultations.waitlist import place_freed
+from app.domain.notifications.services import NotificationService
+from app.lib.clock import describe_time, utcnow
+from app.lib.errors import INTEGRITY_ERRORS, ConflictError, FieldErrors, NotFound
+from app.lib.live import announce
+from app.lib.unit_of_work import savepoint
+
+
+def slot_filters(
+    professor_id: UUID | None = None,
+    start: datetime | None = None,
+    end: datetime | None = None,
+    status: str | None = None,
+) -> list[ColumnElement[bool]]:
+    """Slots of a professor that overlap [start, end), in a status."""
+    filters: list[ColumnElement[bool]] = []
+    if professor_id is not None:
+        filters.append(ConsultationSlot.professor_id == professor_id)
+    if start is not None:
+        filters.append(ConsultationSlot.end_time > start)
+    if end is not None:
+        filters.append(ConsultationSlot.start_time < end)
+    if status is not None:
+        filters.append(ConsultationSlot.status == status)
+    return filters
+
+
+class SlotService(SQLAlchemyAsyncRepositoryService[ConsultationSlot]):
+    class Repository(SQLAlchemyAsyncRepository[ConsultationSlot]):
+        model_type = ConsultationSlot
+
+    repository_type = Repository
+
+    async def to_model_on_create(self, data: ModelDictT[ConsultationSlot]) -> ModelDictT[ConsultationSlot]:
+        if is_dict(data):
+            data = {**data, "status": SlotStatus.AVAILABLE.value}
+        return data
+
+    # -- reading -------------------------------------------------------------------------------------
+
+    async def find_slots(
+        self, filters: Sequence[ColumnElement[bool]], *, limit: int = 100, offset: int = 0
+    ) -> list[ConsultationSlot]:
+        query = select(ConsultationSlot).where(*filters).order_by(ConsultationSlot.start_time)
+        return list((await self.repository.session.scalars(query.limit(limit).offset(offset))).unique().all())
+
+    async def count_slots(self, filters: Sequence[ColumnElement[bool]]) -> int:
+        query = select(func.count()).select_from(ConsultationSlot).where(*filters)
+        return int(await self.repository.session.scalar(query) or 0)
+
+    async def get_owned(self, professor_id: UUID, slot_id: UUID, *, lock: bool = False) -> ConsultationSlot:
+        """The professor's own slot, or NotFound (someone else's slot reads as missing)."""
+        query = select(ConsultationSlot).where(
+            ConsultationSlot.id == slot_id, ConsultationSlot.professor_id == professor_id
+        )
+        if lock:
+            query = query.with_for_update(of=ConsultationSlot)
+        slot: ConsultationSlot | None = (await self.repository.session.scalars(query)).unique().one_or_none()
+        if slot is None:
+            raise NotFound("Slot not found.")
+        return slot
+
+    async def find_clash(
+        self, professor_id: UUID, start: datetime, end: datetime, exclude: UUID | None = None
+    ) -> ConsultationSlot | None:
+        query = select(ConsultationSlot).where(
+            ConsultationSlot.professor_id == professor_id,
+            ConsultationSlot.status != SlotStatus.CANCELLED.value,
+            ConsultationSlot.start_time < end,
+            ConsultationSlot.end_time > start,
+        )
+        if exclude is not None:
+            query = query.where(ConsultationSlot.id != exclude)
+        clash: ConsultationSlot | None = (await self.repository.session.scalars(query.limit(1))).unique().first()
+        return clash
+
+    async def active_bookings(self, slot_id: UUID) -> list[Booking]:
+        query = select(Booking).where(Booking.slot_id == slot_id, Booking.status.in_(ACTIVE))
+        return list((await self.repository.session.scalars(query)).unique().all())
+
+    # -- writing -------------------------------------------------------------------------------------
+
+    async def create_slot(self, professor: User, data: dict[str, Any]) -> ConsultationSlot:
+        errors = time_problems(data.get("start_time"), data.get("end_time"), now=utcnow())
+        errors |= text_problems(data)
+        if problem := capacity_problem(data.get("capacity", 1)):
+            errors["capacity"] = problem
+        if errors:
+            raise FieldErrors(errors)
+        start, end = data["start_time"].astimezone(UTC), data["end_time"].astimezone(UTC)
+        if clash := await self.find_clash(professor.id, start, end):
+            raise ConflictError(clash_message(clash, professor.timezone))
+        values = {name: data[name] for name in ("capacity", *TEXT_FIELDS) if name in data}
+        try:
+            async with savepoint(self.repository.session):
+                slot = await self.create({**values, "professor_id": professor.id, "start_time": start, "end_time": end})
+        except INTEGRITY_ERRORS as exc:  # a concurrent request took the time first
+            raise ConflictError("This time overlaps another of your slots.") from exc
+        await announce(self.repository.session, "slots_added", professor.id, slot.id)
+        return slot
+
+    async def plan_slots(
+        self,
+        professor: User,
+        rule: SlotRule,
+        busy_periods: Sequence[tuple[datetime, datetime]] = (),
+        *,
+        keep_busy: bool = False,
+    ) -> BulkResult:
+        """What a rule would create: free times, and those skipped as past, clashing or busy in the calendar."""
+        if errors := rule.problems():
+            raise FieldErrors(errors)
+        now = utcnow()
+        result = BulkResult()
+        candidates = []
+        for start, end in rule.local_times(professor.timezone):
+            if start <= now:
+                result.skipped_past.append(start)
+            else:
+                candidates.append((start, end))
+        if not candidates:
+            return result
+        existing = await self.find_slots(slot_filters(professor.id, candidates[0][0], candidates[-1][1]), limit=100_000)
+        existing = [slot for slot in existing if slot.status != SlotStatus.CANCELLED]
+        for start, end in candidates:
+            clash = next((slot for slot in existing if overlaps(start, end, slot.start_time, slot.end_time)), None)
+            if clash is not None:
+                result.clashes.append((start, end, clash))
+            elif not keep_busy and any(overlaps(start, end, b_start, b_end) for b_start, b_end in busy_periods):
+                result.busy.append((start, end))
+            else:
+                result.free.append((start, end))
+        return result
+
+    async def generate_slots(
+        self,
+        professor: User,
+        rule: SlotRule,
+        *,
+        all_or_nothing: bool = False,
+        busy_periods: Sequence[tuple[datetime, datetime]] = (),
+        keep_busy: bool = False,
+    ) -> BulkResult:
+        result = await self.plan_slots(professor, rule, busy_periods, keep_busy=keep_busy)
+        if all_or_nothing and result.clashes:
+            first = result.clashes[0]
+            raise ConflictError(
+                f"{len(result.clashes)} generated slot(s) overlap existing ones, the first on "
+                f"{describe_time(first[0], first[1], professor.timezone)}; nothing was created."
+            )
+        if not result.free:
+            return result
+        series_id = uuid.uuid4()
+        to_create = [
+            ConsultationSlot(
+                professor_id=professor.id,
+                start_time=start,
+                end_time=end,
+                capacity=rule.capacity,
+                location=rule.location,
+                meeting_url=rule.meeting_url,
+                title=rule.title,
+                notes=rule.notes,
+                status=SlotStatus.AVAILABLE.value,
+                series_id=series_id,
+            )
+            for start, end in result.free
+        ]
+        try:
+            async with savepoint(self.repository.session):
+                result.created = list(await self.create_many(to_create))
+        except INTEGRITY_ERRORS as exc:
+            raise ConflictError("Another change overlapped these slots meanwhile; nothing was created.") from exc
+        await announce(self.repository.session, "slots_added", professor.id)
+        return result
+
+    async def update_slot(self, professor: User, slot_id: UUID, changes: dict[str, Any]) -> ConsultationSlot:
+        slot = await self.get_owned(professor.id, slot_id, lock=True)
+        if slot.status in (SlotStatus.CANCELLED, SlotStatus.COMPLETED) or slot.end_time <= utcnow():
+            raise ConflictError("Only upcoming slots that are not cancelled can be changed.")
+        errors = text_problems(changes)
+        moved = "start_time" in changes or "end_time" in changes
+        start = changes.get("start_time", slot.start_time)
+        end = changes.get("end_time", slot.end_time)
+        if moved:
+            errors |= time_problems(start, end, now=utcnow())
+        if "capacity" in changes and (problem := capacity_problem(changes["capacity"])):
+            errors["capacity"] = problem
+        if errors:
+            raise FieldErrors(errors)
+        booked = (await places_of(self.repository.session, slot)).booked
+        if changes.get("capacity", slot.capacity) < booked:
+            raise ConflictError(f"{booked} students are booked; the capacity cannot go below that.")
+        if moved:
+            start, end = start.astimezone(UTC), end.astimezone(UTC)
+            if clash := await self.find_clash(professor.id, start, end, exclude=slot.id):
+                raise ConflictError(clash_message(clash, professor.timezone))
+        try:
+            async with savepoint(self.repository.session):
+                if moved:
+                    slot.start_time, slot.end_time = start, end
+                for name in ("capacity", *TEXT_FIELDS):
+                    if name in changes:
+                        setattr(slot, name, changes[name])
+                if changes.get("capacity", 0) > booked:  # more room: the waitlist moves up
+                    await place_freed(self.repository.session, slot)
+                await refresh_slot_status(self.repository.session, slot)
+                if moved or any(name in changes for name in ("location", "meeting_url")):
+                    await self._tell_booked_students_of_move(slot)
+                await self.repository.session.flush()
+        except INTEGRITY_ERRORS as exc:  # a booked student holds another booking at the new time
+            raise ConflictError("A booked student has another consultation at the new time.") from exc
+        await announce(self.repository.session, "slot_changed", professor.id, slot.id)
+        return slot
+
+    async def _tell_booked_students_of_move(self, slot: ConsultationSlot) -> None:
+        notifications = NotificationService(session=self.repository.session)
+        for booking in await self.active_bookings(slot.id):
+            booking.start_time, booking.end_time = slot.start_time, slot.end_time
+            booking.sequence += 1
+            await notifications.record(
+                user_id=booking.student_id,
+                booking_id=booking.id,
+                kind=NotificationKind.BOOKING_MOVED,
+                variant=str(booking.sequence),
+            )
+            booking_changed.send(self.repository.session, booking.id)
+
+    async def cancel_slot(self, professor: User, slot_id: UUID, reason: str) -> ConsultationSlot:
+        """Cancel the slot and every active booking on it; each booked student is told, with the reason."""
+        slot = await self.get_owned(professor.id, slot_id, lock=True)
+        if errors := text_problems({"reason": reason}):
+            raise FieldErrors(errors)
+        if slot.status == SlotStatus.CANCELLED:
+            raise ConflictError("This slot is cancelled already.")
+        if slot.status == SlotStatus.COMPLETED or slot.end_time <= utcnow():
+            raise ConflictError("A slot that has ended cannot be cancelled.")
+        notifications = NotificationService(session=self.repository.session)
+        now = utcnow()
+        for booking in await self.active_bookings(slot.id):
+            booking.status = BookingStatus.CANCELLED.value
+            booking.cancelled_by, booking.cancel_reason, booking.cancelled_at = professor.id, reason, now
+            booking.sequence += 1
+            await notifications.record(
+                user_id=booking.student_id,
+                booking_id=booking.id,
+                kind=NotificationKind.SLOT_CANCELLED,
+                context={"reason": reason},
+            )
+            booking_changed.send(self.repository.session, booking.id)
+        slot.status = SlotStatus.CANCELLED.value
+        await announce(self.repository.session, "slot_changed", professor.id, slot.id)
+        return slot
+
+    async def complete_ended_slots(self) -> int:
+        """Slots whose end has passed become `completed` (cancelled ones stay cancelled)."""
+        result = await self.repository.session.execute(
+            update(ConsultationSlot)
+            .where(
+                ConsultationSlot.end_time <= utcnow(),
+                ConsultationSlot.status.in_((SlotStatus.AVAILABLE.value, SlotStatus.BOOKED.value)),
+            )
+            .values(status=SlotStatus.COMPLETED.value)
+        )
+        return int(result.rowcount or 0)  # type: ignore[attr-defined]
+
+
+def clash_message(clash: ConsultationSlot, timezone: str) -> str:
+    return f"This time overlaps your slot on {describe_time(clash.start_time, clash.end_time, timezone)}."

@@ -1,0 +1,94 @@
+"""What the consultations pages show, assembled once for the site's pages, the embedded views and live updates."""
+
+from __future__ import annotations
+
+from datetime import date, timedelta
+from typing import Any
+from uuid import UUID
+
+from litestar import Request
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.domain.accounts.models import User
+from app.domain.accounts.services import UserService
+from app.domain.consultations.bookings import BookingService
+from app.domain.consultations.capacity import places_on
+from app.domain.consultations.grid import build_cells, build_week
+from app.domain.consultations.models import Booking, BookingStatus, ConsultationSlot, SlotStatus
+from app.domain.consultations.notes import NoteService
+from app.domain.consultations.slots import SlotService, slot_filters
+from app.domain.consultations.waitlist import WaitlistService
+from app.lib.clock import monday_of, today_in, utcnow
+from app.lib.errors import NotFound
+from app.lib.rendering import render_html
+
+
+async def professor_or_404(users: UserService, professor_id: UUID) -> User:
+    professor = await users.get_one_or_none(id=professor_id, is_active=True)
+    if professor is None or not professor.is_professor:
+        raise NotFound("Professor not found.")
+    return professor
+
+
+async def week_page_context(
+    users: UserService, slots: SlotService, professor_id: UUID, viewer: User, week: date | None
+) -> dict[str, Any]:
+    """A professor's week grid as `viewer` sees it (the site's page and the embedded one alike)."""
+    professor = await professor_or_404(users, professor_id)
+    grid = await build_week(slots, professor, viewer, monday_of(week or today_in(viewer.timezone)))
+    rating = await NoteService(session=slots.repository.session).rating_summary(professor.id)
+    return {
+        "grid": grid,
+        "professor": professor,
+        "this_week": monday_of(today_in(viewer.timezone)),
+        "rating": rating,
+    }
+
+
+async def slot_cell_html(request: Request[Any, Any, Any], session: AsyncSession, slot_id: UUID, *, oob: bool) -> str:
+    """The grid cell of one slot as the viewer sees it now (out-of-band when it rides along another swap)."""
+    slot = await SlotService(session=session).get_one_or_none(id=slot_id)
+    if slot is None:
+        raise NotFound("Slot not found.")
+    (cell,) = await build_cells(session, [slot], request.user)
+    return render_html(request, "components/slot_cell.html", {"cell": cell, "oob": oob})
+
+
+async def slot_rows_context(
+    session: AsyncSession, professor: User, slot_list: list[ConsultationSlot]
+) -> tuple[dict[str, Any], list[Booking]]:
+    """What dashboard slot rows show: places booked, the bookings under each row, waitlist lengths.
+
+    Also returns the professor's upcoming active bookings (the pending list is made from them).
+    """
+    ids = [slot.id for slot in slot_list]
+    active = await BookingService(session=session).list_for(professor, upcoming=True, limit=500)
+    by_slot: dict[UUID, list[Booking]] = {}
+    for booking in active:
+        by_slot.setdefault(booking.slot_id, []).append(booking)
+    places = await places_on(session, ids)
+    context = {
+        "counts": {slot_id: place.booked for slot_id, place in places.items()},
+        "bookings_by_slot": by_slot,
+        "waiting": await WaitlistService(session=session).lengths(ids),
+        "errors": {},
+    }
+    return context, active
+
+
+async def dashboard_overview(professor: User, slots: SlotService, bookings: BookingService) -> dict[str, Any]:
+    """The dashboard: the coming week's slots and bookings, requests to answer, consultations to mark."""
+    now = utcnow()
+    week = await slots.find_slots(slot_filters(professor.id, now, now + timedelta(days=8)), limit=500)
+    week = [slot for slot in week if slot.status != SlotStatus.CANCELLED]
+    rows, active = await slot_rows_context(slots.repository.session, professor, week)
+    to_mark = await bookings.list_for(professor, status=BookingStatus.CONFIRMED.value, upcoming=None, limit=200)
+    today = today_in(professor.timezone)
+    return {
+        **rows,
+        "week_slots": week,
+        "pending": [b for b in active if b.status == BookingStatus.PENDING],
+        "to_mark": [b for b in to_mark if b.start_time <= now],
+        "today": today,
+        "default_end": today + timedelta(days=28),
+    }

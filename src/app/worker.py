@@ -1,0 +1,97 @@
+"""The queue's work: which tasks workers run and on which schedule. Tasks are thin: one unit of work each
+(see app.services), calling one service."""
+
+from __future__ import annotations
+
+import logging
+from functools import lru_cache
+from uuid import UUID
+
+from litestar_saq import CronJob, SAQConfig
+from saq.types import Context
+
+from app.config import get_settings
+from app.domain.calendar.sync import CalendarSync
+from app.domain.consultations.reminders import queue_due_reminders
+from app.domain.notifications.delivery import OutboxDelivery
+from app.domain.notifications.services import queue_deliveries
+from app.lib.queue import configure_queue
+from app.services import EMAIL_RENDERERS, provide_services
+
+logger = logging.getLogger(__name__)
+
+
+async def deliver_notification(ctx: Context, *, notification_id: str) -> str:
+    async with provide_services() as services:
+        delivery = OutboxDelivery(services.session, get_settings(), EMAIL_RENDERERS)
+        outcome = await delivery.deliver(UUID(notification_id))
+    return outcome.value
+
+
+async def sweep_outbox(ctx: Context) -> int:
+    """Queue again the rows left `queued` (a crash between commit and enqueue, a dead worker)."""
+    settings = get_settings()
+    if not settings.smtp_host:
+        return 0
+    async with provide_services() as services:
+        stale = await services.notifications.stale_queued(settings.outbox_sweep_after_seconds)
+    for notification_id, attempts in stale:
+        await queue_deliveries([notification_id], attempt=attempts)
+    if stale:
+        logger.info("outbox sweep queued %d notification(s) again", len(stale))
+    return len(stale)
+
+
+async def send_due_reminders(ctx: Context) -> int:
+    async with provide_services() as services:
+        return len(await queue_due_reminders(services.session))
+
+
+async def expire_waitlist_holds(ctx: Context) -> int:
+    """Held places past their time pass to the next student in line, one slot (one unit of work) at a time."""
+    async with provide_services() as services:
+        due = await services.waitlist.slots_with_expired_holds()
+    expired = 0
+    for slot_id in due:
+        async with provide_services() as services:
+            expired += await services.waitlist.expire_holds_on(slot_id)
+    return expired
+
+
+async def sync_booking_calendar(ctx: Context, *, booking_id: str) -> dict[str, str]:
+    """Mirror one booking into its parties' Google Calendars (RetryableSyncError makes SAQ retry)."""
+    async with provide_services() as services:
+        outcome = await CalendarSync(services.session, get_settings()).sync_booking(UUID(booking_id))
+    return {str(user): action for user, action in outcome.items()}
+
+
+async def complete_ended_slots(ctx: Context) -> int:
+    async with provide_services() as services:
+        return await services.slots.complete_ended_slots()
+
+
+async def on_worker_start(ctx: Context) -> None:
+    # An in-process worker starts before its pool is open (STACK-NOTES): open it first.
+    await ctx["worker"].queue.connect()
+    await sweep_outbox(ctx)  # a worker that replaces a dead one picks up what it left at once
+
+
+@lru_cache(maxsize=1)
+def saq_config() -> SAQConfig:
+    return configure_queue(
+        tasks=[
+            deliver_notification,
+            sweep_outbox,
+            send_due_reminders,
+            complete_ended_slots,
+            expire_waitlist_holds,
+            sync_booking_calendar,
+        ],
+        scheduled=[
+            CronJob(function=sweep_outbox, cron="* * * * *", timeout=120),
+            CronJob(function=send_due_reminders, cron="* * * * *", timeout=120),
+            CronJob(function=complete_ended_slots, cron="*/5 * * * *", timeout=120),
+            CronJob(function=expire_waitlist_holds, cron="* * * * *", timeout=120),
+        ],
+        startup=[on_worker_start],
+    )

@@ -1,0 +1,28 @@
+"""Instants as a person in a time zone reads them."""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime
+
+from app.lib.clock import day_bounds, describe_time, local_time, monday_of
+
+
+def test_a_span_is_described_in_the_readers_zone_and_names_the_zone() -> None:
+    start = datetime(2026, 12, 1, 9, 0, tzinfo=UTC)
+    end = datetime(2026, 12, 1, 9, 30, tzinfo=UTC)
+    assert describe_time(start, end, "Europe/Berlin") == "Tue 01 Dec 2026, 10:00–10:30 (Europe/Berlin)"
+
+
+def test_the_same_instant_reads_differently_in_new_york() -> None:
+    assert local_time(datetime(2026, 12, 1, 9, 0, tzinfo=UTC), "America/New_York", "%H:%M") == "04:00"
+
+
+def test_a_day_with_the_spring_clock_change_lasts_twenty_three_hours() -> None:
+    start, end = day_bounds(date(2026, 3, 29), date(2026, 3, 29), "Europe/Berlin")
+    assert (start, end - start) == (datetime(2026, 3, 28, 23, 0, tzinfo=UTC), end - start)
+    assert (end - start).total_seconds() == 23 * 3600
+
+
+def test_a_week_starts_on_monday() -> None:
+    assert monday_of(date(2026, 12, 6)) == date(2026, 11, 30)
+    assert monday_of(date(2026, 11, 30)) == date(2026, 11, 30)

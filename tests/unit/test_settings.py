@@ -1,0 +1,64 @@
+"""Settings from the environment: a missing or malformed one stops the app with a message naming it."""
+
+from __future__ import annotations
+
+import pytest
+
+from app.config import SettingsError, load_settings
+
+SAFE = {"APP_ENV": "test", "SECRET_KEY": "unit-test-secret", "DATABASE_URL": "postgresql://db.invalid/x"}
+
+
+@pytest.fixture(autouse=True)
+def environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name, value in SAFE.items():
+        monkeypatch.setenv(name, value)
+
+
+def refusal(monkeypatch: pytest.MonkeyPatch, name: str, value: str | None) -> str:
+    if value is None:
+        monkeypatch.delenv(name, raising=False)
+    else:
+        monkeypatch.setenv(name, value)
+    with pytest.raises(SettingsError) as refused:
+        load_settings()
+    return str(refused.value)
+
+
+def test_an_unknown_environment_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
+    assert refusal(monkeypatch, "APP_ENV", "staging") == (
+        "APP_ENV must be development, production or test, not 'staging'"
+    )
+
+
+def test_production_needs_a_secret_key(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("APP_ENV", "production")
+    assert refusal(monkeypatch, "SECRET_KEY", None) == "SECRET_KEY must be set in production"
+
+
+def test_an_unknown_smtp_tls_mode_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
+    assert refusal(monkeypatch, "SMTP_TLS", "ssl") == "SMTP_TLS must be none, starttls or tls, not 'ssl'"
+
+
+def test_a_default_time_zone_must_be_an_iana_name(monkeypatch: pytest.MonkeyPatch) -> None:
+    assert refusal(monkeypatch, "DEFAULT_TIMEZONE", "CET+1") == "DEFAULT_TIMEZONE 'CET+1' is not an IANA time zone"
+
+
+def test_a_pool_size_must_be_a_positive_whole_number(monkeypatch: pytest.MonkeyPatch) -> None:
+    assert refusal(monkeypatch, "DATABASE_POOL_SIZE", "0") == (
+        "DATABASE_POOL_SIZE must be a whole number of at least 1, not '0'"
+    )
+
+
+def test_lists_of_origins_and_domains_are_split_on_spaces_and_commas(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("FRAME_ANCESTORS", "https://a.example, https://b.example  https://c.example")
+    monkeypatch.setenv("PROFESSOR_SIGNUP_DOMAINS", "Uni.Example,staff.uni.example")
+    settings = load_settings()
+    assert settings.frame_ancestors == ("https://a.example", "https://b.example", "https://c.example")
+    assert settings.professor_signup_domains == ("uni.example", "staff.uni.example")
+
+
+def test_an_https_app_url_turns_on_secure_cookies(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("APP_URL", "https://office-hours.uni.example/")
+    settings = load_settings()
+    assert (settings.app_url, settings.cookies_secure) == ("https://office-hours.uni.example", True)

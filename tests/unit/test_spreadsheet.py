@@ -1,0 +1,17 @@
+"""Cells written to CSV exports: text that a spreadsheet would run as a formula stays text."""
+
+from __future__ import annotations
+
+import pytest
+
+from app.lib.spreadsheet import safe_cell
+
+
+@pytest.mark.parametrize("value", ["=SUM(A1:A9)", "+1", "-2+3", "@cmd"])
+def test_a_cell_that_would_start_a_formula_is_quoted(value: str) -> None:
+    assert safe_cell(value) == f"'{value}"
+
+
+@pytest.mark.parametrize("value", ["Room 1.01", "", "Office hours = help"])
+def test_ordinary_text_is_left_as_it_is(value: str) -> None:
+    assert safe_cell(value) == value
