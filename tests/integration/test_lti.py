@@ -60,7 +60,7 @@ def refusals() -> Iterator[list[str]]:
     records: list[str] = []
     handler = logging.Handler()
     handler.emit = lambda record: records.append(record.getMessage())  # type: ignore[method-assign]
-    logger = logging.getLogger("app.domain.lti.controllers")
+    logger = logging.getLogger("app.domain.lti.deps")
     logger.addHandler(handler)
     yield records
     logger.removeHandler(handler)
