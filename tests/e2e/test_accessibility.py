@@ -79,7 +79,7 @@ async def test_a_student_books_with_the_keyboard_alone(browser: Any, live_server
     assert await topic.evaluate("el => el === document.activeElement")  # focus moved into the dialog
     await page.keyboard.type("Eigenvalues")
     await page.keyboard.press("Enter")
-    cell = page.locator(f"#slot-{slot.id}.is-mine")
+    cell = page.locator(f"#slot-{slot.id}.is-requested")
     await cell.wait_for()
     # After the dialog closes, focus returns to the booked slot rather than the top of the page.
     assert await page.evaluate(f"() => document.getElementById('slot-{slot.id}').contains(document.activeElement)")

@@ -102,7 +102,7 @@ async def test_a_student_signs_in_and_books_inside_an_allowed_frame(
         await frame.locator(f"#slot-{slot.id} button").click()
         await frame.get_by_label("What would you like to discuss?").fill("Analytical engines")
         await frame.get_by_role("button", name="Book this slot").click()
-        await frame.locator(f"#slot-{slot.id}.is-mine").wait_for(timeout=5000)
+        await frame.locator(f"#slot-{slot.id}.is-requested").wait_for(timeout=5000)
         assert "Booked by you" in await frame.locator(f"#slot-{slot.id}").inner_text()
     with psycopg.connect(database_url) as conn:
         booked = conn.execute("SELECT student_id, topic FROM booking WHERE slot_id = %s", (slot.id,)).fetchall()
@@ -156,7 +156,7 @@ async def test_a_learner_launched_from_the_lms_books_inside_its_frame(
         await frame.locator("body[data-live='on']").wait_for()
         await frame.locator(f"#slot-{slot.id} button").click()
         await frame.get_by_role("button", name="Book this slot").click()
-        await frame.locator(f"#slot-{slot.id}.is-mine").wait_for(timeout=5000)
+        await frame.locator(f"#slot-{slot.id}.is-requested").wait_for(timeout=5000)
     finally:
         server.stop()
     with psycopg.connect(database_url) as conn:

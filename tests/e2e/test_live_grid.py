@@ -32,7 +32,7 @@ async def test_a_booking_appears_live_in_the_other_grid_and_on_the_dashboard(bro
     await booker.locator(f"#slot-{slot.id} button").click()
     await booker.get_by_label("What would you like to discuss?").fill("Analytical engines")
     await booker.get_by_role("button", name="Book this slot").click()
-    await booker.locator(f"#slot-{slot.id}.is-mine").wait_for()
+    await booker.locator(f"#slot-{slot.id}.is-requested").wait_for()
 
     # The other student's cell turns full without a reload...
     await watcher.locator(f"#slot-{slot.id}.is-full").wait_for(timeout=5000)

@@ -36,6 +36,6 @@ async def test_a_waiting_student_gets_the_offer_live_and_accepts_it(browser: Any
     accept = page.locator(f"#slot-{slot.id}").get_by_role("button", name="It's yours — accept")
     await accept.wait_for(timeout=5000)
     await accept.click()
-    await page.locator(f"#slot-{slot.id}.is-mine").wait_for(timeout=5000)
+    await page.locator(f"#slot-{slot.id}.is-requested").wait_for(timeout=5000)
     assert "Booked by you" in await page.locator(f"#slot-{slot.id}").inner_text()
     await page.context.close()

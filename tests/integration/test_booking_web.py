@@ -70,7 +70,7 @@ async def test_booking_from_the_dialog_swaps_the_cell_in_place(client: Any, data
     response = await client.post(f"/slots/{slot.id}/book", data={"topic": "Thesis"}, headers=headers)
     assert response.status_code == 200
     assert (
-        f'<div id="slot-{slot.id}" class="slot-cell is-mine" hx-swap-oob="outerHTML" sse-swap="slot-{slot.id}"'
+        f'<div id="slot-{slot.id}" class="slot-cell is-requested" hx-swap-oob="outerHTML" sse-swap="slot-{slot.id}"'
         in response.text
     )
     assert "Booked by you" in response.text

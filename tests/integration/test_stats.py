@@ -10,7 +10,7 @@ Mon 2025-01-06 .. Sun 2025-01-26 in that zone. Slots (local time) and their book
     S2  Tue 07 Jan 21:30 cap 1  b3  cem  no_show     2 h
     S3  Mon 13 Jan 10:00 cap 3  b4  dora completed  72 h  rated 2
                                 b5  ann  cancelled by ann        100 h
-                                b6  eve  cancelled by the professor 200 h
+                                b6  eve  declined by the professor  200 h
     S4  Wed 15 Jan 14:00 cap 1  b7  ben  confirmed  10 h
     S5  Wed 22 Jan 19:00 cap 1  b8  cem  pending     5 h
     S7  Thu 23 Jan 09:00 cap 2  (no bookings)
@@ -190,15 +190,15 @@ async def test_every_figure_is_exact_on_a_crafted_term(client: Any, database_url
         "start": "2025-01-06",
         "end": "2025-01-26",
         "total_bookings": 10,
-        "by_status": {"pending": 1, "confirmed": 1, "completed": 4, "no_show": 1, "cancelled": 3},
+        "by_status": {"pending": 1, "confirmed": 1, "declined": 1, "completed": 4, "no_show": 1, "cancelled": 2},
         "slots_offered": 7,  # S1..S7; the cancelled S8 offers nothing
         "places_offered": 11,  # 2 + 1 + 3 + 1 + 1 + 1 + 2
-        "places_booked": 7,  # every booking in range that was not cancelled
+        "places_booked": 7,  # every booking in range that was not cancelled or declined
         "utilisation_percent": 63.6,  # 7 / 11
         "no_show_rate_percent": 20.0,  # 1 no-show of 5 consultations held
-        "cancellation_rate_percent": 30.0,  # 3 of 10
+        "cancellation_rate_percent": 20.0,  # 2 of 10 (the declined request is no cancellation)
         "cancelled_by_student": 1,
-        "cancelled_by_professor": 2,
+        "cancelled_by_professor": 1,
         "rating_average": 3.75,  # (5 + 4 + 2 + 4) / 4, from 3 students
         "rating_count": 4,
         "median_lead_hours": 26.5,  # of 2, 5, 10, 26.5, 30, 48, 72 (cancelled bookings left out)
@@ -222,7 +222,7 @@ async def test_a_range_without_bookings_has_zeros_and_no_rates(client: Any) -> N
         "start": "2025-03-03",
         "end": "2025-03-09",
         "total_bookings": 0,
-        "by_status": {"pending": 0, "confirmed": 0, "completed": 0, "no_show": 0, "cancelled": 0},
+        "by_status": {"pending": 0, "confirmed": 0, "declined": 0, "completed": 0, "no_show": 0, "cancelled": 0},
         "slots_offered": 0,
         "places_offered": 0,
         "places_booked": 0,

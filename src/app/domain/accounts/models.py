@@ -92,6 +92,8 @@ class Profile(Base):
     # Waitlist: how long a freed place is held for the next student, or book them at once (no hold).
     waitlist_hold_minutes: Mapped[int] = mapped_column(Integer, default=120)
     waitlist_auto_book: Mapped[bool] = mapped_column(Boolean, default=False)
+    # Students may move their booking to another free slot of this professor (one step, keeping the place).
+    students_may_reschedule: Mapped[bool] = mapped_column(Boolean, default=True, server_default="true")
 
     user: Mapped[User] = relationship(back_populates="profile")
 

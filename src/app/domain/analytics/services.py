@@ -40,6 +40,7 @@ totals AS (
            count(*) FILTER (WHERE status = 'confirmed') AS confirmed,
            count(*) FILTER (WHERE status = 'completed') AS completed,
            count(*) FILTER (WHERE status = 'no_show') AS no_show,
+           count(*) FILTER (WHERE status = 'declined') AS declined,
            count(*) FILTER (WHERE status = 'cancelled') AS cancelled,
            count(*) FILTER (WHERE status = 'cancelled' AND cancelled_by = student_id) AS cancelled_by_student,
            count(*) FILTER (WHERE status = 'cancelled' AND cancelled_by IS DISTINCT FROM student_id)
@@ -48,20 +49,27 @@ totals AS (
            count(DISTINCT student_id) FILTER (WHERE rating IS NOT NULL) AS raters,
            count(rating) AS ratings,
            percentile_cont(0.5) WITHIN GROUP (ORDER BY extract(epoch FROM start_time - created_at))
-               FILTER (WHERE status <> 'cancelled') AS median_lead_seconds
+               FILTER (WHERE status NOT IN ('cancelled', 'declined')) AS median_lead_seconds
     FROM b
 ),
+held AS (
+    SELECT * FROM b WHERE status NOT IN ('cancelled', 'declined')
+),
 weekly AS (
-    SELECT date_trunc('week', local_start)::date AS week, count(*) AS bookings
-    FROM b WHERE status <> 'cancelled' GROUP BY 1
+    SELECT date_trunc('week', local_start)::date AS week, count(*) AS bookings FROM held GROUP BY 1
 ),
 busiest_day AS (
     SELECT extract(isodow FROM local_start)::int - 1 AS weekday, count(*) AS n
-    FROM b WHERE status <> 'cancelled' GROUP BY 1 ORDER BY n DESC, weekday LIMIT 1
+    FROM held GROUP BY 1 ORDER BY n DESC, weekday LIMIT 1
 ),
 busiest_hour AS (
     SELECT extract(hour FROM local_start)::int AS hour, count(*) AS n
-    FROM b WHERE status <> 'cancelled' GROUP BY 1 ORDER BY n DESC, hour LIMIT 1
+    FROM held GROUP BY 1 ORDER BY n DESC, hour LIMIT 1
+),
+heat AS (
+    SELECT extract(isodow FROM local_start)::int - 1 AS weekday, extract(hour FROM local_start)::int AS hour,
+           count(*) AS n
+    FROM held GROUP BY 1, 2
 ),
 waitlist AS (
     SELECT count(*) FILTER (WHERE w.status IN ('offered', 'accepted', 'expired')) AS promotions,
@@ -77,6 +85,7 @@ offered AS (
 )
 SELECT totals.*, offered.slots, offered.places, waitlist.promotions, waitlist.expired_holds,
        (SELECT coalesce(json_agg(json_build_array(week, bookings) ORDER BY week), '[]') FROM weekly) AS weekly,
+       (SELECT coalesce(json_agg(json_build_array(weekday, hour, n)), '[]') FROM heat) AS heat,
        (SELECT weekday FROM busiest_day) AS busiest_weekday,
        (SELECT hour FROM busiest_hour) AS busiest_hour
 FROM totals, offered, waitlist
@@ -139,6 +148,7 @@ class Stats:
     busiest_hour: int | None = None
     waitlist_promotions: int = 0
     waitlist_expired_holds: int = 0
+    heat: dict[tuple[int, int], int] = field(default_factory=dict)  # (weekday 0-6, local hour) -> bookings
 
     @property
     def utilisation(self) -> float | None:
@@ -152,6 +162,20 @@ class Stats:
     @property
     def cancellation_rate(self) -> float | None:
         return round(100 * self.by_status["cancelled"] / self.total, 1) if self.total else None
+
+    @property
+    def weeks(self) -> list[tuple[date, int]]:
+        """Every week of the range (Mondays), with its bookings: a week without any shows as 0."""
+        counts = dict(self.weekly)
+        first = self.range.start - timedelta(days=self.range.start.weekday())
+        return [
+            (first + timedelta(weeks=n), counts.get(first + timedelta(weeks=n), 0))
+            for n in range((self.range.end - first).days // 7 + 1)
+        ]
+
+    @property
+    def heat_max(self) -> int:
+        return max(self.heat.values(), default=0)
 
     @property
     def weekly_max(self) -> int:
@@ -170,7 +194,8 @@ class StatsService(SQLAlchemyAsyncRepositoryService[Booking]):
 
     async def for_professor(self, professor: User, period: DateRange) -> Stats:
         row = (await self.repository.session.execute(STATS_SQL, self._params(professor, period))).mappings().one()
-        by_status = {name: int(row[name]) for name in ("pending", "confirmed", "completed", "no_show", "cancelled")}
+        statuses = ("pending", "confirmed", "declined", "completed", "no_show", "cancelled")
+        by_status = {name: int(row[name]) for name in statuses}
         shown = row["raters"] >= MIN_RATINGS_SHOWN
         return Stats(
             range=period,
@@ -178,7 +203,7 @@ class StatsService(SQLAlchemyAsyncRepositoryService[Booking]):
             total=int(row["total"]),
             slots_offered=int(row["slots"]),
             places_offered=int(row["places"]),
-            places_booked=int(row["total"]) - by_status["cancelled"],
+            places_booked=int(row["total"]) - by_status["cancelled"] - by_status["declined"],
             cancelled_by_student=int(row["cancelled_by_student"]),
             cancelled_by_professor=int(row["cancelled_by_professor"]),
             rating_average=round(float(row["rating_average"]), 2) if shown else None,
@@ -187,6 +212,7 @@ class StatsService(SQLAlchemyAsyncRepositoryService[Booking]):
                 round(float(row["median_lead_seconds"]) / 3600, 1) if row["median_lead_seconds"] is not None else None
             ),
             weekly=[(date.fromisoformat(week), int(count)) for week, count in _json(row["weekly"])],
+            heat={(int(day), int(hour)): int(count) for day, hour, count in _json(row["heat"])},
             busiest_weekday=WEEKDAYS[row["busiest_weekday"]] if row["busiest_weekday"] is not None else None,
             busiest_hour=row["busiest_hour"],
             waitlist_promotions=int(row["promotions"]),

@@ -270,6 +270,21 @@ class BookingApi(Controller):
     ) -> BookingOut:
         return booking_out(await bookings.cancel(request.user, booking_id, data.reason if data else ""))
 
+    @post(
+        "/{booking_id:uuid}/decline",
+        guards=[requires_professor],
+        status_code=HTTP_200_OK,
+        summary="Decline a pending request (with a reason for the student)",
+    )
+    async def decline(
+        self,
+        request: Request[User, Any, Any],
+        booking_id: FromPath[UUID],
+        bookings: NamedDependency[BookingService],
+        data: JSONBody[BookingCancelIn | None] = None,
+    ) -> BookingOut:
+        return booking_out(await bookings.decline(request.user, booking_id, data.reason if data else ""))
+
     @post("/{booking_id:uuid}/complete", guards=[requires_professor], status_code=HTTP_200_OK, summary="Mark completed")
     async def complete(
         self, request: Request[User, Any, Any], booking_id: FromPath[UUID], bookings: NamedDependency[BookingService]

@@ -144,8 +144,9 @@ class BookingService(SQLAlchemyAsyncRepositoryService[Booking]):
             notice = professor_profile(slot).cancellation_notice_hours
             if utcnow() > slot.start_time - timedelta(hours=notice):
                 raise ConflictError(f"Bookings can be cancelled up to {notice} hours before the start.")
+        # A professor saying no to a request declines it: an outcome of its own, in wording and in the data.
         declined = by_professor and booking.status == BookingStatus.PENDING
-        booking.status = BookingStatus.CANCELLED.value
+        booking.status = (BookingStatus.DECLINED if declined else BookingStatus.CANCELLED).value
         booking.cancelled_by, booking.cancel_reason, booking.cancelled_at = user.id, reason, utcnow()
         booking.sequence += 1
         await place_freed(self.repository.session, slot)
@@ -159,6 +160,15 @@ class BookingService(SQLAlchemyAsyncRepositoryService[Booking]):
         booking_changed.send(self.repository.session, booking.id)
         await announce(self.repository.session, "booking_changed", slot.professor_id, slot.id, booking.id)
         return booking
+
+    async def decline(self, professor: User, booking_id: UUID, reason: str = "") -> Booking:
+        """pending -> declined, by the professor, with a reason for the student."""
+        booking = await self.get_visible(professor, booking_id)
+        if booking.slot.professor_id != professor.id:
+            raise Forbidden("Only the professor of this slot can do that.")
+        if booking.status != BookingStatus.PENDING:
+            raise ConflictError(f"Only a pending request can be declined; this one is {booking.status}.")
+        return await self.cancel(professor, booking_id, reason)
 
     async def mark_outcome(self, professor: User, booking_id: UUID, outcome: BookingStatus) -> Booking:
         """confirmed -> completed | no_show, by the professor, once the consultation has started."""

@@ -184,7 +184,8 @@ class DashboardPages(Controller):
             booking = await bookings.cancel(request.user, booking_id, form.reason)
         except FieldErrors as exc:
             return form_errors(request, ("reason",), exc.errors, prefix=f"cancel-{booking_id}")
-        return self._booking_item(request, booking, f"Cancelled; {booking.student.full_name} is told.")
+        done = "Declined" if booking.status == BookingStatus.DECLINED else "Cancelled"
+        return self._booking_item(request, booking, f"{done}; {booking.student.full_name} is told.")
 
     @post("/bookings/{booking_id:uuid}/{outcome:str}", status_code=200)
     async def mark(

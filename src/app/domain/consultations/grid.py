@@ -28,7 +28,7 @@ from app.lib.clock import day_bounds, utcnow
 class SlotCell:
     slot: ConsultationSlot
     booked: int
-    mine: bool
+    mine: str | None  # the viewer's own active booking here: "pending" or "confirmed"
     now: datetime
     offer_until: datetime | None = None  # a waitlist place held for the viewer
     waiting: bool = False  # the viewer is on this slot's waitlist
@@ -54,8 +54,10 @@ class SlotCell:
         """One word for styling and for screen readers: colour is never the only signal."""
         if self.is_cancelled:
             return "cancelled"
+        if self.mine == "pending":
+            return "requested"  # the viewer asked; the professor has not answered yet
         if self.mine:
-            return "mine"
+            return "booked"
         if self.is_past:
             return "past"
         if self.offer_until is not None:
@@ -89,13 +91,14 @@ class SlotGrid:
         return not any(day.cells for day in self.days)
 
 
-async def my_active_slot_ids(session: AsyncSession, viewer: User | None, slot_ids: list[UUID]) -> set[UUID]:
+async def my_bookings_on(session: AsyncSession, viewer: User | None, slot_ids: list[UUID]) -> dict[UUID, str]:
+    """The viewer's active bookings on these slots: slot -> status (pending or confirmed)."""
     if viewer is None or not viewer.is_student or not slot_ids:
-        return set()
-    query = select(Booking.slot_id).where(
+        return {}
+    query = select(Booking.slot_id, Booking.status).where(
         Booking.student_id == viewer.id, Booking.status.in_(ACTIVE), Booking.slot_id.in_(slot_ids)
     )
-    return set((await session.scalars(query)).all())
+    return {slot_id: status for slot_id, status in (await session.execute(query)).all()}
 
 
 async def my_waitlist(
@@ -125,14 +128,14 @@ async def my_waitlist(
 async def build_cells(session: AsyncSession, rows: list[ConsultationSlot], viewer: User | None) -> list[SlotCell]:
     ids = [slot.id for slot in rows]
     places = await places_on(session, ids)
-    mine = await my_active_slot_ids(session, viewer, ids)
+    mine = await my_bookings_on(session, viewer, ids)
     offers, waiting = await my_waitlist(session, viewer, ids)
     now = utcnow()
     return [
         SlotCell(
             slot=slot,
             booked=places[slot.id].taken if slot.id in places else 0,
-            mine=slot.id in mine,
+            mine=mine.get(slot.id),
             now=now,
             offer_until=offers.get(slot.id),
             waiting=slot.id in waiting,

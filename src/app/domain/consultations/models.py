@@ -23,8 +23,9 @@ class SlotStatus(enum.StrEnum):
 
 
 class BookingStatus(enum.StrEnum):
-    PENDING = "pending"
+    PENDING = "pending"  # requested, waiting for the professor's answer
     CONFIRMED = "confirmed"
+    DECLINED = "declined"  # the professor said no to a request
     CANCELLED = "cancelled"
     COMPLETED = "completed"
     NO_SHOW = "no_show"
@@ -70,7 +71,9 @@ class ConsultationSlot(Base):
 
 class Booking(Base):
     __table_args__ = (
-        CheckConstraint("status IN ('pending', 'confirmed', 'cancelled', 'completed', 'no_show')", name="status_valid"),
+        CheckConstraint(
+            "status IN ('pending', 'confirmed', 'declined', 'cancelled', 'completed', 'no_show')", name="status_valid"
+        ),
         CheckConstraint("end_time > start_time", name="end_after_start"),
         # One active booking per (slot, student); a cancelled one does not block rebooking.
         Index(

@@ -20,6 +20,7 @@ from app.domain.consultations.grid import build_cells
 from app.domain.consultations.notes import NoteService
 from app.domain.consultations.rules import FEEDBACK_EDIT_WINDOW
 from app.domain.consultations.slots import SlotService
+from app.domain.consultations.states import state_of
 from app.domain.consultations.views import slot_cell_html, week_page_context
 from app.domain.consultations.waitlist import WaitlistService
 from app.domain.notifications.services import NotificationService, delivery_state
@@ -29,8 +30,8 @@ from app.lib.guards import requires_student, requires_user
 from app.lib.rendering import form_errors, fragments, render, render_html, toast_html
 
 FEEDBACK_FIELDS = ("rating", "student_feedback")
-# What the booking rows' templates read.
-TEMPLATE_GLOBALS = {"feedback_window": FEEDBACK_EDIT_WINDOW}
+# What the consultations' templates read.
+TEMPLATE_GLOBALS = {"feedback_window": FEEDBACK_EDIT_WINDOW, "state_of": state_of}
 
 
 class BookingPages(Controller):

@@ -50,7 +50,7 @@ class SlotSnapshot:
 
     slot: ConsultationSlot
     booked: int  # bookings and held places
-    students: frozenset[UUID]
+    students: dict[UUID, str]  # student -> status of their active booking
     booking: Booking | None
     offers: dict[UUID, datetime] = field(default_factory=dict)  # student -> hold end
     waiting: frozenset[UUID] = frozenset()
@@ -58,7 +58,7 @@ class SlotSnapshot:
 
     def cell_html(self, request: Request[User, Any, Any], viewer: User) -> str:
         """The cell as this viewer sees it; viewers who see the same cell share one rendering."""
-        mine, offer, waiting = viewer.id in self.students, self.offers.get(viewer.id), viewer.id in self.waiting
+        mine, offer, waiting = self.students.get(viewer.id), self.offers.get(viewer.id), viewer.id in self.waiting
         key = (mine, offer, waiting, viewer.timezone, viewer.is_student)
         if key not in self.rendered:
             cell = SlotCell(
@@ -93,10 +93,10 @@ class SnapshotCache:
             slot = await session.get(ConsultationSlot, UUID(event.slot_id))
             if slot is None:
                 return None
-            students = await session.scalars(
-                select(Booking.student_id).where(Booking.slot_id == slot.id, Booking.status.in_(ACTIVE))
+            rows = await session.execute(
+                select(Booking.student_id, Booking.status).where(Booking.slot_id == slot.id, Booking.status.in_(ACTIVE))
             )
-            ids = frozenset(students.all())
+            students = {student: status for student, status in rows.all()}
             booking = None
             if event.booking_id:
                 booking = await session.get(Booking, UUID(event.booking_id))
@@ -112,7 +112,12 @@ class SnapshotCache:
         offers = {student: hold for student, status, hold in queue if status == "offered" and hold and hold > now}
         waiting = frozenset(student for student, status, _ in queue if status == "waiting")
         return SlotSnapshot(
-            slot=slot, booked=len(ids) + len(offers), students=ids, booking=booking, offers=offers, waiting=waiting
+            slot=slot,
+            booked=len(students) + len(offers),
+            students=students,
+            booking=booking,
+            offers=offers,
+            waiting=waiting,
         )
 
 
