@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
-.PHONY: install run test lint bench clean
+.PHONY: install run test lint bench screenshots clean
 
 install: $(VENV)/.installed
 
@@ -32,6 +32,9 @@ lint: install
 bench: install
 	@echo "Start the app (make run), then e.g.: $(BIN)/python bench/booking_rush.py http://127.0.0.1:8000"
 	@cat bench/README.md
+
+screenshots: install
+	$(BIN)/python scripts/screenshots.py
 
 lock:
 	$(BIN)/pip freeze --exclude-editable | grep -v '^app' > requirements.lock

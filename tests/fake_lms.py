@@ -39,6 +39,7 @@ class Person:
     email: str = ""
     given_name: str = "Test"
     family_name: str = "Person"
+    extra: dict[str, Any] = field(default_factory=dict)  # further claims, e.g. "name" when the names are empty
 
 
 def instructor(sub: str = "lms-instructor-1", **fields: Any) -> Person:
@@ -107,7 +108,7 @@ class FakeLms:
         }
         if person.email:
             claims["email"] = person.email
-        return {**claims, **self.overrides}
+        return {**claims, **person.extra, **self.overrides}
 
     def id_token(self, person: Person, nonce: str, key: RSAKey | None = None, **changes: Any) -> str:
         signer = key or self.key

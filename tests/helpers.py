@@ -51,6 +51,15 @@ async def make_user(user_type: str = "student", **fields: Any) -> User:
         return await services.users.register(data)
 
 
+async def make_admin(user_type: str = "student", **fields: Any) -> User:
+    """An administrator: rights no registration can give, granted as the CLI's `users create --admin` does."""
+    user = await make_user(user_type, **fields)
+    async with provide_services() as services:
+        (await services.users.get(user.id)).is_admin = True
+    user.is_admin = True
+    return user
+
+
 def csrf_headers(client: Any) -> dict[str, str]:
     return {"x-csrftoken": client.cookies.get("csrftoken", "")}
 

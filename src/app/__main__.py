@@ -8,6 +8,8 @@ import sys
 
 def main() -> None:
     os.environ.setdefault("LITESTAR_APP", "app.asgi:create_app")
+    # uvicorn would believe X-Forwarded-For from any local peer; the app decides whom to believe (TRUSTED_PROXIES).
+    os.environ["FORWARDED_ALLOW_IPS"] = ""
     from litestar.cli.main import litestar_group
 
     from app.cli import register_commands

@@ -6,6 +6,7 @@ from advanced_alchemy.extensions.litestar import SQLAlchemyPlugin
 from litestar import Litestar
 from litestar.config.csrf import CSRFConfig
 from litestar.di import Provide
+from litestar.logging import LoggingConfig
 from litestar.middleware import DefineMiddleware
 from litestar.openapi import OpenAPIConfig
 from litestar.openapi.plugins import ScalarRenderPlugin
@@ -26,6 +27,7 @@ from app.domain.analytics.controllers import StatsApi, StatsPages
 from app.domain.calendar.controllers import CalendarFeed
 from app.domain.consultations.api import BookingApi, SlotApi, WaitlistApi
 from app.domain.consultations.dashboard import DashboardPages
+from app.domain.consultations.manage import BookingManagePages, EmailActions
 from app.domain.consultations.pages import TEMPLATE_GLOBALS, BookingPages, WaitlistPages
 from app.domain.consultations.streams import LiveStreams
 from app.domain.google.controllers import GoogleAuth
@@ -34,12 +36,15 @@ from app.domain.lti.embed import EmbedPages
 from app.domain.lti.platforms import frame_ancestors
 from app.domain.notifications.emails import EmailRenderers
 from app.domain.system.controllers import SystemController
+from app.lib.body import JsonBodyGuardMiddleware
+from app.lib.csrf import SameOriginMiddleware, csrf_cookie_name
 from app.lib.database import EmbeddedDatabasePlugin, get_alchemy_config
 from app.lib.exceptions import exception_handlers
 from app.lib.framing import FrameAncestorsMiddleware
 from app.lib.headers import SecurityHeadersMiddleware
 from app.lib.live import create_channels_plugin
-from app.lib.openapi import document_errors
+from app.lib.methods import answer_head_and_options
+from app.lib.openapi import document_errors, operation_id
 from app.lib.sessions import DatabaseSessionConfig
 from app.lib.templates import create_template_engine
 from app.lib.unit_of_work import UnitOfWorkMiddleware
@@ -68,7 +73,7 @@ def create_app() -> Litestar:
     )
     csrf = CSRFConfig(
         secret=settings.secret_key,
-        cookie_name="csrftoken",
+        cookie_name=csrf_cookie_name(settings),
         header_name="x-csrftoken",
         cookie_httponly=True,
         cookie_secure=settings.cookies_secure,
@@ -84,6 +89,8 @@ def create_app() -> Litestar:
             GoogleAuth,
             SlotApi,
             BookingPages,
+            BookingManagePages,
+            EmailActions,
             DashboardPages,
             LiveStreams,
             StatsApi,
@@ -114,6 +121,8 @@ def create_app() -> Litestar:
         middleware=[
             SecurityHeadersMiddleware(hsts=settings.cookies_secure),
             FrameAncestorsMiddleware(origins=lambda: frame_ancestors(settings)),
+            SameOriginMiddleware(settings.app_url, exempt=UNSAFE_EXEMPT_PATHS),
+            JsonBodyGuardMiddleware(),
             # One unit of work per request, around the web session and the sign-in lookup (they share it).
             UnitOfWorkMiddleware(alchemy),
             session_config.middleware,
@@ -123,11 +132,14 @@ def create_app() -> Litestar:
         csrf_config=csrf,
         template_config=template_config,
         exception_handlers=exception_handlers(),
+        # Handled errors (a 404, a refused booking) are answers, not log lines; lib/exceptions logs the real ones.
+        logging_config=LoggingConfig(log_exceptions="never"),
         openapi_config=OpenAPIConfig(
             title="Office hours API",
             version="1.0.0",
             path="/schema",
             render_plugins=[ScalarRenderPlugin()],
+            operation_id_creator=operation_id,
             components=Components(
                 security_schemes={"BearerToken": SecurityScheme(type="http", scheme="bearer")},
             ),
@@ -136,4 +148,5 @@ def create_app() -> Litestar:
         debug=settings.app_env == "development",
     )
     document_errors(app.openapi_schema)
+    app.asgi_handler = answer_head_and_options(app)
     return app

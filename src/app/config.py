@@ -8,6 +8,7 @@ import os
 import secrets
 from dataclasses import dataclass
 from functools import lru_cache
+from ipaddress import IPv4Network, IPv6Network, ip_network
 from pathlib import Path
 from typing import Literal
 from zoneinfo import available_timezones
@@ -53,10 +54,12 @@ class Settings:
     token_encryption_keys: tuple[str, ...]
     default_timezone: str
     data_dir: Path
+    # Reverse proxies whose X-Forwarded-For is believed (addresses or networks); nobody's when empty.
+    trusted_proxies: tuple[IPv4Network | IPv6Network, ...]
     upload_dir: Path
     max_upload_bytes: int = 2 * 1024 * 1024
     login_failures_slow_after: int = 5
-    login_failures_lock_account: int = 10
+    login_failures_lock_account: int = 50
     login_failures_lock_client: int = 100
     login_failure_window_seconds: int = 15 * 60
     session_max_age_seconds: int = 14 * 24 * 3600
@@ -127,12 +130,23 @@ def load_settings() -> Settings:
         token_encryption_keys=_split(os.environ.get("TOKEN_ENCRYPTION_KEYS", "")) or (_derived_key(secret_key),),
         default_timezone=default_timezone,
         data_dir=data_dir,
+        trusted_proxies=_networks("TRUSTED_PROXIES"),
         upload_dir=Path(os.environ.get("UPLOAD_DIR", data_dir / "uploads")),
         run_worker_in_process=os.environ.get("RUN_WORKER_IN_PROCESS", "true").lower() in ("1", "true", "yes"),
         outbox_sweep_after_seconds=int(os.environ.get("OUTBOX_SWEEP_AFTER_SECONDS", "120")),
         database_pool_size=_count("DATABASE_POOL_SIZE", "5", least=1),
         database_max_overflow=_count("DATABASE_MAX_OVERFLOW", "10", least=0),
     )
+
+
+def _networks(name: str) -> tuple[IPv4Network | IPv6Network, ...]:
+    networks = []
+    for part in _split(os.environ.get(name, "")):
+        try:
+            networks.append(ip_network(part, strict=False))
+        except ValueError as exc:
+            raise SettingsError(f"{name}: {part!r} is not an IP address or network") from exc
+    return tuple(networks)
 
 
 def _count(name: str, default: str, least: int) -> int:

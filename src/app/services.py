@@ -11,6 +11,7 @@ from functools import cached_property
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from app.domain.accounts.emails import EMAILS as ACCOUNT_EMAILS
 from app.domain.accounts.services import UserService
 from app.domain.accounts.tokens import ApiTokenService
 from app.domain.calendar.sync import queue_calendar_syncs
@@ -26,7 +27,7 @@ from app.domain.notifications.services import NotificationService
 from app.lib.unit_of_work import unit_of_work
 
 # Every kind of e-mail the outbox may hold, and what renders it.
-EMAIL_RENDERERS: EmailRenderers = {**CONSULTATION_EMAILS, **GOOGLE_EMAILS}
+EMAIL_RENDERERS: EmailRenderers = {**ACCOUNT_EMAILS, **CONSULTATION_EMAILS, **GOOGLE_EMAILS}
 
 # Google Calendar mirrors bookings: a committed booking change queues its sync.
 booking_changed.connect(queue_calendar_syncs)

@@ -85,3 +85,138 @@
   });
   document.addEventListener("htmx:sseError", function () { setLive("off"); });
 })();
+// The phone menu: a button opens and closes the site's links.
+(function () {
+  "use strict";
+  var toggle = document.querySelector(".menu-toggle");
+  var menu = document.getElementById("main-menu");
+  if (!toggle || !menu) return;
+  toggle.addEventListener("click", function () {
+    var open = toggle.getAttribute("aria-expanded") !== "true";
+    toggle.setAttribute("aria-expanded", open ? "true" : "false");
+    menu.classList.toggle("open", open);
+  });
+  document.addEventListener("keydown", function (event) {
+    if (event.key === "Escape" && menu.classList.contains("open")) {
+      menu.classList.remove("open");
+      toggle.setAttribute("aria-expanded", "false");
+      toggle.focus();
+    }
+  });
+})();
+// hx-confirm asks in the app's own dialog (the browser's confirm() cannot be styled or read well on a phone).
+(function () {
+  "use strict";
+  var dialog = document.getElementById("confirm-dialog");
+  if (!dialog) return;
+  var pending = null;
+  var opener = null;
+  document.addEventListener("htmx:confirm", function (event) {
+    var question = event.detail.question;
+    if (!question) return;
+    event.preventDefault();
+    pending = event.detail;
+    opener = document.activeElement;
+    document.getElementById("confirm-dialog-question").textContent = question;
+    dialog.showModal();
+    dialog.querySelector('[data-confirm="no"]').focus();
+  });
+  dialog.addEventListener("click", function (event) {
+    var choice = event.target.closest && event.target.closest("[data-confirm]");
+    if (!choice) return;
+    var go = choice.getAttribute("data-confirm") === "yes";
+    dialog.close();
+    if (go && pending) pending.issueRequest(true);
+    pending = null;
+  });
+  dialog.addEventListener("close", function () {
+    pending = null;
+    if (opener && opener.isConnected) opener.focus();
+  });
+})();
+// While a form is on its way its submit button is busy (disabled, aria-busy), so a second tap sends nothing twice;
+// a new submission clears the toasts of the previous one.
+(function () {
+  "use strict";
+  function submitButtons(elt) {
+    var form = elt && elt.closest ? elt.closest("form") : null;
+    return form ? form.querySelectorAll('button[type="submit"], button:not([type])') : [];
+  }
+  function setBusy(elt, busy) {
+    var buttons = submitButtons(elt);
+    if (!buttons.length && elt && elt.tagName === "BUTTON") buttons = [elt];
+    buttons.forEach(function (button) {
+      if (busy) { button.setAttribute("aria-busy", "true"); button.disabled = true; }
+      else { button.removeAttribute("aria-busy"); button.disabled = false; }
+    });
+  }
+  document.addEventListener("htmx:beforeRequest", function (event) {
+    var elt = event.detail.elt;
+    if (elt && (elt.tagName === "FORM" || elt.closest("form"))) {
+      var toasts = document.getElementById("toasts");
+      if (toasts) toasts.innerHTML = "";
+    }
+    setBusy(elt && elt.tagName === "FORM" ? elt.querySelector("button") : elt, true);
+  });
+  document.addEventListener("htmx:afterRequest", function (event) {
+    var elt = event.detail.elt;
+    setBusy(elt && elt.tagName === "FORM" ? elt.querySelector("button") : elt, false);
+  });
+  // A plain (not htmx) form post: the button shows it is busy until the next page loads.
+  document.addEventListener("submit", function (event) {
+    var form = event.target;
+    if (form.hasAttribute("hx-post") || form.hasAttribute("hx-get")) return;
+    window.setTimeout(function () { setBusy(form.querySelector("button"), true); }, 0);
+  });
+})();
+// Time zones: the browser knows the person's zone. Registration preselects it; a signed-in person whose
+// saved zone differs is offered to switch (once per zone, remembered in this browser).
+(function () {
+  "use strict";
+  var zone;
+  try { zone = Intl.DateTimeFormat().resolvedOptions().timeZone; } catch (e) { return; }
+  if (!zone) return;
+  document.querySelectorAll("select[data-browser-zone]").forEach(function (select) {
+    if (select.dataset.chosen === "true") return;
+    var option = Array.prototype.find.call(select.options, function (o) { return o.value === zone; });
+    if (option) { select.value = zone; select.dispatchEvent(new Event("change")); }
+  });
+  document.querySelectorAll("[data-zone-offer]").forEach(function (offer) {
+    var saved = offer.getAttribute("data-zone-offer");
+    var dismissed = null;
+    try { dismissed = window.localStorage.getItem("zone-offer-dismissed"); } catch (e) { dismissed = null; }
+    if (saved === zone || dismissed === zone) return;
+    offer.querySelectorAll("[data-browser-zone-name]").forEach(function (el) { el.textContent = zone; });
+    offer.querySelectorAll("input[name=timezone]").forEach(function (el) { el.value = zone; });
+    offer.hidden = false;
+    offer.querySelectorAll("[data-dismiss-zone]").forEach(function (button) {
+      button.addEventListener("click", function () {
+        try { window.localStorage.setItem("zone-offer-dismissed", zone); } catch (e) { /* private mode */ }
+        offer.hidden = true;
+      });
+    });
+  });
+})();
+// Date fields show the date the way the app writes dates ("Tue 01 Dec 2026"), whatever the browser's own format.
+(function () {
+  "use strict";
+  var format;
+  try {
+    format = new Intl.DateTimeFormat("en-GB", { weekday: "short", day: "2-digit", month: "short", year: "numeric", timeZone: "UTC" });
+  } catch (e) { return; }
+  function describe(input) {
+    var hint = input.nextElementSibling;
+    if (!hint || !hint.classList.contains("date-hint")) {
+      hint = document.createElement("small");
+      hint.className = "date-hint";
+      hint.setAttribute("aria-hidden", "true");
+      input.insertAdjacentElement("afterend", hint);
+    }
+    var value = input.value ? new Date(input.value + "T00:00:00Z") : null;
+    hint.textContent = value && !isNaN(value) ? format.format(value).replace(",", "") : "";
+  }
+  function all(root) { (root || document).querySelectorAll('input[type="date"]').forEach(describe); }
+  document.addEventListener("input", function (event) { if (event.target.matches && event.target.matches('input[type="date"]')) describe(event.target); });
+  document.addEventListener("htmx:afterSettle", function (event) { all(event.detail.elt); });
+  all();
+})();

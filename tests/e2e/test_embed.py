@@ -101,9 +101,9 @@ async def test_a_student_signs_in_and_books_inside_an_allowed_frame(
         await frame.locator("body[data-live='on']").wait_for()
         await frame.locator(f"#slot-{slot.id} button").click()
         await frame.get_by_label("What would you like to discuss?").fill("Analytical engines")
-        await frame.get_by_role("button", name="Book this slot").click()
+        await frame.get_by_role("button", name="Request this slot").click()
         await frame.locator(f"#slot-{slot.id}.is-requested").wait_for(timeout=5000)
-        assert "Booked by you" in await frame.locator(f"#slot-{slot.id}").inner_text()
+        assert "Requested: waiting for the professor's answer" in await frame.locator(f"#slot-{slot.id}").inner_text()
     with psycopg.connect(database_url) as conn:
         booked = conn.execute("SELECT student_id, topic FROM booking WHERE slot_id = %s", (slot.id,)).fetchall()
     assert booked == [(student.id, "Analytical engines")]
@@ -155,7 +155,7 @@ async def test_a_learner_launched_from_the_lms_books_inside_its_frame(
         await frame.locator(f"#slot-{slot.id}.is-free").wait_for()
         await frame.locator("body[data-live='on']").wait_for()
         await frame.locator(f"#slot-{slot.id} button").click()
-        await frame.get_by_role("button", name="Book this slot").click()
+        await frame.get_by_role("button", name="Request this slot").click()
         await frame.locator(f"#slot-{slot.id}.is-requested").wait_for(timeout=5000)
     finally:
         server.stop()

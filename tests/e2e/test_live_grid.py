@@ -31,14 +31,14 @@ async def test_a_booking_appears_live_in_the_other_grid_and_on_the_dashboard(bro
 
     await booker.locator(f"#slot-{slot.id} button").click()
     await booker.get_by_label("What would you like to discuss?").fill("Analytical engines")
-    await booker.get_by_role("button", name="Book this slot").click()
+    await booker.get_by_role("button", name="Request this slot").click()
     await booker.locator(f"#slot-{slot.id}.is-requested").wait_for()
 
     # The other student's cell turns full without a reload...
     await watcher.locator(f"#slot-{slot.id}.is-full").wait_for(timeout=5000)
     assert "Full" in await watcher.locator(f"#slot-{slot.id}").inner_text()
     # ...and the professor sees the request and a toast.
-    await dashboard.locator("#pending").get_by_text(first.full_name).wait_for(timeout=5000)
+    await dashboard.locator("#pending .who", has_text=first.full_name).wait_for(timeout=5000)
     await dashboard.locator("#toasts").get_by_text(f"New booking: {first.full_name}").wait_for(timeout=5000)
     for page in (booker, watcher, dashboard):
         await page.context.close()

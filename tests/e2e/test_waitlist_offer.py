@@ -22,8 +22,8 @@ async def test_a_waiting_student_gets_the_offer_live_and_accepts_it(browser: Any
     page = await sign_in(browser, live_server, waiter.username, PASSWORD)
     await page.goto(f"/professors/{professor.id}?week={slot.start_time.date().isoformat()}")
     cell = page.locator(f"#slot-{slot.id}")
-    await cell.get_by_role("button", name="Join waitlist").click()
-    await page.locator(f"#slot-{slot.id}").get_by_role("button", name="Leave waitlist").wait_for()
+    await cell.get_by_role("button", name="Join the waitlist").click()
+    await page.locator(f"#slot-{slot.id}").get_by_role("button", name="Leave the waitlist").wait_for()
     await page.locator("body[data-live='on']").wait_for()
 
     async with httpx.AsyncClient(base_url=live_server) as api:
@@ -33,9 +33,9 @@ async def test_a_waiting_student_gets_the_offer_live_and_accepts_it(browser: Any
         )
     assert cancelled.status_code == 200
 
-    accept = page.locator(f"#slot-{slot.id}").get_by_role("button", name="It's yours — accept")
+    accept = page.locator(f"#slot-{slot.id}").get_by_role("button", name="It's yours: accept")
     await accept.wait_for(timeout=5000)
     await accept.click()
     await page.locator(f"#slot-{slot.id}.is-requested").wait_for(timeout=5000)
-    assert "Booked by you" in await page.locator(f"#slot-{slot.id}").inner_text()
+    assert "Requested: waiting for the professor's answer" in await page.locator(f"#slot-{slot.id}").inner_text()
     await page.context.close()

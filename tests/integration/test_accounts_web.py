@@ -32,7 +32,7 @@ async def test_register_on_the_web_signs_the_person_in(client: Any, database_url
     assert response.headers["location"] == "/professors"
     settings = await client.get("/settings")
     assert settings.status_code == 200
-    assert "Sign out newbie" in settings.text
+    assert 'Sign out<span class="visually-hidden"> newbie</span>' in settings.text
 
 
 async def test_a_post_without_the_csrf_token_is_refused(client: Any, database_url: str) -> None:

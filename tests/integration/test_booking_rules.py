@@ -161,8 +161,10 @@ async def test_professor_cancels_any_booking_with_a_reason(client: Any, database
     response = await client.post(f"/api/v1/bookings/{booking.id}/cancel", json={"reason": "Ill"}, headers=headers)
     assert response.status_code == 200
     with psycopg.connect(database_url) as conn:
-        kinds = conn.execute("SELECT kind FROM notification WHERE user_id = %s", (student.id,)).fetchall()
-    assert kinds == [("booking_declined",)]
+        kinds = conn.execute(
+            "SELECT kind FROM notification WHERE user_id = %s ORDER BY created_at", (student.id,)
+        ).fetchall()
+    assert kinds == [("booking_received",), ("booking_declined",)]
 
 
 async def test_professor_confirms_a_pending_booking(client: Any, database_url: str) -> None:
@@ -172,8 +174,10 @@ async def test_professor_confirms_a_pending_booking(client: Any, database_url: s
     assert response.status_code == 200
     assert response.json()["status"] == "confirmed"
     with psycopg.connect(database_url) as conn:
-        kinds = conn.execute("SELECT kind FROM notification WHERE user_id = %s", (student.id,)).fetchall()
-    assert kinds == [("booking_confirmed",)]
+        kinds = conn.execute(
+            "SELECT kind FROM notification WHERE user_id = %s ORDER BY created_at", (student.id,)
+        ).fetchall()
+    assert kinds == [("booking_received",), ("booking_confirmed",)]
 
 
 async def test_confirming_twice_is_a_conflict(client: Any) -> None:

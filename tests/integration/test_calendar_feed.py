@@ -13,7 +13,7 @@ from app.config import get_settings
 from app.domain.accounts.models import User
 from app.domain.admin import controllers
 from app.services import provide_services
-from tests.helpers import book, csrf_headers, in_hours, make_slot, make_user, web_login
+from tests.helpers import book, csrf_headers, in_hours, make_admin, make_slot, make_user, web_login
 
 
 def feed_token(database_url: str, user: User) -> str:
@@ -57,6 +57,29 @@ async def test_the_feed_lists_a_professors_pending_and_confirmed_consultations_o
     pending, confirmed, _ = await bookings_in_three_states(professor)
     calendar = await feed_of(client, database_url, professor)
     assert events(calendar) == {uid(pending): "TENTATIVE", uid(confirmed): "CONFIRMED"}
+
+
+async def test_the_feed_says_its_type_once_and_stamps_events_with_their_last_change(
+    client: Any, database_url: str
+) -> None:
+    professor = await make_user("professor")
+    pending, confirmed, _ = await bookings_in_three_states(professor)
+    path = f"/calendar/{feed_token(database_url, professor)}.ics"
+    first, second = await client.get(path), await client.get(path)
+    assert first.headers["content-type"] == "text/calendar; charset=utf-8"
+    assert first.content == second.content  # nothing changed, so a calendar app polling sees no change
+    with psycopg.connect(database_url) as conn:
+        changed = dict(conn.execute("SELECT id, date_trunc('second', updated_at) FROM booking").fetchall())
+    stamps = {str(event["UID"]): event.decoded("DTSTAMP") for event in Calendar.from_ical(first.content).walk("VEVENT")}
+    assert stamps == {uid(pending): changed[pending.id], uid(confirmed): changed[confirmed.id]}
+    head = await client.head(path)
+    assert (head.status_code, head.content) == (200, b"")
+
+
+async def test_a_dev_mail_link_needs_an_administrator(client: Any, database_url: str) -> None:
+    await book(await make_user(), await make_slot(await make_user("professor")))
+    await web_login(client, (await make_user()).username)
+    assert (await client.get("/dev/mail")).status_code == 403
 
 
 async def test_the_feed_lists_a_students_own_active_consultations_only(client: Any, database_url: str) -> None:
@@ -120,6 +143,7 @@ async def test_the_dev_mailbox_lists_outbox_mails_outside_production(client: Any
     professor = await make_user("professor", first_name="Grace", last_name="Hopper", auto_confirm=True)
     student = await make_user(first_name="Ada", last_name="Lovelace")
     await book(student, await make_slot(professor))
+    await web_login(client, (await make_admin()).username)
     response = await client.get("/dev/mail")
     assert response.status_code == 200
     for notification_id in notification_ids(database_url):
@@ -133,7 +157,8 @@ async def test_the_dev_mailbox_lists_outbox_mails_outside_production(client: Any
 async def test_the_dev_mailbox_renders_a_mail_as_its_recipient_sees_it(client: Any, database_url: str) -> None:
     student = await make_user(first_name="Ada", last_name="Lovelace")
     await book(student, await make_slot(await make_user("professor")), topic="Exam prep")
-    (notification_id,) = notification_ids(database_url)
+    notification_id, _acknowledgement = notification_ids(database_url)  # the request, then the student's receipt
+    await web_login(client, (await make_admin()).username)
     response = await client.get(f"/dev/mail/{notification_id}")
     assert response.status_code == 200
     assert response.headers["content-type"].startswith("text/html")
@@ -143,6 +168,7 @@ async def test_the_dev_mailbox_renders_a_mail_as_its_recipient_sees_it(client: A
 
 
 async def test_an_unknown_dev_mail_is_not_found(client: Any, database_url: str) -> None:
+    await web_login(client, (await make_admin()).username)
     response = await client.get("/dev/mail/00000000-0000-0000-0000-000000000000")
     assert response.status_code == 404
 
@@ -150,6 +176,7 @@ async def test_an_unknown_dev_mail_is_not_found(client: Any, database_url: str) 
 @pytest.mark.usefixtures("production")
 async def test_the_dev_mailbox_is_not_served_in_production(client: Any, database_url: str) -> None:
     await book(await make_user(), await make_slot(await make_user("professor")))
-    (notification_id,) = notification_ids(database_url)
+    notification_id, _acknowledgement = notification_ids(database_url)  # the request, then the student's receipt
+    await web_login(client, (await make_admin()).username)
     assert (await client.get("/dev/mail")).status_code == 404
     assert (await client.get(f"/dev/mail/{notification_id}")).status_code == 404

@@ -67,6 +67,11 @@ def subject(message: EmailMessage) -> str:
     return str(message["Subject"]).strip()
 
 
+def answers(mailbox: Mailbox, user: User) -> list[EmailMessage]:
+    """What reached `user`, less the acknowledgement of their own request (see test_email_actions.py)."""
+    return [m for m in mailbox.to(user.email) if not subject(m).startswith("Request sent: ")]
+
+
 def bodies(message: EmailMessage) -> tuple[str, str]:
     """The plain-text and HTML parts; both must be there."""
     plain, html = message.get_body(("plain",)), message.get_body(("html",))
@@ -140,8 +145,8 @@ async def test_professor_receives_a_booking_request_in_their_own_time_zone(datab
     professor, student = await make_professor(), await make_student()
     start = in_hours(50)
     await book(student, await make_slot(professor, start=start))
-    assert await deliver_queued(database_url) == ["sent"]
-    (message,) = mailbox.messages
+    assert await deliver_queued(database_url) == ["sent", "sent"]  # the request, and its acknowledgement
+    (message,) = mailbox.to(professor.email)
     assert message["To"] == professor.email
     assert message["From"] == "Office Hours <office-hours@uni.example>"
     assert subject(message) == f"New booking: Ada Lovelace on {when(start, PROFESSOR_ZONE)}"
@@ -158,7 +163,7 @@ async def test_student_receives_the_confirmation_with_a_calendar_request(databas
     booking = await book(student, await make_slot(professor, start=start))
     await confirm(professor, booking.id)
     await deliver_queued(database_url)
-    (message,) = mailbox.to(student.email)
+    (message,) = answers(mailbox, student)
     assert subject(message) == f"Confirmed: consultation with Grace Hopper on {when(start, STUDENT_ZONE)}"
     plain, html = bodies(message)
     assert "Your consultation with Grace Hopper is confirmed." in plain
@@ -179,7 +184,7 @@ async def test_student_receives_a_declined_request_with_the_reason_and_a_calenda
     requested_sequence = booking_sequence(database_url, booking.id)
     await cancel(professor, booking.id, "Called away to a conference")
     await deliver_queued(database_url)
-    (message,) = mailbox.to(student.email)
+    (message,) = answers(mailbox, student)
     assert subject(message) == f"Declined: consultation with Grace Hopper on {when(start, STUDENT_ZONE)}"
     plain, html = bodies(message)
     assert "Grace Hopper declined your booking request." in plain
@@ -201,7 +206,7 @@ async def test_student_receives_the_professors_cancellation_of_a_confirmed_booki
     await deliver_queued(database_url)
     await cancel(professor, booking.id, "Ill")
     await deliver_queued(database_url)
-    confirmation, cancellation = mailbox.to(student.email)
+    confirmation, cancellation = answers(mailbox, student)
     assert subject(cancellation) == f"Cancelled: consultation on {when(start, STUDENT_ZONE)}"
     plain, html = bodies(cancellation)
     assert "Grace Hopper cancelled this consultation." in plain
@@ -225,11 +230,74 @@ async def test_professor_receives_the_students_cancellation(database_url: str, m
         f"New booking: Ada Lovelace on {when(start, PROFESSOR_ZONE)}",
         f"Cancelled: consultation on {when(start, PROFESSOR_ZONE)}",
     ]
-    assert mailbox.to(student.email) == []
+    assert answers(mailbox, student) == []
     plain, _ = bodies(mailbox.to(professor.email)[1])
     assert "Ada Lovelace cancelled this consultation." in plain
     calendar, event = only_event(mailbox.to(professor.email)[1])
     assert (str(calendar["METHOD"]), str(event["UID"])) == ("CANCEL", f"booking-{booking.id}@office-hours")
+
+
+async def test_a_student_who_cancels_a_confirmed_booking_receives_the_calendar_cancel_too(
+    database_url: str, mailbox: Mailbox
+) -> None:
+    professor, student = await make_professor(), await make_student()
+    booking = await book(student, await make_slot(professor, start=in_hours(50)))
+    await confirm(professor, booking.id)
+    await deliver_queued(database_url)
+    await cancel(student, booking.id)
+    await deliver_queued(database_url)
+    invitation, cancellation = answers(mailbox, student)
+    plain, _ = bodies(cancellation)
+    assert "You cancelled this consultation: it is taken out of your calendar." in plain
+    _, invited = only_event(invitation)
+    calendar, cancelled = only_event(cancellation)
+    assert str(calendar["METHOD"]) == "CANCEL"
+    assert str(cancelled["UID"]) == str(invited["UID"])
+    assert int(cancelled["SEQUENCE"]) > int(invited["SEQUENCE"])
+
+
+async def test_the_calendar_part_names_its_charset_so_accented_names_arrive_intact(
+    database_url: str, mailbox: Mailbox
+) -> None:
+    professor = await make_user("professor", first_name="Jürgen", last_name="Groß")
+    booking = await book(await make_student(first_name="Zoë"), await make_slot(professor))
+    await confirm(professor, booking.id)
+    await deliver_queued(database_url)
+    (part,) = [
+        part for message in mailbox.messages for part in message.walk() if part.get_content_type() == "text/calendar"
+    ]
+    assert (part.get_content_charset(), part.get_param("method")) == ("utf-8", "REQUEST")
+    text = part.get_payload(decode=True).decode(part.get_content_charset())
+    assert "Consultation: Jürgen Groß / Zoë Lovelace" in text
+    assert "\r\n" in text  # iCalendar's line ends survive the trip
+
+
+async def test_a_name_with_a_line_break_is_written_on_one_line_into_the_subject(
+    database_url: str, mailbox: Mailbox
+) -> None:
+    """A name stored before names were checked (or sent by a platform) cannot break the headers."""
+    professor, student = await make_professor(), await make_student()
+    with psycopg.connect(database_url, autocommit=True) as conn:
+        conn.execute("UPDATE user_account SET first_name = %s WHERE id = %s", ("Eve\r\nBcc: x@example.org", student.id))
+    await book(student, await make_slot(professor))
+    assert await deliver_queued(database_url) == ["sent", "sent"]
+    (request,) = mailbox.to(professor.email)
+    assert subject(request).startswith("New booking: Eve Bcc: x@example.org Lovelace on ")
+    assert request["Bcc"] is None
+
+
+async def test_a_message_that_cannot_be_written_fails_at_once_and_is_visible(
+    database_url: str, mailbox: Mailbox
+) -> None:
+    _, notification_id = await requested_notification(database_url)
+    with psycopg.connect(database_url, autocommit=True) as conn:
+        conn.execute("UPDATE notification SET kind = 'no_such_kind' WHERE id = %s", (notification_id,))
+    assert await deliver(notification_id) == "failed"
+    assert await deliver(notification_id) == "not_queued"
+    final = row(database_url, notification_id)
+    assert (final["status"], final["attempts"]) == ("failed", 1)
+    assert final["last_error"].startswith("cannot be written: LookupError")
+    assert mailbox.messages == []
 
 
 async def test_each_booked_student_receives_the_slot_cancellation_in_their_own_time_zone(
@@ -245,7 +313,7 @@ async def test_each_booked_student_receives_the_slot_cancellation_in_their_own_t
         await services.slots.cancel_slot(professor, slot.id, "Faculty meeting")
     await deliver_queued(database_url)
     for student, zone in ((berliner, STUDENT_ZONE), (tokyoite, "Asia/Tokyo")):
-        (message,) = mailbox.to(student.email)
+        (message,) = answers(mailbox, student)
         assert subject(message) == f"Cancelled by Grace Hopper: consultation on {when(start, zone)}"
         plain, html = bodies(message)
         assert "Grace Hopper cancelled this consultation slot, and with it your booking." in plain
@@ -290,7 +358,7 @@ async def requested_notification(database_url: str, professor: User | None = Non
     """One booking request: returns the professor and the id of the outbox row for them."""
     professor = professor or await make_professor()
     booking = await book(await make_student(), await make_slot(professor))
-    (notification,) = rows(database_url, "booking_id = %s", (booking.id,))
+    (notification,) = rows(database_url, "booking_id = %s AND kind = 'booking_requested'", (booking.id,))
     return professor, notification["id"]
 
 

@@ -289,12 +289,12 @@ async def test_busy_times_are_flagged_in_the_preview_and_skipped(client: Any, go
     }
     headers = {**csrf_headers(client), "HX-Request": "true"}
     preview = await client.post("/dashboard/slots/preview", data=form, headers=headers)
-    assert "Preview: 2 slots would be created." in preview.text
-    assert preview.text.count('class="busy-time"') == 2
+    assert "Preview: 2 slots would be created" in preview.text
+    assert preview.text.count('class="busy-time skipped"') == 2
     created = await client.post("/dashboard/slots/bulk", data=form, headers=headers)
-    assert "<strong>2 slots created.</strong>" in created.text
+    assert "<h3>2 slots created</h3>" in created.text
     kept = await client.post("/dashboard/slots/bulk", data={**form, "keep_busy": "on"}, headers=headers)
-    assert "<strong>2 slots created.</strong>" in kept.text
+    assert "<h3>2 slots created</h3>" in kept.text
     with psycopg.connect(database_url) as conn:
         assert conn.execute("SELECT count(*) FROM consultation_slot").fetchone() == (4,)
 

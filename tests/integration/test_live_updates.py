@@ -83,17 +83,70 @@ async def test_an_open_grid_receives_the_cell_when_another_student_books(live_se
         name, html = await stream.next_event()
     assert name == f"slot-{slot.id}"
     assert f'<div id="slot-{slot.id}" class="slot-cell is-full"' in html
-    assert "✖ Full" in html
+    assert '<span aria-hidden="true">✖ </span>Full' in html
 
 
-async def test_the_booking_student_sees_their_own_cell_as_booked(live_server: str) -> None:
+async def test_the_booking_student_sees_their_own_request_waiting_for_an_answer(live_server: str) -> None:
     professor, student = await make_user("professor"), await make_user()
     slot = await make_slot(professor, capacity=2)
     async with signed_in_client(live_server, student.username) as viewer, grid_stream(viewer, professor.id) as stream:
         async with httpx.AsyncClient(base_url=live_server) as api:
             await api.post(f"/api/v1/slots/{slot.id}/bookings", headers=await bearer(live_server, student.username))
         _, html = await stream.next_event()
-    assert "✔ Booked by you" in html
+    assert "Requested: waiting for the professor's answer" in html
+
+
+async def test_the_booking_student_of_an_auto_confirming_professor_sees_their_cell_as_booked(
+    live_server: str,
+) -> None:
+    professor, student = await make_user("professor", auto_confirm=True), await make_user()
+    slot = await make_slot(professor, capacity=2)
+    async with signed_in_client(live_server, student.username) as viewer, grid_stream(viewer, professor.id) as stream:
+        async with httpx.AsyncClient(base_url=live_server) as api:
+            await api.post(f"/api/v1/slots/{slot.id}/bookings", headers=await bearer(live_server, student.username))
+        _, html = await stream.next_event()
+    assert '<span aria-hidden="true">✔ </span>Booked by you' in html
+
+
+async def test_every_event_carries_an_id_for_resuming(live_server: str) -> None:
+    professor, student = await make_user("professor"), await make_user()
+    slot = await make_slot(professor, capacity=2)
+    async with (
+        signed_in_client(live_server, student.username) as viewer,
+        viewer.stream("GET", f"/professors/{professor.id}/events", timeout=None) as response,
+    ):
+        lines = response.aiter_lines()
+        await EventStream(lines).ready()
+        async with httpx.AsyncClient(base_url=live_server) as api:
+            await api.post(f"/api/v1/slots/{slot.id}/bookings", headers=await bearer(live_server, student.username))
+
+        async def event_lines() -> list[str]:
+            block: list[str] = []
+            async for line in lines:
+                if not line and block:
+                    return block
+                if line:
+                    block.append(line)
+            return block
+
+        block = await asyncio.wait_for(event_lines(), 10)
+    ids = [line.removeprefix("id:").strip() for line in block if line.startswith("id:")]
+    assert len(ids) == 1, block
+    assert len(ids[0]) == 32, block
+
+
+async def test_a_stream_resumed_with_last_event_id_is_told_to_refetch(live_server: str) -> None:
+    """What happened while the client was away is not kept: it re-fetches what it shows."""
+    professor, student = await make_user("professor"), await make_user()
+    async with (
+        signed_in_client(live_server, student.username) as viewer,
+        viewer.stream(
+            "GET", f"/professors/{professor.id}/events", headers={"Last-Event-ID": "0" * 32}, timeout=None
+        ) as response,
+    ):
+        stream = EventStream(response.aiter_lines())
+        await stream.ready()
+        assert await stream.next_event() == ("week-changed", "refresh")
 
 
 async def test_a_booking_through_a_second_app_process_reaches_the_first(live_server: str, database_url: str) -> None:
@@ -115,7 +168,7 @@ async def test_a_booking_through_a_second_app_process_reaches_the_first(live_ser
             assert booked.status_code == 201
             name, html = await stream.next_event()
         assert name == f"slot-{slot.id}"
-        assert "2 of 3 left" in html
+        assert "2 of 3 free" in html
     finally:
         second.terminate()
         second.wait(timeout=15)
@@ -134,7 +187,7 @@ async def test_a_dropped_stream_does_not_deafen_the_next_one(live_server: str) -
                 await api.post(f"/api/v1/slots/{slot.id}/bookings", headers=await bearer(live_server, other.username))
             name, html = await stream.next_event()
     assert name == f"slot-{slot.id}"
-    assert "4 of 5 left" in html
+    assert "4 of 5 free" in html
 
 
 async def test_new_slots_tell_open_grids_to_refresh_the_week(live_server: str) -> None:

@@ -7,6 +7,7 @@ Secure cookies of the embed flow come back to it.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
 import re
@@ -240,7 +241,7 @@ async def test_a_learner_lands_on_the_professor_the_custom_parameter_names(clien
     assert response.headers["location"].startswith(f"/embed/professors/{professor.id}?launch=")
 
 
-async def test_a_teaching_assistant_does_not_replace_the_courses_professor(
+async def test_a_teaching_assistant_books_like_a_student_and_does_not_replace_the_courses_professor(
     client: Any, other_client: Any, lms: FakeLms, database_url: str
 ) -> None:
     await launch_as(client, lms, instructor())
@@ -248,12 +249,58 @@ async def test_a_teaching_assistant_does_not_replace_the_courses_professor(
         sub="lms-ta-1", roles=["http://purl.imsglobal.org/vocab/lis/v2/membership/Instructor#TeachingAssistant"]
     )
     response = await launch_as(other_client, lms, assistant)
-    assert response.headers["location"].startswith("/embed/dashboard?launch=")
     with psycopg.connect(database_url) as conn:
         rows = conn.execute(
-            "SELECT i.subject FROM lti_context c JOIN lti_identity i ON i.user_id = c.professor_id"
+            "SELECT i.subject, c.professor_id FROM lti_context c JOIN lti_identity i ON i.user_id = c.professor_id"
         ).fetchall()
-    assert rows == [("lms-instructor-1",)]
+        (user_type,) = conn.execute(
+            "SELECT u.user_type FROM user_account u JOIN lti_identity i ON i.user_id = u.id WHERE i.subject = 'lms-ta-1'"
+        ).fetchone()
+    assert [subject for subject, _ in rows] == ["lms-instructor-1"]
+    assert response.headers["location"].startswith(f"/embed/professors/{rows[0][1]}?launch=")
+    assert user_type == "student"
+
+
+@pytest.mark.parametrize(
+    ("claims", "names"),
+    [
+        ({"given_name": "Ada", "family_name": "Lovelace"}, ("Ada", "Lovelace")),
+        ({"given_name": "", "family_name": "", "name": "Augusta Ada King"}, ("Augusta Ada", "King")),
+        ({"given_name": "", "family_name": "", "preferred_username": "aking"}, ("aking", "")),
+    ],
+)
+async def test_a_launch_names_the_person_from_whichever_name_claims_the_platform_sends(
+    client: Any, lms: FakeLms, database_url: str, claims: dict[str, str], names: tuple[str, str]
+) -> None:
+    person = dataclasses.replace(
+        learner(),
+        given_name=claims.get("given_name", "Mia"),
+        family_name=claims.get("family_name", "Schmidt"),
+        extra={key: value for key, value in claims.items() if key in ("name", "preferred_username")},
+    )
+    await launch_as(client, lms, instructor())
+    await launch_as(client, lms, person)
+    with psycopg.connect(database_url) as conn:
+        row = conn.execute(
+            "SELECT u.first_name, u.last_name FROM user_account u JOIN lti_identity i ON i.user_id = u.id "
+            "WHERE i.subject = %s",
+            (person.sub,),
+        ).fetchone()
+    assert row == names
+
+
+async def test_a_returning_person_gets_the_name_the_platform_sends_now(
+    client: Any, other_client: Any, lms: FakeLms, database_url: str
+) -> None:
+    await launch_as(client, lms, instructor())
+    await launch_as(client, lms, learner())
+    await launch_as(other_client, lms, dataclasses.replace(learner(), given_name="Mia", family_name="Schmidt-Meyer"))
+    with psycopg.connect(database_url) as conn:
+        row = conn.execute(
+            "SELECT u.last_name FROM user_account u JOIN lti_identity i ON i.user_id = u.id WHERE i.subject = %s",
+            (learner().sub,),
+        ).fetchone()
+    assert row == ("Schmidt-Meyer",)
 
 
 async def test_a_returning_person_keeps_their_account(

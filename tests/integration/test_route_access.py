@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from tests.helpers import api_token, csrf_headers, make_user, web_login
+from tests.helpers import api_token, csrf_headers, make_admin, make_user, web_login
 
 PUBLIC, USER, STUDENT, PROFESSOR, ADMIN = "public", "user", "student", "professor", "admin"
 # (method, path template) -> who may call it. Paths are Litestar's templates.
@@ -23,6 +23,8 @@ ACCESS: dict[tuple[str, str], str] = {
     ("GET", "/login"): PUBLIC,
     ("POST", "/login"): PUBLIC,
     ("POST", "/logout"): PUBLIC,
+    ("GET", "/account/unlock"): PUBLIC,  # the mailed, signed link is the key
+    ("POST", "/account/unlock"): PUBLIC,
     ("GET", "/register"): PUBLIC,
     ("POST", "/register"): PUBLIC,
     ("GET", "/settings"): USER,
@@ -30,6 +32,7 @@ ACCESS: dict[tuple[str, str], str] = {
     ("POST", "/settings/password"): USER,
     ("POST", "/settings/picture"): USER,
     ("POST", "/settings/calendar-feed"): USER,
+    ("POST", "/settings/timezone"): USER,
     ("POST", "/settings/google/unlink"): USER,
     ("POST", "/settings/calendar/disconnect"): USER,
     ("GET", "/auth/google"): PUBLIC,
@@ -59,9 +62,11 @@ ACCESS: dict[tuple[str, str], str] = {
     ("GET", "/api/v1/bookings"): USER,
     ("GET", "/api/v1/bookings/{booking_id:uuid}"): USER,
     ("POST", "/api/v1/bookings/{booking_id:uuid}/confirm"): PROFESSOR,
+    ("POST", "/api/v1/bookings/{booking_id:uuid}/decline"): PROFESSOR,
     ("POST", "/api/v1/bookings/{booking_id:uuid}/cancel"): USER,
     ("POST", "/api/v1/bookings/{booking_id:uuid}/complete"): PROFESSOR,
     ("POST", "/api/v1/bookings/{booking_id:uuid}/no-show"): PROFESSOR,
+    ("POST", "/api/v1/bookings/{booking_id:uuid}/reschedule"): STUDENT,
     ("GET", "/api/v1/bookings/{booking_id:uuid}/note"): USER,
     ("PUT", "/api/v1/bookings/{booking_id:uuid}/note"): USER,
     ("GET", "/api/v1/stats"): PROFESSOR,
@@ -75,10 +80,18 @@ ACCESS: dict[tuple[str, str], str] = {
     ("POST", "/slots/{slot_id:uuid}/waitlist/accept"): STUDENT,
     ("GET", "/waitlist/{entry_id:uuid}/accept"): STUDENT,
     ("POST", "/waitlist/{entry_id:uuid}/accept"): STUDENT,
+    ("GET", "/waitlist"): STUDENT,
+    ("POST", "/waitlist/{entry_id:uuid}/pass"): STUDENT,
+    ("POST", "/waitlist/{entry_id:uuid}/leave"): STUDENT,
     ("GET", "/bookings"): USER,
     ("GET", "/bookings/{booking_id:uuid}"): USER,
     ("POST", "/bookings/{booking_id:uuid}/cancel"): USER,
     ("POST", "/bookings/{booking_id:uuid}/feedback"): STUDENT,
+    ("POST", "/bookings/{booking_id:uuid}/cancellation"): STUDENT,
+    ("POST", "/bookings/{booking_id:uuid}/reschedule"): STUDENT,
+    ("POST", "/bookings/{booking_id:uuid}/notes"): PROFESSOR,
+    ("GET", "/actions/{token:str}"): PUBLIC,  # the signed link is the key (tests/integration/test_email_actions.py)
+    ("POST", "/actions/{token:str}"): PUBLIC,
     ("GET", "/dashboard"): PROFESSOR,
     ("GET", "/dashboard/events"): PROFESSOR,
     ("GET", "/dashboard/stats"): PROFESSOR,
@@ -96,8 +109,8 @@ ACCESS: dict[tuple[str, str], str] = {
     ("POST", "/dashboard/bookings/{booking_id:uuid}/{outcome:str}"): PROFESSOR,
     ("GET", "/admin/notifications"): ADMIN,
     ("POST", "/admin/notifications/resend"): ADMIN,
-    ("GET", "/dev/mail"): PUBLIC,  # development only (404 in production), no personal data in test/dev
-    ("GET", "/dev/mail/{notification_id:uuid}"): PUBLIC,
+    ("GET", "/dev/mail"): ADMIN,  # development only (404 in production)
+    ("GET", "/dev/mail/{notification_id:uuid}"): ADMIN,
     ("GET", "/calendar/{feed_name:str}"): PUBLIC,  # the unguessable link is the key
     ("GET", "/static/{file_path:path}"): PUBLIC,
     ("GET", "/media/{file_path:path}"): PUBLIC,
@@ -178,10 +191,6 @@ async def test_only_admins_reach_admin_routes(client: Any, method: str, path: st
 
 @pytest.mark.parametrize(("method", "path"), guarded(ADMIN))
 async def test_admins_reach_admin_routes(client: Any, database_url: str, method: str, path: str) -> None:
-    import psycopg
-
-    admin = await make_user("professor")
-    with psycopg.connect(database_url, autocommit=True) as conn:
-        conn.execute("UPDATE user_account SET is_admin = true WHERE id = %s", (admin.id,))
+    admin = await make_admin("professor")
     headers = await signed_in_headers(client, admin, path)
     assert (await call(client, method, path, headers)).status_code in (200, 303)

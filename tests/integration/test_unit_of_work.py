@@ -14,7 +14,7 @@ from sqlalchemy import text
 
 from app.lib.unit_of_work import after_commit, savepoint, unit_of_work
 from app.worker import send_due_reminders
-from tests.helpers import api_token, book, csrf_headers, in_hours, make_slot, make_user, web_login
+from tests.helpers import api_token, book, csrf_headers, in_hours, make_admin, make_slot, make_user, web_login
 
 HTMX = {"HX-Request": "true"}
 
@@ -38,7 +38,7 @@ async def test_every_change_that_writes_an_outbox_row_queues_its_delivery_at_com
     client: Any, other_client: Any, database_url: str
 ) -> None:
     professor = await make_user("professor", waitlist_hold_minutes=60)
-    admin = await make_user()
+    admin = await make_admin()
     first, second, third = await make_user(), await make_user(), await make_user()
     slot = await make_slot(professor, in_hours(72))
     as_professor = await api_token(client, professor.username)
@@ -79,7 +79,6 @@ async def test_every_change_that_writes_an_outbox_row_queues_its_delivery_at_com
     reminded = await book(first, soon)
     await other_client.post(f"/api/v1/bookings/{reminded.id}/confirm", headers=as_professor)
     with psycopg.connect(database_url, autocommit=True) as conn:
-        conn.execute("UPDATE user_account SET is_admin = true WHERE id = %s", (admin.id,))
         conn.execute("UPDATE booking SET created_at = now() - interval '2 days' WHERE id = %s", (reminded.id,))
         failed = conn.execute(
             "UPDATE notification SET status = 'failed', attempts = 5 WHERE kind = 'booking_declined' RETURNING id"
@@ -92,6 +91,7 @@ async def test_every_change_that_writes_an_outbox_row_queues_its_delivery_at_com
     assert (declined.status_code, web_booked.status_code, resent.status_code) == (200, 200, 303)
     assert {kind for _, kind, _ in outbox(database_url)} == {
         "booking_requested",
+        "booking_received",
         "booking_confirmed",
         "booking_cancelled",
         "waitlist_offer",

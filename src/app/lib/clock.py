@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 from datetime import UTC, date, datetime, time, timedelta
-from zoneinfo import ZoneInfo
+from functools import lru_cache
+from zoneinfo import ZoneInfo, available_timezones
 
 DISPLAY_FORMAT = "%a %d %b %Y, %H:%M"
 
@@ -37,3 +38,42 @@ def day_bounds(first: date, last: date, timezone: str) -> tuple[datetime, dateti
     start = datetime.combine(first, time(0), tzinfo=zone).astimezone(UTC)
     end = datetime.combine(last + timedelta(days=1), time(0), tzinfo=zone).astimezone(UTC)
     return start, end
+
+
+ZONE_REGIONS = (
+    "Africa",
+    "America",
+    "Antarctica",
+    "Arctic",
+    "Asia",
+    "Atlantic",
+    "Australia",
+    "Europe",
+    "Indian",
+    "Pacific",
+)
+
+
+def offset_label(timezone: str, at: datetime | None = None) -> str:
+    """ "UTC+01:00": the zone's offset now (or at `at`)."""
+    offset = (at or utcnow()).astimezone(ZoneInfo(timezone)).utcoffset() or timedelta(0)
+    minutes = int(offset.total_seconds() // 60)
+    sign = "+" if minutes >= 0 else "−"
+    return f"UTC{sign}{abs(minutes) // 60:02d}:{abs(minutes) % 60:02d}"
+
+
+@lru_cache(maxsize=2)
+def zone_groups(day: date) -> list[tuple[str, list[tuple[str, str]]]]:
+    """The IANA zones people live in, grouped by region, each labelled with its city and today's offset."""
+    at = datetime.combine(day, time(12), tzinfo=UTC)
+    groups: dict[str, list[tuple[str, str]]] = {}
+    for name in sorted(available_timezones()):
+        region, _, place = name.partition("/")
+        if region in ZONE_REGIONS and place:
+            label = f"{place.replace('_', ' ').replace('/', ' – ')} ({offset_label(name, at)})"
+            groups.setdefault(region, []).append((name, label))
+    return [("UTC", [("UTC", "UTC (UTC+00:00)")]), *groups.items()]
+
+
+def timezone_groups() -> list[tuple[str, list[tuple[str, str]]]]:
+    return zone_groups(utcnow().date())

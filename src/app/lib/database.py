@@ -113,8 +113,17 @@ class DatabaseUnavailable(ConnectionError):
 CONNECT_FAILURES = (OSError, asyncpg.exceptions.CannotConnectNowError, asyncpg.exceptions.TooManyConnectionsError)
 
 
+# Until something connects, the embedded server need not run: `app --help` must not start it.
+EMBEDDED_PLACEHOLDER_URL = "postgresql+asyncpg://embedded"
+
+
 def create_engine(url: str, **options: Any) -> AsyncEngine:
-    """The engine, whose failures to connect read as DatabaseUnavailable (not as any other OSError of the app)."""
+    """The engine, whose failures to connect read as DatabaseUnavailable (not as any other OSError of the app).
+
+    Created on first use; with the embedded server that is when it starts (its address is known only then).
+    """
+    if url == EMBEDDED_PLACEHOLDER_URL:
+        url = asyncpg_url(get_database_url())
     engine = create_async_engine(url, **options)
 
     @event.listens_for(engine.sync_engine, "do_connect")
@@ -131,9 +140,10 @@ async def no_session_hook(message: Message, scope: Scope) -> None:
     """advanced-alchemy's per-request hook, unused: UnitOfWorkMiddleware commits or rolls back and closes."""
 
 
-def create_alchemy_config(database_url: str, settings: Settings) -> SQLAlchemyAsyncConfig:
+def create_alchemy_config(settings: Settings) -> SQLAlchemyAsyncConfig:
+    database_url = asyncpg_url(settings.database_url) if settings.database_url else EMBEDDED_PLACEHOLDER_URL
     return SQLAlchemyAsyncConfig(
-        connection_string=asyncpg_url(database_url),
+        connection_string=database_url,
         create_engine_callable=create_engine,
         session_config=AsyncSessionConfig(expire_on_commit=False),
         # After a database restart, pooled connections are dead: test each before use instead of failing once.
@@ -159,4 +169,4 @@ def get_database_url() -> str:
 
 @lru_cache(maxsize=1)
 def get_alchemy_config() -> SQLAlchemyAsyncConfig:
-    return create_alchemy_config(get_database_url(), get_settings())
+    return create_alchemy_config(get_settings())

@@ -30,6 +30,31 @@ class FieldErrors(DomainError):
     def single(cls, field: str, message: str) -> FieldErrors:
         return cls({field: message})
 
+    def in_words(self) -> str:
+        """The messages led by each field's name as a person reads it ("Meeting link: ...", not "meeting_url")."""
+        return " ".join(f"{field_label(field)}: {message}" for field, message in self.errors.items())
+
+
+# Field names whose words are not just the name with spaces.
+FIELD_LABELS = {
+    "meeting_url": "Meeting link",
+    "start_time": "Start",
+    "end_time": "End",
+    "day_start": "Daily from",
+    "day_end": "Daily until",
+    "duration_minutes": "Minutes per slot",
+    "buffer_minutes": "Break between slots",
+    "capacity": "Places",
+    "user_type": "Account type",
+    "second_reminder_minutes": "Second reminder",
+    "professor_notes": "Private notes",
+    "student_feedback": "Feedback",
+}
+
+
+def field_label(field: str) -> str:
+    return FIELD_LABELS.get(field, field.replace("_", " ").capitalize())
+
 
 class ConflictError(DomainError):
     """The request is well formed but the current state forbids it (full slot, bad transition...)."""

@@ -10,7 +10,7 @@ import asyncpg
 from advanced_alchemy.exceptions import NotFoundError as RepositoryNotFound
 from litestar import MediaType, Request, Response
 from litestar.exceptions import HTTPException, NotAuthorizedException
-from litestar.status_codes import HTTP_503_SERVICE_UNAVAILABLE
+from litestar.status_codes import HTTP_404_NOT_FOUND, HTTP_500_INTERNAL_SERVER_ERROR, HTTP_503_SERVICE_UNAVAILABLE
 from litestar.types import ExceptionHandlersMap
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 
@@ -21,6 +21,8 @@ from app.lib.rendering import HTML, is_htmx, redirect, render, toast_html
 
 logger = logging.getLogger(__name__)
 DATABASE_DOWN = "The service is briefly unavailable (database unreachable). Please try again in a moment."
+PAGE_NOT_FOUND = "We could not find that page. It may have moved, or the link may be mistyped."
+SERVER_ERROR = "Something went wrong on our side."
 
 
 def _json(status_code: int, detail: str, extra: Any = None, headers: dict[str, str] | None = None) -> Response[Any]:
@@ -45,15 +47,20 @@ def domain_error(request: Request[Any, Any, Any], exc: DomainError) -> Response[
     if is_api(request):
         extra = [{"key": f, "message": m} for f, m in exc.errors.items()] if isinstance(exc, FieldErrors) else None
         return _json(exc.status_code, exc.message, extra, headers)
-    return _web_error(request, exc.status_code, exc.message)
+    # People read fields by their labels, never by their code names.
+    message = exc.in_words() if isinstance(exc, FieldErrors) else exc.message
+    return _web_error(request, exc.status_code, message)
 
 
 def http_error(request: Request[Any, Any, Any], exc: HTTPException) -> Response[Any]:
     if is_api(request):
         return _json(exc.status_code, exc.detail, exc.extra or None, exc.headers)
     if isinstance(exc, NotAuthorizedException):
+        # The sign-in page says why the person is there (from `next`; no session row is made for a visitor).
         target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
         return redirect(request, f"/login?next={quote(target)}")
+    if exc.status_code == HTTP_404_NOT_FOUND:
+        return _web_error(request, exc.status_code, PAGE_NOT_FOUND)
     return _web_error(request, exc.status_code, exc.detail)
 
 
@@ -91,8 +98,18 @@ def database_error(request: Request[Any, Any, Any], exc: DBAPIError) -> Response
     ):
         return database_unavailable(request, exc)
     logger.exception("database error", exc_info=exc)
-    message = "Something went wrong on our side."
-    return _json(500, message) if is_api(request) else _web_error(request, 500, message)
+    return _server_error(request)
+
+
+def _server_error(request: Request[Any, Any, Any]) -> Response[Any]:
+    code = HTTP_500_INTERNAL_SERVER_ERROR
+    return _json(code, SERVER_ERROR) if is_api(request) else _web_error(request, code, SERVER_ERROR)
+
+
+def unexpected(request: Request[Any, Any, Any], exc: Exception) -> Response[Any]:
+    """A bug: logged with its traceback (handled errors are answers, not log lines), a plain 500 to the person."""
+    logger.error("unhandled error at %s %s", request.method, request.url.path, exc_info=exc)
+    return _server_error(request)
 
 
 def exception_handlers() -> ExceptionHandlersMap:
@@ -104,4 +121,5 @@ def exception_handlers() -> ExceptionHandlersMap:
         InterfaceError: database_unavailable,
         DatabaseUnavailable: database_unavailable,
         DBAPIError: database_error,
+        Exception: unexpected,
     }

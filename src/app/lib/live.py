@@ -131,5 +131,6 @@ def create_channels_plugin() -> ChannelsPlugin:
 
         backend: Any = RedisChannelsPubSubBackend(redis=_redis_client())
     else:
-        backend = ReconnectingAsyncPgBackend(dsn=get_database_url())
+        # The address is resolved when the backend connects (at startup), not when the app is built.
+        backend = ReconnectingAsyncPgBackend(make_connection=lambda: asyncpg.connect(dsn=get_database_url()))
     return ChannelsPlugin(backend=backend, arbitrary_channels_allowed=True, create_ws_route_handlers=False)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from litestar.handlers import HTTPRouteHandler
 from litestar.openapi.spec import Components, OpenAPI, OpenAPIMediaType, OpenAPIResponse, Reference, Schema
 from litestar.openapi.spec.enums import OpenAPIType
 
@@ -32,28 +33,37 @@ ERROR_SCHEMA = Schema(
 PUBLIC_OPERATIONS = {("/api/v1/auth/register", "post"), ("/api/v1/auth/token", "post")}
 
 
+def operation_id(route_handler: HTTPRouteHandler, http_method: object, path_components: object) -> str:
+    """`slotsBook`, `bookingsCancel`: the tag and the handler, so generated clients get short, stable names."""
+    tag = (route_handler.resolve_tags() or ["app"])[0]
+    first, *rest = f"{tag}_{route_handler.handler_name}".split("_")
+    return first + "".join(word.title() for word in rest)
+
+
+def error_response(description: str) -> OpenAPIResponse:
+    return OpenAPIResponse(
+        description=description,
+        content={"application/json": OpenAPIMediaType(schema=Reference(ref="#/components/schemas/Error"))},
+    )
+
+
 def document_errors(schema: OpenAPI) -> None:
     components = schema.components if isinstance(schema.components, Components) else Components()
     components.schemas = {**(components.schemas or {}), "Error": ERROR_SCHEMA}
     schema.components = components
     for path, item in (schema.paths or {}).items():
-        if not path.startswith("/api/"):
-            continue
         for method in ("get", "post", "put", "patch", "delete"):
             operation = getattr(item, method, None)
             if operation is None:
                 continue
-            if (path, method) in PUBLIC_OPERATIONS:
-                operation.security = []
             responses = operation.responses if operation.responses is not None else {}
-            for status, description in ERROR_STATUSES.items():
-                responses.setdefault(
-                    status,
-                    OpenAPIResponse(
-                        description=description,
-                        content={
-                            "application/json": OpenAPIMediaType(schema=Reference(ref="#/components/schemas/Error"))
-                        },
-                    ),
-                )
+            if "400" in responses:
+                # Litestar's own 400 types `extra` as ["null", "object", "array"] with no `items`, which
+                # generated clients cannot read (openapi-python-client drops the response): use ours.
+                responses["400"] = error_response(ERROR_STATUSES["400"])
+            if path.startswith("/api/"):
+                if (path, method) in PUBLIC_OPERATIONS:
+                    operation.security = []
+                for status, description in ERROR_STATUSES.items():
+                    responses.setdefault(status, error_response(description))
             operation.responses = responses

@@ -12,6 +12,7 @@ from collections.abc import Collection, Sequence
 from typing import Any
 
 from litestar_saq import CronJob, QueueConfig, SAQConfig
+from psycopg_pool import AsyncConnectionPool
 from saq import Queue
 from saq.types import Function, ReceivesContext
 
@@ -21,6 +22,18 @@ from app.lib.database import get_database_url, libpq_url
 logger = logging.getLogger(__name__)
 # SAQ logs every job (and the cron sweeps run each minute) at INFO; keep its warnings and errors only.
 logging.getLogger("saq").setLevel(logging.WARNING)
+
+
+class _HeartbeatStopped(logging.Filter):
+    """litestar-saq 0.8 stops its heartbeat thread by stopping that thread's event loop, then logs the stop it caused
+    as a crash, with a traceback, at every shutdown. Only that record is dropped; real heartbeat failures stay."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        error = record.exc_info[1] if record.exc_info else None
+        return not (isinstance(error, RuntimeError) and "Event loop stopped before Future completed" in str(error))
+
+
+logging.getLogger("litestar_saq.heartbeat").addFilter(_HeartbeatStopped())
 QUEUE_NAME = "default"
 HEALTH_TIMEOUT_SECONDS = 2.0
 
@@ -30,6 +43,17 @@ _config: SAQConfig | None = None
 def queue_dsn(settings: Settings) -> str:
     url = settings.queue_url or get_database_url()
     return url if url.startswith(("redis://", "rediss://")) else libpq_url(url)
+
+
+def queue_broker(settings: Settings) -> dict[str, Any]:
+    """How SAQ reaches its backend. On the embedded database the address is resolved at the first connection, so
+    building the app (e.g. for `app --help`) does not start the server."""
+    if settings.queue_url or settings.database_url:
+        return {"dsn": queue_dsn(settings)}
+    pool = AsyncConnectionPool(
+        lambda: queue_dsn(settings), check=AsyncConnectionPool.check_connection, open=False, kwargs={"autocommit": True}
+    )
+    return {"broker_instance": pool}
 
 
 def configure_queue(
@@ -44,7 +68,7 @@ def configure_queue(
         queue_configs=[
             QueueConfig(
                 name=QUEUE_NAME,
-                dsn=queue_dsn(settings),
+                **queue_broker(settings),
                 tasks=tasks,
                 scheduled_tasks=scheduled,
                 # In-process worker for `make run`; otherwise `app workers run` starts worker processes.

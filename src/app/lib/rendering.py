@@ -107,7 +107,10 @@ def form_errors(
     prefix: str = "err",
     status_code: int = 422,
 ) -> Response[str]:
-    return fragments(form_errors_html(request, fields, errors, prefix=prefix), status_code=status_code)
+    # Only out-of-band pieces: the form itself (the swap target) stays, with what was typed in it.
+    return fragments(
+        form_errors_html(request, fields, errors, prefix=prefix), status_code=status_code, headers={"HX-Reswap": "none"}
+    )
 
 
 def redirect(request: Request[Any, Any, Any], url: str) -> Response[Any]:

@@ -9,7 +9,7 @@ from jinja2 import Environment, FileSystemLoader, select_autoescape
 from litestar.plugins.jinja import JinjaTemplateEngine
 
 from app.config import PROJECT_ROOT
-from app.lib.clock import local_time
+from app.lib.clock import local_time, offset_label, timezone_groups
 
 TEMPLATE_DIR = PROJECT_ROOT / "src" / "app" / "web" / "templates"
 
@@ -23,5 +23,7 @@ def create_template_engine(template_globals: Mapping[str, Any] | None = None) ->
         lstrip_blocks=True,
     )
     env.filters["local_time"] = local_time
+    env.globals["timezone_groups"] = timezone_groups
+    env.globals["offset_label"] = offset_label
     env.globals.update(template_globals or {})
     return JinjaTemplateEngine.from_environment(env)

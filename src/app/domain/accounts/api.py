@@ -23,7 +23,7 @@ from app.domain.accounts.schemas import (
     UserOut,
 )
 from app.domain.accounts.services import UserService
-from app.domain.accounts.signin import SignInThrottle, sign_in
+from app.domain.accounts.signin import SignInThrottle, register_account, sign_in
 from app.domain.accounts.tokens import ApiTokenService
 from app.lib.guards import requires_user
 from app.lib.http import bearer_token, client_address
@@ -52,6 +52,7 @@ def user_out(user: User) -> UserOut:
         second_reminder_minutes=profile.second_reminder_minutes,
         waitlist_hold_minutes=profile.waitlist_hold_minutes,
         waitlist_auto_book=profile.waitlist_auto_book,
+        students_may_reschedule=profile.students_may_reschedule,
     )
 
 
@@ -73,9 +74,15 @@ class AccountApi(Controller):
     dependencies = DEPENDENCIES
 
     @post("/auth/register", status_code=HTTP_201_CREATED, summary="Create an account (and its profile)")
-    async def register(self, data: JSONBody[RegisterInput], users: NamedDependency[UserService]) -> UserOut:
+    async def register(
+        self,
+        request: Request[Any, Any, Any],
+        data: JSONBody[RegisterInput],
+        users: NamedDependency[UserService],
+        throttle: NamedDependency[SignInThrottle],
+    ) -> UserOut:
         fields = {f: getattr(data, f) for f in data.__struct_fields__}
-        return user_out(await users.register(fields))
+        return user_out(await register_account(users, throttle, fields, client_address(request)))
 
     @post("/auth/token", status_code=200, summary="Exchange username (or email) and password for a bearer token")
     async def token(

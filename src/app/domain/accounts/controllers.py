@@ -5,28 +5,52 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from litestar import Controller, Request, Response, get, post
-from litestar.datastructures import UploadFile
+from litestar.datastructures import Cookie, UploadFile
 from litestar.di import NamedDependency
-from litestar.params import MultipartBody, QueryParameter
+from litestar.params import FromQuery, MultipartBody, QueryParameter
 
 from app.config import get_settings
 from app.domain.accounts.deps import DEPENDENCIES
-from app.domain.accounts.forms import PasswordForm, ProfileForm, RegisterForm, SignInForm
+from app.domain.accounts.emails import UNLOCK_PURPOSE
+from app.domain.accounts.forms import PasswordForm, ProfileForm, RegisterForm, SignInForm, TimezoneForm, UnlockForm
 from app.domain.accounts.models import User
 from app.domain.accounts.schemas import GoogleIdentity
-from app.domain.accounts.services import TIMEZONES, UserService
-from app.domain.accounts.signin import PENDING_GOOGLE_KEY, SignInThrottle, landing_page, sign_in
+from app.domain.accounts.services import UserService
+from app.domain.accounts.signin import (
+    DEVICE_COOKIE,
+    PENDING_GOOGLE_KEY,
+    SignInThrottle,
+    device_token,
+    landing_page,
+    register_account,
+    sign_in,
+)
+from app.lib.clock import utcnow
 from app.lib.errors import AuthenticationFailed, FieldErrors, TooManyAttempts
 from app.lib.forms import read_form
 from app.lib.guards import requires_user
 from app.lib.http import client_address, safe_next
 from app.lib.rendering import flash, form_errors, is_htmx, redirect, render
 from app.lib.sessions import start_session
+from app.lib.signing import verified
 
+UNLOCK_INVALID = "This unlock link has expired or is not complete; sign in again later, or ask for help."
 REGISTER_FIELDS = tuple(RegisterForm.__struct_fields__)
 PROFILE_FORM_FIELDS = tuple(ProfileForm.__struct_fields__)
 PASSWORD_FIELDS = tuple(PasswordForm.__struct_fields__)
-SORTED_TIMEZONES = sorted(TIMEZONES)
+
+
+def known_device_cookie(user: User) -> Cookie:
+    """Set at each sign-in: this browser may sign in to the account even while failed attempts lock it."""
+    settings = get_settings()
+    return Cookie(
+        key=DEVICE_COOKIE,
+        value=device_token(user.id, settings),
+        max_age=400 * 24 * 3600,
+        httponly=True,
+        secure=settings.cookies_secure,
+        samesite="lax",
+    )
 
 
 class AccountPages(Controller):
@@ -51,8 +75,9 @@ class AccountPages(Controller):
     ) -> Response[Any]:
         form = await read_form(request, SignInForm)
         next_url = safe_next(form.next, "")
+        device = request.cookies.get(DEVICE_COOKIE)
         try:
-            user = await sign_in(users, throttle, form.username, form.password, client_address(request))
+            user = await sign_in(users, throttle, form.username, form.password, client_address(request), device)
         except (AuthenticationFailed, TooManyAttempts) as exc:
             return self._login_failed(request, form, exc)
         pending = request.session.get(PENDING_GOOGLE_KEY)
@@ -61,7 +86,9 @@ class AccountPages(Controller):
             await users.link_google(user.id, GoogleIdentity(**pending))
         start_session(request, {"user_id": str(user.id)})
         flash(request, f"Welcome, {user.first_name or user.username}.", "success")
-        return redirect(request, next_url or landing_page(user))
+        response = redirect(request, next_url or landing_page(user))
+        response.set_cookie(known_device_cookie(user))
+        return response
 
     def _login_failed(
         self, request: Request[Any, Any, Any], form: SignInForm, exc: AuthenticationFailed | TooManyAttempts
@@ -78,6 +105,23 @@ class AccountPages(Controller):
         }
         return render(request, "pages/login.html", context, status_code=status)
 
+    @get("/account/unlock")
+    async def unlock_page(self, request: Request[Any, Any, Any], t: FromQuery[str] = "") -> Response[Any]:
+        """The mailed unlock link opens a page with one button (a mail scanner's GET must not unlock)."""
+        valid = verified(UNLOCK_PURPOSE, t, utcnow(), get_settings()) is not None
+        context = {"token": t, "problem": None if valid else UNLOCK_INVALID}
+        return render(request, "pages/unlock.html", context, status_code=200 if valid else 410)
+
+    @post("/account/unlock", status_code=200)
+    async def unlock(self, request: Request[Any, Any, Any], throttle: NamedDependency[SignInThrottle]) -> Response[Any]:
+        form = await read_form(request, UnlockForm)
+        payload = verified(UNLOCK_PURPOSE, form.t, utcnow(), get_settings())
+        if payload is None:
+            return render(request, "pages/unlock.html", {"token": "", "problem": UNLOCK_INVALID}, status_code=410)
+        await throttle.clear_account(str(payload["user"]))
+        flash(request, "Your account is unlocked: sign in.", "success")
+        return redirect(request, "/login")
+
     @post("/logout", status_code=200)
     async def logout(self, request: Request[Any, Any, Any]) -> Response[Any]:
         request.clear_session()
@@ -85,19 +129,25 @@ class AccountPages(Controller):
 
     @get("/register", name="register")
     async def register_page(self, request: Request[Any, Any, Any]) -> Response[Any]:
-        context = {"errors": {}, "form": {"timezone": get_settings().default_timezone}, "timezones": SORTED_TIMEZONES}
+        # No zone chosen yet: the browser's own is preselected (falling back to DEFAULT_TIMEZONE without scripts).
+        context = {"errors": {}, "form": {"timezone": ""}, "default_timezone": get_settings().default_timezone}
         return render(request, "pages/register.html", context)
 
     @post("/register", status_code=200)
-    async def register(self, request: Request[Any, Any, Any], users: NamedDependency[UserService]) -> Response[Any]:
+    async def register(
+        self,
+        request: Request[Any, Any, Any],
+        users: NamedDependency[UserService],
+        throttle: NamedDependency[SignInThrottle],
+    ) -> Response[Any]:
         form = await read_form(request, RegisterForm)
         values = {name: getattr(form, name) for name in REGISTER_FIELDS}
         try:
-            user = await users.register(values)
+            user = await register_account(users, throttle, values, client_address(request))
         except FieldErrors as exc:
             if is_htmx(request):
                 return form_errors(request, REGISTER_FIELDS, exc.errors)
-            context = {"errors": exc.errors, "form": values, "timezones": SORTED_TIMEZONES}
+            context = {"errors": exc.errors, "form": values, "default_timezone": get_settings().default_timezone}
             return render(request, "pages/register.html", context, status_code=422)
         start_session(request, {"user_id": str(user.id)})
         flash(request, "Your account is ready.", "success")
@@ -108,7 +158,6 @@ class AccountPages(Controller):
         settings = get_settings()
         context = {
             "errors": {},
-            "timezones": SORTED_TIMEZONES,
             "app_url": settings.app_url,
             "google": settings.google_enabled,
         }
@@ -128,6 +177,16 @@ class AccountPages(Controller):
             return form_errors(request, PROFILE_FORM_FIELDS, exc.errors)
         flash(request, "Profile saved.", "success")
         return redirect(request, "/settings")
+
+    @post("/settings/timezone", guards=[requires_user], status_code=200)
+    async def switch_timezone(
+        self, request: Request[Any, Any, Any], users: NamedDependency[UserService]
+    ) -> Response[Any]:
+        """The time zone offer (this device's zone differs from the saved one): saved, back where the person was."""
+        form = await read_form(request, TimezoneForm)
+        await users.update_account(request.user.id, {"timezone": form.timezone})
+        flash(request, f"Times are now shown in {form.timezone}.", "success")
+        return redirect(request, safe_next(form.next, "/settings"))
 
     @post("/settings/calendar-feed", guards=[requires_user], status_code=200)
     async def regenerate_feed(

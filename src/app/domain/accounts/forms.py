@@ -41,6 +41,7 @@ class ProfileForm(msgspec.Struct):
     max_active_bookings_per_student: int | None = None
     waitlist_hold_minutes: int | None = None
     waitlist_auto_book: bool = False
+    students_may_reschedule: bool = False
 
     def changes(self, *, professor: bool) -> dict[str, object]:
         shared = ("first_name", "last_name", "email", "phone_number", "timezone", "department", "bio")
@@ -51,6 +52,7 @@ class ProfileForm(msgspec.Struct):
         if professor:
             changes["auto_confirm"] = self.auto_confirm
             changes["waitlist_auto_book"] = self.waitlist_auto_book
+            changes["students_may_reschedule"] = self.students_may_reschedule
             for name in PROFESSOR_NUMBERS:
                 changes[name] = getattr(self, name)
         return changes
@@ -71,3 +73,12 @@ PROFESSOR_NUMBERS = (
 class PasswordForm(msgspec.Struct):
     current_password: Verbatim = ""
     new_password: Verbatim = ""
+
+
+class TimezoneForm(msgspec.Struct):
+    timezone: str = ""
+    next: str = ""
+
+
+class UnlockForm(msgspec.Struct):
+    t: str = ""

@@ -53,6 +53,7 @@ class UserOut(msgspec.Struct):
     second_reminder_minutes: int | None
     waitlist_hold_minutes: int
     waitlist_auto_book: bool
+    students_may_reschedule: bool
 
 
 class ProfessorOut(msgspec.Struct):
@@ -82,6 +83,7 @@ class MeUpdate(PartialUpdate):
     second_reminder_minutes: int | msgspec.UnsetType | None = msgspec.UNSET
     waitlist_hold_minutes: int | msgspec.UnsetType = msgspec.UNSET
     waitlist_auto_book: bool | msgspec.UnsetType = msgspec.UNSET
+    students_may_reschedule: bool | msgspec.UnsetType = msgspec.UNSET
 
 
 class PasswordChange(msgspec.Struct):

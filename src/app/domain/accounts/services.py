@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import re
 import uuid
-from io import BytesIO
 from pathlib import Path
 from typing import Any
 from uuid import UUID
@@ -12,14 +11,15 @@ from zoneinfo import available_timezones
 
 from advanced_alchemy.repository import SQLAlchemyAsyncRepository
 from advanced_alchemy.service import ModelDictT, SQLAlchemyAsyncRepositoryService, is_dict
-from PIL import Image, UnidentifiedImageError
 from sqlalchemy import func, select
 
 from app.config import Settings, get_settings
 from app.domain.accounts.models import Profile, User, UserType, new_feed_token
 from app.domain.accounts.schemas import GoogleIdentity
 from app.lib.errors import INTEGRITY_ERRORS, ConflictError, FieldErrors, NotFound
+from app.lib.images import PictureRejected, clean_picture
 from app.lib.security import hash_password, verify_password
+from app.lib.text import control_character_problem
 from app.lib.unit_of_work import after_commit, savepoint
 
 USERNAME_PATTERN = re.compile(r"^[A-Za-z0-9_.@+-]{3,150}$")
@@ -29,7 +29,6 @@ COMMON_PASSWORDS = frozenset(
     {"password123", "1234567890", "qwertyuiop", "password1234", "iloveyou12", "letmein123", "0123456789"}
 )
 TIMEZONES = frozenset(available_timezones())
-PICTURE_FORMATS = {"PNG": "png", "JPEG": "jpg", "GIF": "gif", "WEBP": "webp"}
 
 USER_FIELDS = ("email", "first_name", "last_name", "phone_number", "timezone")
 PROFILE_FIELDS = (
@@ -42,7 +41,10 @@ PROFILE_FIELDS = (
     "max_active_bookings_per_student",
     "waitlist_hold_minutes",
     "waitlist_auto_book",
+    "students_may_reschedule",
 )
+# What registration may write; anything else a caller passes (is_admin, google_sub, profile_picture...) is dropped.
+REGISTRATION_FIELDS = frozenset({"username", "password", "user_type", *USER_FIELDS, *PROFILE_FIELDS})
 TEXT_LIMITS = {"first_name": 150, "last_name": 150, "phone_number": 32, "department": 200, "bio": 5000}
 HOUR_LIMITS = {"booking_notice_hours": (0, 720), "cancellation_notice_hours": (0, 720)}
 HOLD_MINUTES = (5, 2880)
@@ -68,6 +70,9 @@ def account_field_problems(changes: dict[str, Any]) -> dict[str, str]:
     for field, limit in TEXT_LIMITS.items():
         if field in changes and len(str(changes[field])) > limit:
             errors[field] = f"Use at most {limit} characters."
+    for field in (*TEXT_LIMITS, "username", "email"):
+        if problem := control_character_problem(changes.get(field), multiline=field == "bio"):
+            errors[field] = problem
     for field, (low, high) in HOUR_LIMITS.items():
         if field in changes and not low <= int(changes[field]) <= high:
             errors[field] = f"Enter a number of hours from {low} to {high}."
@@ -128,7 +133,11 @@ class UserService(SQLAlchemyAsyncRepositoryService[User]):
 
         `by_admin`: an administrator (the CLI) may create professors whatever the email domain.
         """
-        data = {key: value for key, value in data.items() if not (key == "timezone" and not value)}
+        data = {
+            key: value
+            for key, value in data.items()
+            if key in REGISTRATION_FIELDS and not (key == "timezone" and not value)
+        }
         errors = account_field_problems(data)
         username = str(data.get("username", "")).strip()
         if problem := password_problem(str(data.get("password", "")), username):
@@ -262,10 +271,13 @@ class UserService(SQLAlchemyAsyncRepositoryService[User]):
             raise FieldErrors.single(
                 "profile_picture", f"The picture is larger than {settings.max_upload_bytes // (1024 * 1024)} MB."
             )
-        extension = picture_extension(content)
+        try:
+            stored, extension = clean_picture(content)
+        except PictureRejected as exc:
+            raise FieldErrors.single("profile_picture", str(exc)) from exc
         settings.upload_dir.mkdir(parents=True, exist_ok=True)
         name = f"{uuid.uuid4().hex}.{extension}"
-        (settings.upload_dir / name).write_bytes(content)
+        (settings.upload_dir / name).write_bytes(stored)
         old = user.profile.profile_picture
         user.profile.profile_picture = f"/media/{name}"
         if old and old.startswith("/media/"):
@@ -277,18 +289,6 @@ class UserService(SQLAlchemyAsyncRepositoryService[User]):
 async def delete_files(paths: list[Path]) -> None:
     for path in paths:
         path.unlink(missing_ok=True)
-
-
-def picture_extension(content: bytes) -> str:
-    try:
-        with Image.open(BytesIO(content)) as image:
-            image.verify()
-            image_format = image.format or ""
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
-        raise FieldErrors.single("profile_picture", "Upload a PNG, JPEG, GIF or WebP image.") from exc
-    if image_format not in PICTURE_FORMATS:
-        raise FieldErrors.single("profile_picture", "Upload a PNG, JPEG, GIF or WebP image.")
-    return PICTURE_FORMATS[image_format]
 
 
 def may_self_register_as_professor(email: str, settings: Settings) -> bool:

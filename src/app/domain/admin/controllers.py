@@ -31,10 +31,12 @@ async def rendered(session: AsyncSession, row: Notification, renderers: EmailRen
 
 
 class DevMailbox(Controller):
-    """Development only: with no SMTP server, the outbox is the mailbox."""
+    """Development only, for administrators: with no SMTP server, the outbox is the mailbox (it holds everyone's
+    mail, so nobody else may read it)."""
 
     path = "/dev/mail"
     include_in_schema = False
+    guards = [requires_admin]
 
     def _guard(self) -> None:
         if get_settings().is_production:

@@ -243,8 +243,10 @@ class StatsService(SQLAlchemyAsyncRepositoryService[Booking]):
             ]
         )
         for row in rows:
+            # Every cell through safe_cell: names, e-mail addresses and usernames are typed by people too.
             writer.writerow(
-                [
+                safe_cell(value)
+                for value in (
                     row.id,
                     row.start_time.astimezone(zone).isoformat(),
                     row.end_time.astimezone(zone).isoformat(),
@@ -253,13 +255,13 @@ class StatsService(SQLAlchemyAsyncRepositoryService[Booking]):
                     row.first_name,
                     row.last_name,
                     row.email,
-                    safe_cell(row.topic),
+                    row.topic,
                     row.created_at.astimezone(zone).isoformat(),
                     row.cancelled_at.astimezone(zone).isoformat() if row.cancelled_at else "",
                     row.cancelled_by,
-                    safe_cell(row.cancel_reason),
-                    safe_cell(row.location),
-                ]
+                    row.cancel_reason,
+                    row.location,
+                )
             )
         return buffer.getvalue()
 

@@ -21,6 +21,8 @@ class CalendarFeed(Controller):
     @get(
         "/calendar/{feed_name:str}",
         summary="Your consultations as iCalendar (the link is the key)",
+        media_type="text/calendar",
+        response_description="An iCalendar (RFC 5545) document in UTF-8",
         responses={404: ResponseSpec(data_container=None, description="Unknown or replaced link")},
     )
     async def feed(self, feed_name: FromPath[str], db_session: NamedDependency[AsyncSession]) -> Response[bytes]:
@@ -33,6 +35,6 @@ class CalendarFeed(Controller):
         user = await db_session.get_one(User, user_id)
         return Response(
             await build_feed(db_session, user),
-            media_type="text/calendar; charset=utf-8",
+            media_type="text/calendar",  # Litestar adds "; charset=utf-8" to every text/* type
             headers={"Cache-Control": "private, max-age=300"},
         )

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, timedelta
 
 from icalendar import Calendar, Event
 from sqlalchemy import or_, select
@@ -12,6 +12,7 @@ from app.config import get_settings
 from app.domain.accounts.models import User
 from app.domain.consultations.ics import booking_uid
 from app.domain.consultations.models import ACTIVE, Booking, ConsultationSlot
+from app.lib.clock import utcnow
 
 FEED_HISTORY = timedelta(days=30)
 
@@ -24,7 +25,7 @@ async def build_feed(session: AsyncSession, user: User) -> bytes:
         .where(
             or_(Booking.student_id == user.id, ConsultationSlot.professor_id == user.id),
             Booking.status.in_(ACTIVE),
-            Booking.end_time > datetime.now(UTC) - FEED_HISTORY,
+            Booking.end_time > utcnow() - FEED_HISTORY,
         )
         .order_by(Booking.start_time)
     )
@@ -39,7 +40,8 @@ async def build_feed(session: AsyncSession, user: User) -> bytes:
         event = Event()
         event.add("uid", booking_uid(booking))
         event.add("sequence", booking.sequence)
-        event.add("dtstamp", datetime.now(UTC))
+        # When the booking last changed, not the fetch time: a poll with no change looks like no change.
+        event.add("dtstamp", booking.updated_at.astimezone(UTC))
         event.add("dtstart", booking.start_time)
         event.add("dtend", booking.end_time)
         event.add("summary", f"Consultation with {other.full_name}")

@@ -44,15 +44,22 @@ async def holds_booking_on(session: AsyncSession, slot: ConsultationSlot, studen
     return bool(mine)
 
 
-async def require_eligible(session: AsyncSession, student: User, slot: ConsultationSlot, profile: Profile) -> None:
-    """Not booked here already, free at that time, and under the professor's per-student limit."""
+async def require_eligible(
+    session: AsyncSession, student: User, slot: ConsultationSlot, profile: Profile, *, moving: Booking | None = None
+) -> None:
+    """Not booked here already, free at that time, and under the professor's per-student limit.
+
+    `moving`: the student's booking that this place replaces (a reschedule); it is neither a clash nor counted.
+    """
     if await holds_booking_on(session, slot, student):
         raise ConflictError("You have booked this slot already.")
+    others = [Booking.id != moving.id] if moving is not None else []
     overlapping = select(Booking).where(
         Booking.student_id == student.id,
         Booking.status.in_(ACTIVE),
         Booking.start_time < slot.end_time,
         Booking.end_time > slot.start_time,
+        *others,
     )
     clash = (await session.scalars(overlapping.limit(1))).unique().first()
     if clash is not None:
@@ -67,6 +74,7 @@ async def require_eligible(session: AsyncSession, student: User, slot: Consultat
             Booking.status.in_(ACTIVE),
             ConsultationSlot.professor_id == slot.professor_id,
             Booking.end_time > utcnow(),
+            *others,
         )
     )
     if (held or 0) >= profile.max_active_bookings_per_student:
@@ -76,9 +84,21 @@ async def require_eligible(session: AsyncSession, student: User, slot: Consultat
 
 
 async def take_place(
-    session: AsyncSession, slot: ConsultationSlot, student: User, topic: str, profile: Profile
+    session: AsyncSession,
+    slot: ConsultationSlot,
+    student: User,
+    topic: str,
+    profile: Profile,
+    *,
+    acknowledge: bool = False,
+    moved_from: Booking | None = None,
 ) -> Booking:
-    """Create the booking on the locked slot, tell the parties, announce it."""
+    """Create the booking on the locked slot, tell the parties, announce it.
+
+    `acknowledge`: the student asked for this place themselves, so a request waiting for the professor's answer is
+    acknowledged to them (a booking_received mail). `moved_from`: the student's booking this one replaces (a
+    reschedule): the professor is told of the move instead of a new request.
+    """
     status = BookingStatus.CONFIRMED if profile.auto_confirm else BookingStatus.PENDING
     confirmed = status == BookingStatus.CONFIRMED
     # Times are copied from the slot so the database can refuse a student's overlapping bookings.
@@ -96,11 +116,25 @@ async def take_place(
     await session.refresh(booking)  # with its slot and student, as callers show them
     await refresh_slot_status(session, slot)
     notifications = NotificationService(session=session)
+    moved = (
+        {"moved_from_start": moved_from.start_time.isoformat(), "moved_from_end": moved_from.end_time.isoformat()}
+        if moved_from is not None
+        else None
+    )
     await notifications.record(
-        user_id=slot.professor_id, booking_id=booking.id, kind=NotificationKind.BOOKING_REQUESTED
+        user_id=slot.professor_id,
+        booking_id=booking.id,
+        kind=NotificationKind.BOOKING_RESCHEDULED if moved else NotificationKind.BOOKING_REQUESTED,
+        context=moved,
     )
     if confirmed:
-        await notifications.record(user_id=student.id, booking_id=booking.id, kind=NotificationKind.BOOKING_CONFIRMED)
+        await notifications.record(
+            user_id=student.id, booking_id=booking.id, kind=NotificationKind.BOOKING_CONFIRMED, context=moved
+        )
         booking_changed.send(session, booking.id)
+    elif acknowledge:
+        await notifications.record(
+            user_id=student.id, booking_id=booking.id, kind=NotificationKind.BOOKING_RECEIVED, context=moved
+        )
     await announce(session, "booking_created", slot.professor_id, slot.id, booking.id)
     return booking

@@ -28,6 +28,7 @@ from app.domain.consultations.schemas import (
     BulkSlotsOut,
     NoteIn,
     NoteOut,
+    RescheduleIn,
     SlotCancelIn,
     SlotClash,
     SlotIn,
@@ -284,6 +285,26 @@ class BookingApi(Controller):
         data: JSONBody[BookingCancelIn | None] = None,
     ) -> BookingOut:
         return booking_out(await bookings.decline(request.user, booking_id, data.reason if data else ""))
+
+    @post(
+        "/{booking_id:uuid}/reschedule",
+        guards=[requires_student],
+        status_code=HTTP_201_CREATED,
+        summary="Move your booking to another free slot of the same professor",
+        description=(
+            "One step: the current place is kept until the new one is taken, then the current booking is cancelled"
+            " ('Moved to ...'). The new booking follows the professor's confirmation rule. 409 when the new slot is"
+            " full, taken or too late, 403 when the professor does not let students move bookings."
+        ),
+    )
+    async def reschedule(
+        self,
+        request: Request[User, Any, Any],
+        booking_id: FromPath[UUID],
+        data: JSONBody[RescheduleIn],
+        bookings: NamedDependency[BookingService],
+    ) -> BookingOut:
+        return booking_out(await bookings.reschedule(request.user, booking_id, data.slot_id))
 
     @post("/{booking_id:uuid}/complete", guards=[requires_professor], status_code=HTTP_200_OK, summary="Mark completed")
     async def complete(

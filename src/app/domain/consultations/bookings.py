@@ -2,25 +2,62 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
 from uuid import UUID
 
 from advanced_alchemy.repository import SQLAlchemyAsyncRepository
 from advanced_alchemy.service import SQLAlchemyAsyncRepositoryService
-from sqlalchemy import ColumnElement, func, or_, select
+from sqlalchemy import ColumnElement, exists, func, or_, select, update
 
 from app.domain.accounts.models import User
 from app.domain.consultations.admission import professor_profile, require_bookable, require_eligible, take_place
 from app.domain.consultations.capacity import lock_slot, places_of, refresh_slot_status
 from app.domain.consultations.events import NotificationKind, booking_changed
-from app.domain.consultations.models import ACTIVE, Booking, BookingStatus, ConsultationSlot
+from app.domain.consultations.links import (
+    PROFESSOR_ACTIONS,
+    ActionLink,
+    LinkExpired,
+    LinkForAnotherAccount,
+    LinkInvalid,
+    LinkUsed,
+)
+from app.domain.consultations.models import (
+    ACTIVE,
+    Booking,
+    BookingStatus,
+    ConsultationNote,
+    ConsultationSlot,
+    SlotStatus,
+)
 from app.domain.consultations.rules import text_problems
 from app.domain.consultations.waitlist import accepted, open_offer, place_freed
 from app.domain.notifications.services import NotificationService
-from app.lib.clock import utcnow
+from app.lib.clock import describe_time, utcnow
 from app.lib.errors import INTEGRITY_ERRORS, ConflictError, FieldErrors, Forbidden, NotFound
 from app.lib.live import announce
 from app.lib.unit_of_work import savepoint
+
+# How far ahead a student is offered other times to move their booking to.
+MOVE_WINDOW = timedelta(days=14)
+
+
+@dataclass(frozen=True)
+class StudentChoices:
+    """What the student may still do with their booking (and why not): cancel it, or move it to a free slot."""
+
+    cancel_until: datetime | None = None
+    cancel_problem: str | None = None
+    move_problem: str | None = None
+    free_slots: list[ConsultationSlot] = field(default_factory=list)
+
+    @property
+    def can_cancel(self) -> bool:
+        return self.cancel_problem is None
+
+    @property
+    def can_move(self) -> bool:
+        return self.move_problem is None
 
 
 class BookingService(SQLAlchemyAsyncRepositoryService[Booking]):
@@ -60,7 +97,7 @@ class BookingService(SQLAlchemyAsyncRepositoryService[Booking]):
         await require_eligible(session, student, slot, profile)
         if offer is not None:
             accepted(offer)  # before the booking, so the held place is not counted twice
-        return await take_place(session, slot, student, topic, profile)
+        return await take_place(session, slot, student, topic, profile, acknowledge=True)
 
     async def get_visible(self, user: User, booking_id: UUID) -> Booking:
         """A booking its student or its slot's professor may see; anyone else gets NotFound."""
@@ -106,16 +143,27 @@ class BookingService(SQLAlchemyAsyncRepositoryService[Booking]):
         )
         return int(await self.repository.session.scalar(query) or 0)
 
-    async def _transition(self, user: User, booking_id: UUID) -> tuple[Booking, ConsultationSlot]:
-        """Lock the slot first, then the booking: the same order as booking, so no deadlock."""
+    async def _transition(
+        self, user: User, booking_id: UUID, sequence: int | None = None
+    ) -> tuple[Booking, ConsultationSlot]:
+        """Lock the slot first, then the booking: the same order as booking, so no deadlock.
+
+        `sequence`: the version of the booking an e-mailed link was made for; any other version refuses (LinkUsed).
+        """
         booking = await self.get_visible(user, booking_id)
         slot = await lock_slot(self.repository.session, booking.slot_id)
-        await self.repository.session.execute(select(Booking.id).where(Booking.id == booking.id).with_for_update())
-        await self.repository.session.refresh(booking)
+        await self._lock(booking, sequence)
         return booking, slot
 
-    async def confirm(self, professor: User, booking_id: UUID) -> Booking:
-        booking, slot = await self._transition(professor, booking_id)
+    async def _lock(self, booking: Booking, sequence: int | None) -> None:
+        """Lock the booking's row (its slot is locked already) and read it afresh."""
+        await self.repository.session.execute(select(Booking.id).where(Booking.id == booking.id).with_for_update())
+        await self.repository.session.refresh(booking)
+        if sequence is not None and booking.sequence != sequence:
+            raise LinkUsed()
+
+    async def confirm(self, professor: User, booking_id: UUID, *, sequence: int | None = None) -> Booking:
+        booking, slot = await self._transition(professor, booking_id, sequence)
         require_professor(professor, slot)
         if booking.status != BookingStatus.PENDING:
             raise ConflictError(f"Only a pending booking can be confirmed; this one is {booking.status}.")
@@ -130,8 +178,8 @@ class BookingService(SQLAlchemyAsyncRepositoryService[Booking]):
         await announce(self.repository.session, "booking_changed", slot.professor_id, slot.id, booking.id)
         return booking
 
-    async def cancel(self, user: User, booking_id: UUID, reason: str = "") -> Booking:
-        booking, slot = await self._transition(user, booking_id)
+    async def cancel(self, user: User, booking_id: UUID, reason: str = "", *, sequence: int | None = None) -> Booking:
+        booking, slot = await self._transition(user, booking_id, sequence)
         reason = reason.strip()
         if errors := text_problems({"reason": reason}):
             raise FieldErrors(errors)
@@ -140,10 +188,9 @@ class BookingService(SQLAlchemyAsyncRepositoryService[Booking]):
         by_professor = slot.professor_id == user.id
         if by_professor and not reason:
             raise FieldErrors.single("reason", "Tell the student why you cancel.")
-        if not by_professor:
+        if not by_professor and utcnow() > cancellation_deadline(slot):
             notice = professor_profile(slot).cancellation_notice_hours
-            if utcnow() > slot.start_time - timedelta(hours=notice):
-                raise ConflictError(f"Bookings can be cancelled up to {notice} hours before the start.")
+            raise ConflictError(f"Bookings can be cancelled up to {notice} hours before the start.")
         # A professor saying no to a request declines it: an outcome of its own, in wording and in the data.
         declined = by_professor and booking.status == BookingStatus.PENDING
         booking.status = (BookingStatus.DECLINED if declined else BookingStatus.CANCELLED).value
@@ -156,19 +203,172 @@ class BookingService(SQLAlchemyAsyncRepositoryService[Booking]):
             recipient = booking.student_id
         else:
             kind, recipient = NotificationKind.BOOKING_CANCELLED, slot.professor_id
+            await self._withdraw_from_calendar(booking, {"reason": reason})
         await self.notifications.record(user_id=recipient, booking_id=booking.id, kind=kind, context={"reason": reason})
         booking_changed.send(self.repository.session, booking.id)
         await announce(self.repository.session, "booking_changed", slot.professor_id, slot.id, booking.id)
         return booking
 
-    async def decline(self, professor: User, booking_id: UUID, reason: str = "") -> Booking:
+    async def decline(
+        self, professor: User, booking_id: UUID, reason: str = "", *, sequence: int | None = None
+    ) -> Booking:
         """pending -> declined, by the professor, with a reason for the student."""
-        booking = await self.get_visible(professor, booking_id)
-        if booking.slot.professor_id != professor.id:
-            raise Forbidden("Only the professor of this slot can do that.")
+        booking, slot = await self._transition(professor, booking_id, sequence)
+        require_professor(professor, slot)
         if booking.status != BookingStatus.PENDING:
             raise ConflictError(f"Only a pending request can be declined; this one is {booking.status}.")
+        if not reason.strip():
+            raise FieldErrors.single("reason", "Tell the student why you decline the request.")
         return await self.cancel(professor, booking_id, reason)
+
+    async def reschedule(
+        self, student: User, booking_id: UUID, slot_id: UUID, *, sequence: int | None = None
+    ) -> Booking:
+        """Move the student's booking to another free slot of the same professor, in one step.
+
+        The current place is kept until the new one is taken: both slots are locked (in id order, so two moves
+        between the same slots cannot deadlock), the new place is taken under the usual rules, then the old booking
+        is cancelled ("Moved to ..."). Anything refused undoes the whole move (a savepoint); nothing changes.
+        """
+        try:
+            async with savepoint(self.repository.session):
+                return await self._reschedule(student, booking_id, slot_id, sequence)
+        except INTEGRITY_ERRORS as exc:  # the partial unique index or the exclusion constraint caught a race
+            raise ConflictError("You already hold a booking at this time.") from exc
+
+    async def _reschedule(self, student: User, booking_id: UUID, slot_id: UUID, sequence: int | None) -> Booking:
+        session = self.repository.session
+        booking = await self.get_visible(student, booking_id)
+        if booking.student_id != student.id:
+            raise NotFound("Booking not found.")
+        if slot_id == booking.slot_id:
+            raise ConflictError("Your booking is at this time already; choose another time.")
+        locked = {each: await lock_slot(session, each) for each in sorted((booking.slot_id, slot_id))}
+        old_slot, new_slot = locked[booking.slot_id], locked[slot_id]
+        await self._lock(booking, sequence)
+        if booking.status not in ACTIVE:
+            raise ConflictError(f"Only a pending or confirmed booking can be moved; this one is {booking.status}.")
+        profile = professor_profile(old_slot)
+        if not profile.students_may_reschedule:
+            raise Forbidden(
+                f"{old_slot.professor.full_name} does not let students move bookings; cancel it and book again."
+            )
+        if utcnow() > cancellation_deadline(old_slot):
+            raise ConflictError(
+                f"Bookings can be moved up to {profile.cancellation_notice_hours} hours before the start."
+            )
+        if new_slot.professor_id != old_slot.professor_id:
+            raise ConflictError("A booking moves only to another time of the same professor.")
+        require_bookable(new_slot, profile)
+        # A student holding a waitlist offer for the new slot takes the held place.
+        offer = await open_offer(session, new_slot, student)
+        if offer is None and (await places_of(session, new_slot)).taken >= new_slot.capacity:
+            raise ConflictError("This slot is full.")
+        await require_eligible(session, student, new_slot, profile, moving=booking)
+        if offer is not None:
+            accepted(offer)
+        moved = await take_place(
+            session, new_slot, student, booking.topic, profile, acknowledge=True, moved_from=booking
+        )
+        when = describe_time(new_slot.start_time, new_slot.end_time, student.timezone)
+        booking.status, booking.cancelled_by, booking.cancelled_at = BookingStatus.CANCELLED.value, student.id, utcnow()
+        booking.cancel_reason = f"Moved to {when}"
+        booking.sequence += 1
+        await self._withdraw_from_calendar(booking, {"reason": booking.cancel_reason, "moved": True})
+        # The professor's notes for the consultation go with it.
+        await session.execute(
+            update(ConsultationNote).where(ConsultationNote.booking_id == booking.id).values(booking_id=moved.id)
+        )
+        await place_freed(session, old_slot)
+        await refresh_slot_status(session, old_slot)
+        booking_changed.send(session, booking.id)
+        await announce(session, "booking_changed", old_slot.professor_id, old_slot.id, booking.id)
+        return moved
+
+    async def _withdraw_from_calendar(self, booking: Booking, context: dict[str, object]) -> None:
+        """The student cancelled or moved a booking they had an invitation (iCalendar REQUEST) for: they get the
+        CANCEL, so that their calendar app removes the event too."""
+        if booking.confirmed_at is not None:
+            await self.notifications.record(
+                user_id=booking.student_id,
+                booking_id=booking.id,
+                kind=NotificationKind.BOOKING_CANCELLED,
+                context=context,
+            )
+
+    async def for_link(self, link: ActionLink, viewer: User | None) -> tuple[User, Booking]:
+        """The person an e-mailed link acts for, and the booking it names, while the link still holds.
+
+        Refused: while someone else is signed in (LinkForAnotherAccount), once it expired or the consultation began
+        (LinkExpired), once the booking changed since the link was made or left the state it was made for (LinkUsed).
+        """
+        if viewer is not None and viewer.id != link.user_id:
+            raise LinkForAnotherAccount()
+        now = utcnow()
+        if link.expired(now):
+            raise LinkExpired()
+        actor = await self.repository.session.get(User, link.user_id)
+        if actor is None or not actor.is_active:
+            raise LinkInvalid()
+        try:
+            booking = await self.get_visible(actor, link.booking_id)
+        except NotFound as exc:
+            raise LinkInvalid() from exc
+        party = booking.slot.professor_id if link.action in PROFESSOR_ACTIONS else booking.student_id
+        if party != actor.id:
+            raise LinkInvalid()
+        if booking.start_time <= now:
+            raise LinkExpired()
+        if booking.sequence != link.sequence or booking.status not in ACTIVE:
+            raise LinkUsed()
+        if link.action in PROFESSOR_ACTIONS and booking.status != BookingStatus.PENDING:
+            raise LinkUsed()
+        return actor, booking
+
+    async def student_choices(self, student: User, booking: Booking) -> StudentChoices:
+        """Whether the student may still cancel or move `booking`, and the free slots it could move to."""
+        slot, profile = booking.slot, professor_profile(booking.slot)
+        if booking.student_id != student.id:
+            raise NotFound("Booking not found.")
+        if booking.status not in ACTIVE:
+            problem = "This booking is no longer active: there is nothing to change."
+            return StudentChoices(cancel_problem=problem, move_problem=problem)
+        deadline = cancellation_deadline(slot)
+        if utcnow() > deadline:
+            hours = profile.cancellation_notice_hours
+            return StudentChoices(
+                cancel_problem=f"Bookings can be cancelled up to {hours} hours before the start.",
+                move_problem=f"Bookings can be moved up to {hours} hours before the start.",
+            )
+        if not profile.students_may_reschedule:
+            problem = f"{slot.professor.full_name} does not let students move bookings; cancel it and book again."
+            return StudentChoices(cancel_until=deadline, move_problem=problem)
+        return StudentChoices(cancel_until=deadline, free_slots=await self._free_slots(student, booking))
+
+    async def _free_slots(self, student: User, booking: Booking) -> list[ConsultationSlot]:
+        """The professor's other slots of the next MOVE_WINDOW with a free place, at times the student is free."""
+        now, profile = utcnow(), professor_profile(booking.slot)
+        busy = exists().where(
+            Booking.student_id == student.id,
+            Booking.status.in_(ACTIVE),
+            Booking.id != booking.id,
+            Booking.start_time < ConsultationSlot.end_time,
+            Booking.end_time > ConsultationSlot.start_time,
+        )
+        query = (
+            select(ConsultationSlot)
+            .where(
+                ConsultationSlot.professor_id == booking.slot.professor_id,
+                ConsultationSlot.status == SlotStatus.AVAILABLE.value,
+                ConsultationSlot.id != booking.slot_id,
+                ConsultationSlot.start_time >= now + timedelta(hours=profile.booking_notice_hours),
+                ConsultationSlot.start_time < now + MOVE_WINDOW,
+                ~busy,
+            )
+            .order_by(ConsultationSlot.start_time)
+            .limit(200)
+        )
+        return list((await self.repository.session.scalars(query)).unique().all())
 
     async def mark_outcome(self, professor: User, booking_id: UUID, outcome: BookingStatus) -> Booking:
         """confirmed -> completed | no_show, by the professor, once the consultation has started."""
@@ -183,6 +383,11 @@ class BookingService(SQLAlchemyAsyncRepositoryService[Booking]):
         booking.status = outcome.value
         await announce(self.repository.session, "booking_changed", slot.professor_id, slot.id, booking.id)
         return booking
+
+
+def cancellation_deadline(slot: ConsultationSlot) -> datetime:
+    """Until when the student may cancel (or move) a booking on this slot."""
+    return slot.start_time - timedelta(hours=professor_profile(slot).cancellation_notice_hours)
 
 
 def require_professor(user: User, slot: ConsultationSlot) -> None:

@@ -11,14 +11,17 @@ from app.config import Settings
 from app.domain.accounts.models import User
 from app.domain.consultations.events import NotificationKind
 from app.domain.consultations.ics import build_ics
-from app.domain.consultations.models import Booking
+from app.domain.consultations.links import ActionLink, LinkAction, action_url, link_expiry
+from app.domain.consultations.models import ACTIVE, Booking, BookingStatus
 from app.domain.consultations.reminders import reminder_still_valid
 from app.domain.notifications.emails import Detail, EmailContent, EmailRenderers, NoLongerRelevant, render_text
 from app.domain.notifications.models import Notification
-from app.lib.clock import DISPLAY_FORMAT, local_time
+from app.lib.clock import DISPLAY_FORMAT, describe_time, local_time, utcnow
 
 SUBJECTS = {
     NotificationKind.BOOKING_REQUESTED: "New booking: {student} on {when}",
+    NotificationKind.BOOKING_RECEIVED: "Request sent: consultation with {professor} on {when}",
+    NotificationKind.BOOKING_RESCHEDULED: "Moved: {student}'s consultation, now {when}",
     NotificationKind.BOOKING_CONFIRMED: "Confirmed: consultation with {professor} on {when}",
     NotificationKind.BOOKING_DECLINED: "Declined: consultation with {professor} on {when}",
     NotificationKind.BOOKING_CANCELLED: "Cancelled: consultation on {when}",
@@ -41,6 +44,36 @@ def _greeting(user: User) -> str:
     return user.first_name or user.username
 
 
+MANAGE = "Manage this booking"
+
+
+def booking_actions(booking: Booking, recipient: User, settings: Settings) -> list[Detail]:
+    """The buttons of a message about a booking that is still ahead.
+
+    The professor answers a pending request from the mail (Confirm, Decline: signed links) and manages the booking
+    on its page (after signing in). The student's "Manage" is a signed link to a page where they can move the
+    booking to another free time or cancel it, signed in or not.
+    """
+    now = utcnow()
+    if booking.status not in ACTIVE or booking.start_time <= now:
+        return []
+    expires = link_expiry(booking.start_time, now)
+
+    def signed(action: LinkAction) -> str:
+        link = ActionLink(action, booking.id, recipient.id, booking.sequence, expires)
+        return action_url(settings.app_url, link, settings.secret_key)
+
+    if recipient.id == booking.student_id:
+        return [Detail(MANAGE, "Move it to another time, or cancel it", url=signed(LinkAction.MANAGE))]
+    actions = []
+    if booking.status == BookingStatus.PENDING:
+        actions = [
+            Detail("Confirm", "Confirm the request", url=signed(LinkAction.CONFIRM)),
+            Detail("Decline", "Decline the request, with a reason for the student", url=signed(LinkAction.DECLINE)),
+        ]
+    return [*actions, Detail(MANAGE, "Open the booking", url=f"{settings.app_url}/bookings/{booking.id}")]
+
+
 async def booking_email(session: AsyncSession, row: Notification, settings: Settings) -> EmailContent:
     """A message about one booking, in the recipient's time zone, with its details and (for changes) an .ics."""
     recipient = await session.get_one(User, row.user_id)
@@ -52,7 +85,19 @@ async def booking_email(session: AsyncSession, row: Notification, settings: Sett
     slot, zone = booking.slot, recipient.timezone
     when = f"{local_time(booking.start_time, zone)} ({zone})"
     reason = str(row.context.get("reason", ""))
-    context: dict[str, Any] = {"notification": row, "booking": booking, "slot": slot}
+    moved_from = ""
+    if row.context.get("moved_from_start") and row.context.get("moved_from_end"):
+        moved_start, moved_end = (
+            datetime.fromisoformat(row.context[key]) for key in ("moved_from_start", "moved_from_end")
+        )
+        moved_from = describe_time(moved_start, moved_end, zone)
+    context: dict[str, Any] = {
+        "notification": row,
+        "booking": booking,
+        "slot": slot,
+        "when": describe_time(booking.start_time, booking.end_time, zone),
+        "moved_from": moved_from,
+    }
     start, end = local_time(booking.start_time, zone, "%A %d %B %Y, %H:%M"), local_time(booking.end_time, zone, "%H:%M")
     details = [
         Detail("When", f"{start}–{end} ({zone})"),
@@ -67,6 +112,7 @@ async def booking_email(session: AsyncSession, row: Notification, settings: Sett
     if reason:
         details.append(Detail("Reason", reason))
     method = ICS_METHOD.get(NotificationKind(row.kind))
+    actions = booking_actions(booking, recipient, settings)
     return EmailContent(
         address=recipient.email,
         greeting=_greeting(recipient),
@@ -75,7 +121,9 @@ async def booking_email(session: AsyncSession, row: Notification, settings: Sett
         ),
         body=render_text("emails/booking_body.txt", **context),
         details=details,
-        link=Detail("Details", "See the booking", url=f"{settings.app_url}/bookings/{booking.id}"),
+        actions=actions,
+        # A booking that is over or no longer active has nothing to act on: its page, for the record.
+        link=None if actions else Detail("Details", "See the booking", url=f"{settings.app_url}/bookings/{booking.id}"),
         ics=build_ics(booking, method, settings) if method else None,
         ics_method=method,
     )

@@ -10,11 +10,13 @@ from app.lib.unit_of_work import AfterCommitSignal
 
 class NotificationKind(enum.StrEnum):
     BOOKING_REQUESTED = "booking_requested"  # to the professor
+    BOOKING_RECEIVED = "booking_received"  # to the student: their request was sent, the professor will answer
     BOOKING_CONFIRMED = "booking_confirmed"  # to the student
     BOOKING_DECLINED = "booking_declined"  # to the student: the professor cancelled a pending request
     BOOKING_CANCELLED = "booking_cancelled"  # to the other party
     SLOT_CANCELLED = "slot_cancelled"  # to each booked student
     BOOKING_MOVED = "booking_moved"  # to the student: the professor changed the slot's time or place
+    BOOKING_RESCHEDULED = "booking_rescheduled"  # to the professor: the student moved to another of their slots
     REMINDER = "reminder"  # to both, before the start
     WAITLIST_OFFER = "waitlist_offer"  # to the student: a place is held for them
     WAITLIST_BOOKED = "waitlist_booked"  # to the student: booked straight from the waitlist

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 from typing import Any
+from uuid import UUID
 from zoneinfo import ZoneInfo
 
 import msgspec
@@ -17,6 +18,24 @@ class TopicForm(msgspec.Struct):
 
 class ReasonForm(msgspec.Struct):
     reason: str = ""
+
+
+class RescheduleForm(msgspec.Struct):
+    """Move a booking: the free slot chosen (its id; the service decides whether it can be taken)."""
+
+    slot_id: str = ""
+
+    def target(self) -> UUID:
+        try:
+            return UUID(self.slot_id)
+        except ValueError as exc:
+            raise FieldErrors.single("slot_id", "Choose one of the free times listed.") from exc
+
+
+class NotesForm(msgspec.Struct):
+    """The professor's private notes on a booking."""
+
+    professor_notes: str = ""
 
 
 class AcceptForm(msgspec.Struct):

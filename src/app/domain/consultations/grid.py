@@ -30,6 +30,7 @@ class SlotCell:
     booked: int
     mine: str | None  # the viewer's own active booking here: "pending" or "confirmed"
     now: datetime
+    timezone: str  # the zone the viewer reads times in
     offer_until: datetime | None = None  # a waitlist place held for the viewer
     waiting: bool = False  # the viewer is on this slot's waitlist
 
@@ -125,7 +126,10 @@ async def my_waitlist(
     return offers, waiting
 
 
-async def build_cells(session: AsyncSession, rows: list[ConsultationSlot], viewer: User | None) -> list[SlotCell]:
+async def build_cells(
+    session: AsyncSession, rows: list[ConsultationSlot], viewer: User | None, timezone: str | None = None
+) -> list[SlotCell]:
+    """The cells as `viewer` sees them, times in `timezone` (else the viewer's own, else the professor's)."""
     ids = [slot.id for slot in rows]
     places = await places_on(session, ids)
     mine = await my_bookings_on(session, viewer, ids)
@@ -137,6 +141,7 @@ async def build_cells(session: AsyncSession, rows: list[ConsultationSlot], viewe
             booked=places[slot.id].taken if slot.id in places else 0,
             mine=mine.get(slot.id),
             now=now,
+            timezone=timezone or (viewer.timezone if viewer else slot.professor.timezone),
             offer_until=offers.get(slot.id),
             waiting=slot.id in waiting,
         )
@@ -144,12 +149,14 @@ async def build_cells(session: AsyncSession, rows: list[ConsultationSlot], viewe
     ]
 
 
-async def build_week(slots: SlotService, professor: User, viewer: User | None, week_start: date) -> SlotGrid:
-    timezone = viewer.timezone if viewer else professor.timezone
+async def build_week(
+    slots: SlotService, professor: User, viewer: User | None, week_start: date, timezone: str | None = None
+) -> SlotGrid:
+    timezone = timezone or (viewer.timezone if viewer else professor.timezone)
     start, end = day_bounds(week_start, week_start + timedelta(days=6), timezone)
     rows = await slots.find_slots(slot_filters(professor.id, start, end), limit=1000)
     rows = [slot for slot in rows if slot.status != SlotStatus.CANCELLED]
-    cells = await build_cells(slots.repository.session, rows, viewer)
+    cells = await build_cells(slots.repository.session, rows, viewer, timezone)
     zone = ZoneInfo(timezone)
     days = [
         GridDay(

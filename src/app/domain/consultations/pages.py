@@ -23,11 +23,10 @@ from app.domain.consultations.slots import SlotService
 from app.domain.consultations.states import state_of
 from app.domain.consultations.views import slot_cell_html, week_page_context
 from app.domain.consultations.waitlist import WaitlistService
-from app.domain.notifications.services import NotificationService, delivery_state
 from app.lib.errors import ConflictError, FieldErrors, NotFound
 from app.lib.forms import read_form
 from app.lib.guards import requires_student, requires_user
-from app.lib.rendering import form_errors, fragments, render, render_html, toast_html
+from app.lib.rendering import flash, form_errors, fragments, redirect, render, render_html, toast_html
 
 FEEDBACK_FIELDS = ("rating", "student_feedback")
 # What the consultations' templates read.
@@ -55,8 +54,9 @@ class BookingPages(Controller):
         users: NamedDependency[UserService],
         slots: NamedDependency[SlotService],
         week: FromQuery[date | None] = None,
+        tz: FromQuery[str | None] = None,
     ) -> Response[Any]:
-        context = await week_page_context(users, slots, professor_id, request.user, week)
+        context = await week_page_context(users, slots, professor_id, request.user, week, tz)
         return render(request, "pages/professor.html", context, block="week")
 
     @get("/slots/{slot_id:uuid}/book", guards=[requires_student])
@@ -67,7 +67,7 @@ class BookingPages(Controller):
         if slot is None:
             raise NotFound("Slot not found.")
         (cell,) = await build_cells(slots.repository.session, [slot], request.user)
-        return render(request, "components/booking_dialog.html", {"cell": cell, "error": None})
+        return render(request, "components/booking_dialog.html", {"cell": cell, "error": None, "errors": {}})
 
     @post("/slots/{slot_id:uuid}/book", guards=[requires_student], status_code=200)
     async def book(
@@ -81,13 +81,21 @@ class BookingPages(Controller):
         try:
             booking = await bookings.book_slot(request.user, slot_id, form.topic)
         except (ConflictError, FieldErrors) as exc:
-            # The reason shows in place, in the dialog; the cell refreshes (it may have just filled up).
+            # The reason shows in place, in the dialog, with what was typed and what to do next (the waitlist, the
+            # professor's next free slot); the cell refreshes (it may have just filled up).
             slot = await slots.get_one_or_none(id=slot_id)
             if slot is None:
                 raise NotFound("Slot not found.") from exc
             (cell,) = await build_cells(slots.repository.session, [slot], request.user)
+            context = {
+                "cell": cell,
+                "topic": form.topic,
+                "error": exc.message if isinstance(exc, ConflictError) else None,
+                "errors": exc.errors if isinstance(exc, FieldErrors) else {},
+                "next_free": await slots.next_free(slot, request.user) if isinstance(exc, ConflictError) else None,
+            }
             return fragments(
-                render_html(request, "components/booking_dialog.html", {"cell": cell, "error": exc.message}),
+                render_html(request, "components/booking_dialog.html", context),
                 render_html(request, "components/slot_cell.html", {"cell": cell, "oob": True}),
                 status_code=exc.status_code,
             )
@@ -110,16 +118,6 @@ class BookingPages(Controller):
         rows = await bookings.list_for(request.user, upcoming=tab == "upcoming", limit=200)
         context = {"bookings": rows, "total": len(rows), "tab": tab, "notes": await notes.notes_for(b.id for b in rows)}
         return render(request, "pages/bookings.html", context, block="panel")
-
-    @get("/bookings/{booking_id:uuid}", name="booking")
-    async def booking_detail(
-        self, request: Request[Any, Any, Any], booking_id: FromPath[UUID], bookings: NamedDependency[BookingService]
-    ) -> Response[Any]:
-        """One booking for either party, with the messages about it and how their delivery went."""
-        booking = await bookings.get_visible(request.user, booking_id)
-        messages = await NotificationService(session=bookings.repository.session).for_booking(booking.id)
-        context = {"booking": booking, "messages": messages, "state": delivery_state}
-        return render(request, "pages/booking.html", context)
 
     @post("/bookings/{booking_id:uuid}/cancel", status_code=200)
     async def cancel(
@@ -162,6 +160,30 @@ class WaitlistPages(Controller):
     ) -> Response[Any]:
         cell = await slot_cell_html(request, waitlist.repository.session, slot_id, oob=False)
         return fragments(cell, toast_html(request, message, "success"))
+
+    @get("/waitlist", name="my_waitlist")
+    async def mine(self, request: Request[User, Any, Any], waitlist: NamedDependency[WaitlistService]) -> Response[Any]:
+        """The student's waitlist places: their position, and the places held for them."""
+        entries = await waitlist.entries_of(request.user)
+        rows = [(entry, await waitlist.position(entry)) for entry in entries]
+        return render(request, "pages/waitlist.html", {"rows": rows})
+
+    @post("/waitlist/{entry_id:uuid}/pass", status_code=200)
+    async def pass_on(
+        self, request: Request[User, Any, Any], entry_id: FromPath[UUID], waitlist: NamedDependency[WaitlistService]
+    ) -> Response[Any]:
+        """Let a held place go to the next student."""
+        await waitlist.decline(request.user, entry_id)
+        flash(request, "The place goes to the next student on the waitlist.", "success")
+        return redirect(request, "/waitlist")
+
+    @post("/waitlist/{entry_id:uuid}/leave", status_code=200)
+    async def leave_entry(
+        self, request: Request[User, Any, Any], entry_id: FromPath[UUID], waitlist: NamedDependency[WaitlistService]
+    ) -> Response[Any]:
+        await waitlist.leave_entry(request.user, entry_id)
+        flash(request, "You left the waitlist.", "success")
+        return redirect(request, "/waitlist")
 
     @post("/slots/{slot_id:uuid}/waitlist", status_code=200)
     async def join(

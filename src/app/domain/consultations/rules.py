@@ -12,6 +12,7 @@ import msgspec
 
 from app.domain.accounts.models import Profile
 from app.domain.consultations.models import ConsultationSlot
+from app.lib.text import control_character_problem
 
 MAX_CAPACITY = 500
 MAX_RANGE_DAYS = 366
@@ -20,6 +21,7 @@ TIME_PATTERN = re.compile(r"^([01]\d|2[0-3]):[0-5]\d$")
 URL_PATTERN = re.compile(r"^https?://[^\s]+$")
 TEXT_LIMITS = {"location": 200, "meeting_url": 500, "title": 200, "notes": 5000, "topic": 500, "reason": 1000}
 TEXT_FIELDS = ("location", "meeting_url", "title", "notes")
+MULTILINE_FIELDS = frozenset({"notes", "topic", "reason"})
 FEEDBACK_EDIT_WINDOW = timedelta(days=7)
 MIN_RATINGS_SHOWN = 3
 # A freed place is held at least this long (unless the slot starts sooner), at most the professor's hold time.
@@ -32,6 +34,8 @@ def text_problems(values: dict[str, Any]) -> dict[str, str]:
     for name, limit in TEXT_LIMITS.items():
         if name in values and len(str(values[name])) > limit:
             errors[name] = f"Use at most {limit} characters."
+        elif problem := control_character_problem(values.get(name), multiline=name in MULTILINE_FIELDS):
+            errors[name] = problem
     url = values.get("meeting_url")
     if url and not URL_PATTERN.match(str(url)):
         errors["meeting_url"] = "Enter a link starting with http:// or https://"

@@ -79,6 +79,12 @@ class BookingCancelIn(msgspec.Struct, forbid_unknown_fields=True):
     reason: str = ""
 
 
+class RescheduleIn(msgspec.Struct, forbid_unknown_fields=True):
+    """Move the booking to another free slot of the same professor (one step: the current place is kept until then)."""
+
+    slot_id: UUID
+
+
 class BookingOut(msgspec.Struct):
     id: UUID
     slot_id: UUID

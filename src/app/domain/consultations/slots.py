@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Sequence
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 from uuid import UUID
 
@@ -13,7 +13,7 @@ from advanced_alchemy.service import ModelDictT, SQLAlchemyAsyncRepositoryServic
 from sqlalchemy import ColumnElement, func, select, update
 
 from app.domain.accounts.models import User
-from app.domain.consultations.capacity import places_of, refresh_slot_status
+from app.domain.consultations.capacity import places_of, places_on, refresh_slot_status
 from app.domain.consultations.events import NotificationKind, booking_changed
 from app.domain.consultations.models import ACTIVE, Booking, BookingStatus, ConsultationSlot, SlotStatus
 from app.domain.consultations.rules import (
@@ -100,6 +100,28 @@ class SlotService(SQLAlchemyAsyncRepositoryService[ConsultationSlot]):
             query = query.where(ConsultationSlot.id != exclude)
         clash: ConsultationSlot | None = (await self.repository.session.scalars(query.limit(1))).unique().first()
         return clash
+
+    async def next_free(self, after: ConsultationSlot, viewer: User) -> ConsultationSlot | None:
+        """The professor's next slot after `after` with a free place the viewer could book (a way on from "full")."""
+        notice = timedelta(hours=after.professor.profile.booking_notice_hours)
+        query = (
+            select(ConsultationSlot)
+            .where(
+                ConsultationSlot.professor_id == after.professor_id,
+                ConsultationSlot.status == SlotStatus.AVAILABLE.value,
+                ConsultationSlot.start_time > max(after.start_time, utcnow() + notice),
+                ~ConsultationSlot.id.in_(
+                    select(Booking.slot_id).where(Booking.student_id == viewer.id, Booking.status.in_(ACTIVE))
+                ),
+            )
+            .order_by(ConsultationSlot.start_time)
+            .limit(20)
+        )
+        candidates = list((await self.repository.session.scalars(query)).unique().all())
+        places = await places_on(self.repository.session, [slot.id for slot in candidates])
+        return next(
+            (slot for slot in candidates if (places[slot.id].taken if slot.id in places else 0) < slot.capacity), None
+        )
 
     async def active_bookings(self, slot_id: UUID) -> list[Booking]:
         query = select(Booking).where(Booking.slot_id == slot_id, Booking.status.in_(ACTIVE))

@@ -19,7 +19,7 @@ class State:
 STATES = {
     state.name: state
     for state in (
-        State("pending", "⏳", "Requested", "Requested: waiting for the professor's answer"),
+        State("pending", "◔", "Requested", "Requested: waiting for the professor's answer"),
         State("confirmed", "✔", "Confirmed", "Booked and confirmed"),
         State("declined", "✖", "Declined", "Declined by the professor"),
         State("cancelled", "⊘", "Cancelled", "Cancelled"),

@@ -8,19 +8,19 @@ from collections.abc import AsyncGenerator, AsyncIterator
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
-from uuid import UUID
+from uuid import UUID, uuid4
 
 import anyio
 from litestar import Controller, Request, get
 from litestar.channels import ChannelsPlugin, Subscriber
 from litestar.di import NamedDependency, Provide
-from litestar.params import FromPath
+from litestar.params import FromPath, FromQuery
 from litestar.response import ServerSentEvent, ServerSentEventMessage
 from sqlalchemy import select
 
 from app.domain.accounts.deps import provide_users
 from app.domain.accounts.models import User
-from app.domain.accounts.services import UserService
+from app.domain.accounts.services import TIMEZONES, UserService
 from app.domain.consultations.grid import SlotCell
 from app.domain.consultations.models import (
     ACTIVE,
@@ -56,13 +56,19 @@ class SlotSnapshot:
     waiting: frozenset[UUID] = frozenset()
     rendered: dict[tuple[Any, ...], str] = field(default_factory=dict)
 
-    def cell_html(self, request: Request[User, Any, Any], viewer: User) -> str:
+    def cell_html(self, request: Request[User, Any, Any], viewer: User, timezone: str) -> str:
         """The cell as this viewer sees it; viewers who see the same cell share one rendering."""
         mine, offer, waiting = self.students.get(viewer.id), self.offers.get(viewer.id), viewer.id in self.waiting
-        key = (mine, offer, waiting, viewer.timezone, viewer.is_student)
+        key = (mine, offer, waiting, timezone, viewer.is_student)
         if key not in self.rendered:
             cell = SlotCell(
-                slot=self.slot, booked=self.booked, mine=mine, now=utcnow(), offer_until=offer, waiting=waiting
+                slot=self.slot,
+                booked=self.booked,
+                mine=mine,
+                now=utcnow(),
+                timezone=timezone,
+                offer_until=offer,
+                waiting=waiting,
             )
             self.rendered[key] = render_html(request, "components/slot_cell.html", {"cell": cell, "oob": False})
         return self.rendered[key]
@@ -124,9 +130,12 @@ class SnapshotCache:
 snapshots = SnapshotCache()
 
 
-async def events_of(channels: ChannelsPlugin, channel: str) -> AsyncIterator[LiveEvent | None]:
+async def events_of(
+    channels: ChannelsPlugin, channel: str, *, resumed_after: str | None = None
+) -> AsyncIterator[LiveEvent | None]:
     """The channel's events, with None first (subscribed: the client may rely on it) and every
-    KEEPALIVE_SECONDS of silence.
+    KEEPALIVE_SECONDS of silence. A client coming back (it sends the Last-Event-ID of the last event it saw) missed
+    what happened meanwhile, which is not kept: it is told to re-fetch (a resync event) right after subscribing.
 
     The unsubscribe runs shielded: a client that disconnects cancels this generator, and a cancelled
     unsubscribe on the PostgreSQL backends leaves the channel deaf for every later subscriber.
@@ -142,6 +151,8 @@ async def events_of(channels: ChannelsPlugin, channel: str) -> AsyncIterator[Liv
     ticker = asyncio.create_task(tick())
     try:
         yield None
+        if resumed_after is not None:
+            yield LiveEvent(kind="resync", professor_id=channel.removeprefix("professor_"), event_id=uuid4().hex)
         async for raw in subscriber.iter_events():
             yield None if raw == KEEPALIVE else LiveEvent.decode(raw)
     finally:
@@ -152,6 +163,15 @@ async def events_of(channels: ChannelsPlugin, channel: str) -> AsyncIterator[Liv
 
 def keepalive() -> ServerSentEventMessage:
     return ServerSentEventMessage(comment="keepalive", data=None)
+
+
+def message(event: LiveEvent, name: str, data: str) -> ServerSentEventMessage:
+    """An event of the stream, carrying the live event's id: a reconnecting client sends it back (Last-Event-ID)."""
+    return ServerSentEventMessage(event=name, data=data, id=event.event_id)
+
+
+def last_event_id(request: Request[Any, Any, Any]) -> str | None:
+    return request.headers.get("last-event-id")
 
 
 class LiveStreams(Controller):
@@ -165,20 +185,26 @@ class LiveStreams(Controller):
         professor_id: FromPath[UUID],
         users: NamedDependency[UserService],
         channels: NamedDependency[ChannelsPlugin],
+        tz: FromQuery[str | None] = None,
     ) -> ServerSentEvent:
         professor = await professor_or_404(users, professor_id)
         viewer = request.user
+        zone = tz if tz in TIMEZONES else viewer.timezone  # the zone this grid shows (the viewer may switch it)
+        told: set[tuple[UUID, datetime]] = set()  # offers this viewer was told about in a toast
         # The request's unit of work ends as the stream's response starts: a long stream holds no connection.
 
         async def stream() -> AsyncGenerator[ServerSentEventMessage, None]:
-            async for event in events_of(channels, professor_channel(professor.id)):
+            channel = professor_channel(professor.id)
+            async for event in events_of(channels, channel, resumed_after=last_event_id(request)):
                 if event is None:
                     yield keepalive()
                 elif event.kind in REFETCH_KINDS:
-                    yield ServerSentEventMessage(event="week-changed", data="refresh")
+                    yield message(event, "week-changed", "refresh")
                 elif (snapshot := await snapshots.get(event)) is not None:
-                    html = snapshot.cell_html(request, viewer)
-                    yield ServerSentEventMessage(event=f"slot-{snapshot.slot.id}", data=html)
+                    yield message(event, f"slot-{snapshot.slot.id}", snapshot.cell_html(request, viewer, zone))
+                    if (hold := snapshot.offers.get(viewer.id)) and (snapshot.slot.id, hold) not in told:
+                        told.add((snapshot.slot.id, hold))
+                        yield message(event, "toast", offer_toast(request, snapshot, hold, zone))
 
         return ServerSentEvent(stream(), headers=SSE_HEADERS)
 
@@ -189,18 +215,19 @@ class LiveStreams(Controller):
         professor = request.user
 
         async def stream() -> AsyncGenerator[ServerSentEventMessage, None]:
-            async for event in events_of(channels, professor_channel(professor.id)):
+            channel = professor_channel(professor.id)
+            async for event in events_of(channels, channel, resumed_after=last_event_id(request)):
                 if event is None:
                     yield keepalive()
                     continue
                 if event.kind in REFETCH_KINDS:
-                    yield ServerSentEventMessage(event="slots-changed", data="refresh")
+                    yield message(event, "slots-changed", "refresh")
                     continue
                 snapshot = await snapshots.get(event)
                 if snapshot is None:
                     continue
                 for name, html in await dashboard_fragments(request, professor, snapshot, event):
-                    yield ServerSentEventMessage(event=name, data=html)
+                    yield message(event, name, html)
 
         return ServerSentEvent(stream(), headers=SSE_HEADERS)
 
@@ -225,6 +252,12 @@ async def dashboard_fragments(
                 ("toast", render_html(request, "components/toast.html", {"message": message, "level": "info"}))
             )
     return fragments
+
+
+def offer_toast(request: Request[User, Any, Any], snapshot: SlotSnapshot, hold: datetime, zone: str) -> str:
+    when = local_time(snapshot.slot.start_time, zone, "%a %d %b, %H:%M")
+    message = f"A place is free for you: {when}. It is held until {local_time(hold, zone, '%H:%M')}."
+    return render_html(request, "components/toast.html", {"message": message, "level": "success"})
 
 
 def toast_message(event: LiveEvent, booking: Booking, timezone: str) -> str | None:

@@ -10,7 +10,7 @@ from litestar import Request
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.domain.accounts.models import User
-from app.domain.accounts.services import UserService
+from app.domain.accounts.services import TIMEZONES, UserService
 from app.domain.consultations.bookings import BookingService
 from app.domain.consultations.capacity import places_on
 from app.domain.consultations.grid import build_cells, build_week
@@ -31,26 +31,36 @@ async def professor_or_404(users: UserService, professor_id: UUID) -> User:
 
 
 async def week_page_context(
-    users: UserService, slots: SlotService, professor_id: UUID, viewer: User, week: date | None
+    users: UserService,
+    slots: SlotService,
+    professor_id: UUID,
+    viewer: User,
+    week: date | None,
+    timezone: str | None = None,
 ) -> dict[str, Any]:
-    """A professor's week grid as `viewer` sees it (the site's page and the embedded one alike)."""
+    """A professor's week grid as `viewer` sees it (the site's page and the embedded one alike), times in the
+    viewer's zone or in `timezone` when they switched to another one for this view."""
     professor = await professor_or_404(users, professor_id)
-    grid = await build_week(slots, professor, viewer, monday_of(week or today_in(viewer.timezone)))
+    zone = timezone if timezone in TIMEZONES else viewer.timezone
+    grid = await build_week(slots, professor, viewer, monday_of(week or today_in(zone)), zone)
     rating = await NoteService(session=slots.repository.session).rating_summary(professor.id)
     return {
         "grid": grid,
         "professor": professor,
-        "this_week": monday_of(today_in(viewer.timezone)),
+        "this_week": monday_of(today_in(zone)),
         "rating": rating,
+        "zone_switched": zone != viewer.timezone,
     }
 
 
-async def slot_cell_html(request: Request[Any, Any, Any], session: AsyncSession, slot_id: UUID, *, oob: bool) -> str:
+async def slot_cell_html(
+    request: Request[Any, Any, Any], session: AsyncSession, slot_id: UUID, *, oob: bool, timezone: str | None = None
+) -> str:
     """The grid cell of one slot as the viewer sees it now (out-of-band when it rides along another swap)."""
     slot = await SlotService(session=session).get_one_or_none(id=slot_id)
     if slot is None:
         raise NotFound("Slot not found.")
-    (cell,) = await build_cells(session, [slot], request.user)
+    (cell,) = await build_cells(session, [slot], request.user, timezone if timezone in TIMEZONES else None)
     return render_html(request, "components/slot_cell.html", {"cell": cell, "oob": oob})
 
 

@@ -187,6 +187,13 @@ class WaitlistService(SQLAlchemyAsyncRepositoryService[WaitlistEntry]):
             raise NotFound("You are not on this slot's waitlist.")
         entry.status = WaitlistStatus.LEFT.value
 
+    async def leave_entry(self, student: User, entry_id: UUID) -> None:
+        """Leave a waiting place (for a slot or a window) by its id."""
+        entry = await self.get_one_or_none(id=entry_id, student_id=student.id, status=WaitlistStatus.WAITING.value)
+        if entry is None:
+            raise NotFound("You are not waiting there.")
+        entry.status = WaitlistStatus.LEFT.value
+
     async def position(self, entry: WaitlistEntry) -> int | None:
         """1 for the next in line; None once the entry is no longer waiting."""
         if entry.status != WaitlistStatus.WAITING:

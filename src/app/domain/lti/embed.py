@@ -16,6 +16,7 @@ from litestar.di import NamedDependency, Provide
 from litestar.exceptions import PermissionDeniedException
 from litestar.params import FromPath, FromQuery
 
+from app.config import get_settings
 from app.domain.accounts.auth import current_user
 from app.domain.accounts.deps import DEPENDENCIES as ACCOUNT_DEPENDENCIES
 from app.domain.accounts.forms import SignInForm
@@ -29,13 +30,12 @@ from app.domain.consultations.views import dashboard_overview, week_page_context
 from app.domain.lti.deps import launch_refused, provide_launches
 from app.domain.lti.launch import LaunchService
 from app.domain.lti.platforms import LaunchRefused
+from app.lib.csrf import csrf_cookie_name
 from app.lib.errors import AuthenticationFailed, TooManyAttempts
 from app.lib.forms import read_form
 from app.lib.http import client_address
 from app.lib.rendering import redirect, render
 from app.lib.sessions import start_session
-
-CSRF_COOKIE = "csrftoken"
 
 
 def embed_target(target: str | None) -> str:
@@ -125,7 +125,7 @@ class EmbedPages(Controller):
     @get("/probe")
     async def probe(self, request: Request[Any, Any, Any]) -> dict[str, bool]:
         """Whether this frame keeps cookies: the CSRF cookie, set by the sign-in page that asks, came back or not."""
-        return {"cookies": CSRF_COOKIE in request.cookies}
+        return {"cookies": csrf_cookie_name(get_settings()) in request.cookies}
 
     @get("/open")
     async def open_in_tab(

@@ -36,14 +36,15 @@ from app.lib.clock import utcnow
 from app.lib.errors import INTEGRITY_ERRORS
 from app.lib.jwks import KeySetCache, KeysUnavailable, jwks_cache, verified_claims
 from app.lib.security import new_token, token_digest
+from app.lib.text import one_line
 from app.lib.unit_of_work import savepoint
 
 logger = logging.getLogger(__name__)
 
 CLAIM = "https://purl.imsglobal.org/spec/lti/claim/"
 MEMBERSHIP_ROLE = "http://purl.imsglobal.org/vocab/lis/v2/membership"
-PROFESSOR_ROLES = frozenset({"Instructor", "TeachingAssistant"})
-STUDENT_ROLES = frozenset({"Learner"})
+# "TeachingAssistant" alone is the deprecated short name of the Instructor#TeachingAssistant sub-role.
+STUDENT_ROLES = frozenset({"Learner", "TeachingAssistant"})
 RESOURCE_LINK_LAUNCH = "LtiResourceLinkRequest"
 LTI_VERSION = "1.3.0"
 CLOCK_LEEWAY_SECONDS = 60
@@ -73,17 +74,57 @@ def nonce_for(state: str, secret_key: str) -> str:
 
 
 def course_role(roles: Iterable[str]) -> UserType | None:
-    """Professor for Instructor or TeachingAssistant in the course, student for Learner; other roles give none.
+    """What a launch's roles make a person here, by the LTI 1.3 role vocabulary (README "Add to your LMS"):
 
-    Context roles are `http://purl.imsglobal.org/vocab/lis/v2/membership#Instructor` (sub-roles such as
-    `.../membership/Instructor#TeachingAssistant`) or the short names; institution and system roles do not count.
+    | role (context = course membership)                 | here      |
+    |----------------------------------------------------|-----------|
+    | membership#Instructor                              | professor |
+    | membership/Instructor#TeachingAssistant            | student   |
+    | membership#Learner (and its sub-roles)             | student   |
+    | any other context role (Mentor, ContentDeveloper,  | nothing   |
+    | Administrator of the course, Manager, Member)      |           |
+    | institution and system roles (Administrator, staff,| nothing   |
+    | Open edX global staff)                             |           |
+
+    A teaching assistant books office hours like a student; one who holds office hours is made a professor by an
+    administrator (`app users promote`). Roles may also come as the deprecated short names (`Instructor`).
+    A launch whose roles make nothing is refused.
     """
-    names = {role.rsplit("#", 1)[-1] for role in roles if role.startswith(MEMBERSHIP_ROLE) or (":" not in role)}
-    if names & PROFESSOR_ROLES:
+    principal_roles: set[str] = set()
+    student_roles: set[str] = set()
+    for role in roles:
+        if role.startswith(MEMBERSHIP_ROLE):
+            rest = role.removeprefix(MEMBERSHIP_ROLE)
+        elif ":" not in role and "/" not in role:
+            rest = f"#{role}"
+        else:
+            continue  # institution or system role
+        if rest.startswith("/"):  # a sub-role: membership/<Role>#<SubRole>
+            principal, _, sub_role = rest[1:].partition("#")
+        else:  # membership#<Role>
+            principal, sub_role = rest.lstrip("#"), ""
+        if principal == "Instructor" and not sub_role:
+            principal_roles.add(principal)
+        elif (principal == "Instructor" and sub_role == "TeachingAssistant") or principal in STUDENT_ROLES:
+            student_roles.add(principal)
+    if principal_roles:
         return UserType.PROFESSOR
-    if names & STUDENT_ROLES:
+    if student_roles:
         return UserType.STUDENT
     return None
+
+
+def person_name(claims: dict[str, Any]) -> tuple[str, str]:
+    """(first, last) from the OIDC name claims: given_name/family_name, else `name` split at its last space, else
+    preferred_username. Platforms differ in what they send; each is cleaned of control characters."""
+    given, family = one_line(str(claims.get("given_name") or "")), one_line(str(claims.get("family_name") or ""))
+    if given or family:
+        return given[:150], family[:150]
+    name = one_line(str(claims.get("name") or ""))
+    if name:
+        first, _, last = name.rpartition(" ")
+        return (first or last)[:150], (last if first else "")[:150]
+    return one_line(str(claims.get("preferred_username") or ""))[:150], ""
 
 
 class LaunchService:
@@ -166,8 +207,7 @@ class LaunchService:
             context_id=str(context.get("id", "")),
             context_title=str(context.get("title", "")),
             email=str(verified.get("email") or "").strip(),
-            given_name=str(verified.get("given_name") or ""),
-            family_name=str(verified.get("family_name") or ""),
+            names=person_name(verified),
             custom=custom,
         )
 
@@ -251,6 +291,10 @@ class LaunchService:
                 return user
         if not identity.user.is_active:
             raise LaunchRefused("This account is disabled.", 401)
+        first, last = launch.names
+        if first and (identity.user.first_name, identity.user.last_name) != (first, last):
+            # The platform knows the person's name better: it is taken again at each launch.
+            identity.user.first_name, identity.user.last_name = first, last
         return identity.user
 
     async def _identity(self, issuer: str, subject: str) -> LtiIdentity | None:
@@ -268,7 +312,7 @@ class LaunchService:
             return owner
         role = course_role(launch.roles)
         if role is None:
-            raise LaunchRefused("The launch names no Instructor, TeachingAssistant or Learner role in the course.")
+            raise LaunchRefused("The launch names no Instructor, Teaching Assistant or Learner role in the course.")
         username = "lti-" + hashlib.sha256(f"{launch.platform.issuer} {launch.subject}".encode()).hexdigest()[:16]
         # Without an address of its own the account gets a placeholder until the person enters one in Settings.
         return await self.users.create(
@@ -276,8 +320,8 @@ class LaunchService:
                 "username": username,
                 "email": email if email and owner is None else f"{username}@{PLACEHOLDER_EMAIL_DOMAIN}",
                 "user_type": role.value,
-                "first_name": launch.given_name[:150],
-                "last_name": launch.family_name[:150],
+                "first_name": launch.names[0],
+                "last_name": launch.names[1],
             },
         )
 

@@ -77,8 +77,7 @@ class VerifiedLaunch:
     context_id: str = ""
     context_title: str = ""
     email: str = ""
-    given_name: str = ""
-    family_name: str = ""
+    names: tuple[str, str] = ("", "")  # first, last
     custom: dict[str, Any] = field(default_factory=dict)
 
 

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import enum
+import logging
 from uuid import UUID
 
 import aiosmtplib
 from sqlalchemy import select
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.config import Settings
@@ -18,6 +20,7 @@ from app.lib.clock import utcnow
 from app.lib.unit_of_work import after_commit
 
 MAX_ATTEMPTS = 5
+logger = logging.getLogger(__name__)
 
 
 def retry_delay_seconds(attempts: int) -> int:
@@ -56,12 +59,19 @@ class OutboxDelivery:
             return Delivery.NOT_QUEUED
         try:
             email = await render_email(self.session, row, self.renderers, self.settings)
+            message = to_message(email, self.settings, row.dedupe_key)
         except NoLongerRelevant as exc:
             row.status, row.last_error = NotificationStatus.SKIPPED.value, str(exc)
             return Delivery.SKIPPED
+        except (SQLAlchemyError, OSError):
+            raise  # the database went away: nothing can be recorded now, and the sweep tries the row again
+        except Exception as exc:  # a fault in the row or its template would fail every retry alike
+            logger.exception("notification %s cannot be rendered", row.id)
+            row.attempts += 1
+            return self._failed(row, f"cannot be written: {type(exc).__name__}: {exc}", permanent=True)
         row.attempts += 1
         try:
-            await send_message(to_message(email, self.settings, row.dedupe_key), self.settings)
+            await send_message(message, self.settings)
         except aiosmtplib.SMTPRecipientsRefused as exc:
             return self._failed(row, f"recipient refused: {exc}", permanent=True)
         except (aiosmtplib.SMTPException, OSError, TimeoutError) as exc:

@@ -17,6 +17,7 @@ from app.config import Settings
 from app.domain.notifications.models import Notification
 from app.lib.clock import local_time
 from app.lib.templates import TEMPLATE_DIR
+from app.lib.text import one_line
 
 
 @dataclass(frozen=True)
@@ -37,6 +38,9 @@ class EmailContent:
     subject: str
     body: str  # plain text; the HTML layout escapes it like any other value
     details: list[Detail] = field(default_factory=list)
+    # Buttons, in order (the first is the main one): `label` is the button's text, `url` where it goes, `value` a
+    # longer description for screen readers and the plain-text part.
+    actions: list[Detail] = field(default_factory=list)
     link: Detail | None = None  # the one place to go from the message
     ics: bytes | None = None
     ics_method: str | None = None
@@ -105,7 +109,8 @@ def to_message(email: RenderedEmail, settings: Settings, message_key: str) -> Em
     message = EmailMessage()
     message["From"] = settings.mail_from
     message["To"] = email.recipient
-    message["Subject"] = email.subject
+    # A name from elsewhere (an old row, a platform) may still hold a line break: a header never does.
+    message["Subject"] = one_line(email.subject)
     message["Date"] = format_datetime(datetime.now(UTC))
     # The outbox row's dedupe key names the message: a copy sent again after a crash has the same Message-ID,
     # so mail systems recognise it as the same message.
@@ -113,11 +118,12 @@ def to_message(email: RenderedEmail, settings: Settings, message_key: str) -> Em
     message.set_content(email.text)
     message.add_alternative(email.html, subtype="html")
     if email.ics is not None and email.ics_method is not None:
+        # Bytes keep iCalendar's CRLF line ends; the charset parameter lets calendar apps read non-ASCII names.
         message.add_attachment(
             email.ics,
             maintype="text",
             subtype="calendar",
             filename="consultation.ics",
-            params={"method": email.ics_method},
+            params={"method": email.ics_method, "charset": "utf-8"},
         )
     return message
