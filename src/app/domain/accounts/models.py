@@ -41,6 +41,10 @@ class User(Base):
     timezone: Mapped[str] = mapped_column(String(64))
     # Google account (OpenID Connect `sub`), once linked.
     google_sub: Mapped[str | None] = mapped_column(String(255), unique=True, default=None)
+    # When the address was proven by a mailed link (or by Google, an LMS, an administrator); None: not yet.
+    email_verified_at: Mapped[datetime | None] = mapped_column(DateTimeUTC(timezone=True), default=None)
+    # Raised by a password change or "sign out everywhere": web sessions signed in under an older epoch end.
+    session_epoch: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
 
     profile: Mapped[Profile] = relationship(
         back_populates="user", lazy="joined", uselist=False, cascade="all, delete-orphan"
