@@ -35,6 +35,9 @@ ACCESS: dict[tuple[str, str], str] = {
     ("POST", "/settings/timezone"): USER,
     ("POST", "/settings/google/unlink"): USER,
     ("POST", "/settings/calendar/disconnect"): USER,
+    ("POST", "/settings/tokens"): USER,
+    ("POST", "/settings/tokens/{token_id:uuid}/revoke"): USER,
+    ("POST", "/settings/sign-out-everywhere"): USER,
     ("GET", "/auth/google"): PUBLIC,
     ("GET", "/auth/google/callback"): PUBLIC,
     ("GET", "/auth/google/choose"): PUBLIC,
@@ -45,6 +48,8 @@ ACCESS: dict[tuple[str, str], str] = {
     ("GET", "/api/v1/me"): USER,
     ("PATCH", "/api/v1/me"): USER,
     ("POST", "/api/v1/me/password"): USER,
+    ("GET", "/api/v1/me/tokens"): USER,
+    ("DELETE", "/api/v1/me/tokens/{token_id:uuid}"): USER,
     ("GET", "/api/v1/professors"): USER,
     ("GET", "/api/v1/slots"): USER,
     ("POST", "/api/v1/slots"): PROFESSOR,
@@ -193,4 +198,6 @@ async def test_only_admins_reach_admin_routes(client: Any, method: str, path: st
 async def test_admins_reach_admin_routes(client: Any, database_url: str, method: str, path: str) -> None:
     admin = await make_admin("professor")
     headers = await signed_in_headers(client, admin, path)
-    assert (await call(client, method, path, headers)).status_code in (200, 303)
+    # A path naming an object gets a random id here: "not found" shows the admin got past the guard.
+    reached = (200, 303, 404) if "{" in path else (200, 303)
+    assert (await call(client, method, path, headers)).status_code in reached

@@ -217,6 +217,131 @@ async def test_forwarded_for_is_believed_only_from_a_trusted_proxy(monkeypatch: 
     assert http.client_address(untrusted) == "127.0.0.1"  # type: ignore[arg-type]
 
 
+# -- Ending other sign-ins, and API tokens a person can see and revoke ------------------------------------------
+
+
+async def signed_in_twice(client: Any, other_client: Any) -> Any:
+    user = await make_user()
+    assert (await web_login(client, user.username)).status_code == 303
+    assert (await web_login(other_client, user.username)).status_code == 303
+    return user
+
+
+async def test_a_password_change_signs_every_other_browser_out(client: Any, other_client: Any) -> None:
+    user = await signed_in_twice(client, other_client)
+    changed = await client.post(
+        "/settings/password",
+        data={"current_password": PASSWORD, "new_password": "a-brand-new-passphrase"},
+        headers=csrf_headers(client),
+    )
+    assert changed.status_code == 303
+    assert (await client.get("/settings")).status_code == 200  # this browser stays signed in
+    elsewhere = await other_client.get("/settings")
+    assert (elsewhere.status_code, elsewhere.headers["location"]) == (303, "/login?next=/settings")
+    assert user.username
+
+
+async def test_a_password_change_on_the_web_revokes_every_api_token(client: Any) -> None:
+    user = await make_user()
+    token = await api_token(client, user.username)
+    await web_login(client, user.username)
+    await client.post(
+        "/settings/password",
+        data={"current_password": PASSWORD, "new_password": "a-brand-new-passphrase"},
+        headers=csrf_headers(client),
+    )
+    assert (await client.get("/api/v1/me", headers=token)).status_code == 401
+
+
+async def test_a_password_change_through_the_api_keeps_only_the_calling_token(client: Any) -> None:
+    user = await make_user()
+    calling, other = await api_token(client, user.username), await api_token(client, user.username)
+    changed = await client.post(
+        "/api/v1/me/password",
+        json={"current_password": PASSWORD, "new_password": "a-brand-new-passphrase"},
+        headers=calling,
+    )
+    assert changed.status_code == 204
+    assert (await client.get("/api/v1/me", headers=calling)).status_code == 200
+    assert (await client.get("/api/v1/me", headers=other)).status_code == 401
+
+
+async def test_signing_out_everywhere_else_ends_other_sessions_and_tokens(client: Any, other_client: Any) -> None:
+    user = await signed_in_twice(client, other_client)
+    token = await api_token(client, user.username)
+    response = await client.post("/settings/sign-out-everywhere", headers=csrf_headers(client))
+    assert (response.status_code, response.headers["location"]) == (303, "/settings")
+    assert (await client.get("/settings")).status_code == 200
+    assert (await other_client.get("/settings")).status_code == 303
+    assert (await client.get("/api/v1/me", headers=token)).status_code == 401
+
+
+async def test_tokens_are_listed_by_name_with_their_dates_and_never_their_value(client: Any) -> None:
+    user = await make_user()
+    created = await client.post(
+        "/api/v1/auth/token",
+        json={"username": user.username, "password": PASSWORD, "name": "Timetable script", "expires_in_days": 7},
+    )
+    assert created.status_code == 200
+    value = created.json()["token"]
+    listed = await client.get("/api/v1/me/tokens", headers={"Authorization": f"Bearer {value}"})
+    (token,) = listed.json()
+    assert (token["name"], token["current"], token["id"]) == ("Timetable script", True, created.json()["id"])
+    assert token["last_used_at"] is not None  # this very call used it
+    assert token["expires_at"] == created.json()["expires_at"]
+    assert value not in listed.text
+
+
+async def test_a_revoked_token_stops_working_and_someone_elses_is_not_found(client: Any) -> None:
+    user, other = await make_user(), await make_user()
+    mine, spare = await api_token(client, user.username), await api_token(client, user.username)
+    theirs = await api_token(client, other.username)
+    (their_token,) = (await client.get("/api/v1/me/tokens", headers=theirs)).json()
+    refused = await client.delete(f"/api/v1/me/tokens/{their_token['id']}", headers=mine)
+    assert (refused.status_code, refused.json()["detail"]) == (404, "Token not found.")
+    spare_id = next(t["id"] for t in (await client.get("/api/v1/me/tokens", headers=spare)).json() if t["current"])
+    assert (await client.delete(f"/api/v1/me/tokens/{spare_id}", headers=mine)).status_code == 204
+    assert (await client.get("/api/v1/me", headers=spare)).status_code == 401
+    assert (await client.get("/api/v1/me", headers=theirs)).status_code == 200
+
+
+@pytest.mark.parametrize(
+    ("body", "errors"),
+    [
+        (
+            {"name": "", "expires_in_days": 30},
+            [{"key": "name", "message": 'Name the token after what uses it, e.g. "Timetable script".'}],
+        ),
+        (
+            {"name": "Script", "expires_in_days": 400},
+            [{"key": "expires_in_days", "message": "Choose from 1 to 365 days."}],
+        ),
+    ],
+)
+async def test_a_token_needs_a_name_and_a_lifetime_of_a_year_at_most(
+    client: Any, body: dict[str, Any], errors: list[dict[str, str]]
+) -> None:
+    user = await make_user()
+    response = await client.post("/api/v1/auth/token", json={"username": user.username, "password": PASSWORD, **body})
+    assert (response.status_code, response.json()["extra"]) == (422, errors)
+
+
+async def test_a_token_made_on_the_settings_page_is_shown_once_and_works(client: Any) -> None:
+    user = await make_user()
+    await web_login(client, user.username)
+    response = await client.post(
+        "/settings/tokens",
+        data={"name": "Phone app", "expires_in_days": "90"},
+        headers={**csrf_headers(client), **HTMX},
+    )
+    assert response.status_code == 200
+    value = response.text.split('id="new-token-value" readonly value="', 1)[1].split('"', 1)[0]
+    assert (await client.get("/api/v1/me", headers={"Authorization": f"Bearer {value}"})).status_code == 200
+    page = await client.get("/settings")
+    assert "Phone app" in page.text
+    assert value not in page.text
+
+
 # -- Cross-site requests ----------------------------------------------------------------------------------------
 
 

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 from typing import Annotated, Any
+from uuid import UUID
 
-from litestar import Controller, Request, get, patch, post
+from litestar import Controller, Request, delete, get, patch, post
 from litestar.di import NamedDependency
 from litestar.exceptions import NotAuthorizedException
-from litestar.params import FromQuery, JSONBody, QueryParameter
+from litestar.params import FromPath, FromQuery, JSONBody, QueryParameter
 from litestar.status_codes import HTTP_201_CREATED, HTTP_204_NO_CONTENT
 
 from app.domain.accounts.deps import DEPENDENCIES
@@ -18,6 +19,7 @@ from app.domain.accounts.schemas import (
     ProfessorOut,
     ProfessorPage,
     RegisterInput,
+    TokenOut,
     TokenRequest,
     TokenResponse,
     UserOut,
@@ -27,6 +29,7 @@ from app.domain.accounts.signin import SignInThrottle, register_account, sign_in
 from app.domain.accounts.tokens import ApiTokenService
 from app.lib.guards import requires_user
 from app.lib.http import bearer_token, client_address
+from app.lib.security import token_digest
 
 
 def user_out(user: User) -> UserOut:
@@ -94,8 +97,31 @@ class AccountApi(Controller):
         throttle: NamedDependency[SignInThrottle],
     ) -> TokenResponse:
         user = await sign_in(users, throttle, data.username, data.password, client_address(request))
-        token, row = await tokens.issue(user)
-        return TokenResponse(token=token, expires_at=row.expires_at.isoformat())
+        token, row = await tokens.issue(user, data.name, data.expires_in_days)
+        return TokenResponse(token=token, expires_at=row.expires_at, id=row.id, name=row.name)
+
+    @get("/me/tokens", guards=[requires_user], summary="Your API tokens still valid (never their values)")
+    async def my_tokens(
+        self, request: Request[Any, Any, Any], tokens: NamedDependency[ApiTokenService]
+    ) -> list[TokenOut]:
+        current = token_digest(bearer_token(request) or "")
+        return [
+            TokenOut(
+                id=row.id,
+                name=row.name,
+                created_at=row.created_at,
+                last_used_at=row.last_used_at,
+                expires_at=row.expires_at,
+                current=row.token_hash == current,
+            )
+            for row in await tokens.of_user(request.user.id)
+        ]
+
+    @delete("/me/tokens/{token_id:uuid}", guards=[requires_user], summary="Revoke one of your API tokens")
+    async def revoke_token(
+        self, request: Request[Any, Any, Any], token_id: FromPath[UUID], tokens: NamedDependency[ApiTokenService]
+    ) -> None:
+        await tokens.revoke_by_id(request.user.id, token_id)
 
     @post("/auth/logout", status_code=HTTP_204_NO_CONTENT, guards=[requires_user], summary="Revoke this token")
     async def logout(self, request: Request[Any, Any, Any], tokens: NamedDependency[ApiTokenService]) -> None:
@@ -129,4 +155,7 @@ class AccountApi(Controller):
     async def change_password(
         self, request: Request[Any, Any, Any], data: JSONBody[PasswordChange], users: NamedDependency[UserService]
     ) -> None:
-        await users.change_password(request.user.id, data.current_password, data.new_password)
+        """Every other API token is revoked and every web session ends; the token making this call lives on."""
+        await users.change_password(
+            request.user.id, data.current_password, data.new_password, keep_token=bearer_token(request)
+        )

@@ -12,9 +12,18 @@ from app.domain.accounts.models import User
 from app.domain.accounts.services import UserService
 from app.domain.accounts.tokens import ApiTokenService
 from app.lib.http import bearer_token, is_api
+from app.lib.sessions import start_session
 from app.lib.unit_of_work import UnitOfWork
 
 SESSION_USER_KEY = "user_id"
+# The account's session epoch when this session signed in: a later password change or "sign out everywhere"
+# raises the account's epoch, and every session holding an older one is signed out.
+SESSION_EPOCH_KEY = "epoch"
+
+
+def begin_session(connection: ASGIConnection[Any, Any, Any, Any], user: User) -> None:
+    """Sign `user` in on this browser, under a fresh session id."""
+    start_session(connection, {SESSION_USER_KEY: str(user.id), SESSION_EPOCH_KEY: user.session_epoch})
 
 
 class AuthenticationMiddleware(AbstractAuthenticationMiddleware):
@@ -36,7 +45,9 @@ class AuthenticationMiddleware(AbstractAuthenticationMiddleware):
         if not user_id:
             return AuthenticationResult(user=None, auth=None)
         user = await UserService(session=session).get_one_or_none(id=UUID(user_id), is_active=True)
-        return AuthenticationResult(user=user, auth="session" if user else None)
+        if user is None or connection.session.get(SESSION_EPOCH_KEY, 0) != user.session_epoch:
+            return AuthenticationResult(user=None, auth=None)
+        return AuthenticationResult(user=user, auth="session")
 
 
 def current_user(connection: ASGIConnection[Any, Any, Any, Any]) -> User | None:

@@ -3,16 +3,26 @@
 from __future__ import annotations
 
 from typing import Annotated, Any
+from uuid import UUID
 
 from litestar import Controller, Request, Response, get, post
 from litestar.datastructures import Cookie, UploadFile
 from litestar.di import NamedDependency
-from litestar.params import FromQuery, MultipartBody, QueryParameter
+from litestar.params import FromPath, FromQuery, MultipartBody, QueryParameter
 
 from app.config import get_settings
+from app.domain.accounts.auth import begin_session
 from app.domain.accounts.deps import DEPENDENCIES
 from app.domain.accounts.emails import UNLOCK_PURPOSE
-from app.domain.accounts.forms import PasswordForm, ProfileForm, RegisterForm, SignInForm, TimezoneForm, UnlockForm
+from app.domain.accounts.forms import (
+    PasswordForm,
+    ProfileForm,
+    RegisterForm,
+    SignInForm,
+    TimezoneForm,
+    TokenForm,
+    UnlockForm,
+)
 from app.domain.accounts.models import User
 from app.domain.accounts.schemas import GoogleIdentity
 from app.domain.accounts.services import UserService
@@ -25,19 +35,20 @@ from app.domain.accounts.signin import (
     register_account,
     sign_in,
 )
+from app.domain.accounts.tokens import ApiTokenService
 from app.lib.clock import utcnow
 from app.lib.errors import AuthenticationFailed, FieldErrors, TooManyAttempts
 from app.lib.forms import read_form
 from app.lib.guards import requires_user
 from app.lib.http import client_address, safe_next
 from app.lib.rendering import flash, form_errors, is_htmx, redirect, render
-from app.lib.sessions import start_session
 from app.lib.signing import verified
 
 UNLOCK_INVALID = "This unlock link has expired or is not complete; sign in again later, or ask for help."
 REGISTER_FIELDS = tuple(RegisterForm.__struct_fields__)
 PROFILE_FORM_FIELDS = tuple(ProfileForm.__struct_fields__)
 PASSWORD_FIELDS = tuple(PasswordForm.__struct_fields__)
+TOKEN_FIELDS = tuple(TokenForm.__struct_fields__)
 
 
 def known_device_cookie(user: User) -> Cookie:
@@ -84,7 +95,7 @@ class AccountPages(Controller):
         if pending and str(pending.get("email", "")).lower() == user.email.lower():
             # The password proved the account: now the Google identity with the same email may join it.
             await users.link_google(user.id, GoogleIdentity(**pending))
-        start_session(request, {"user_id": str(user.id)})
+        begin_session(request, user)
         flash(request, f"Welcome, {user.first_name or user.username}.", "success")
         response = redirect(request, next_url or landing_page(user))
         response.set_cookie(known_device_cookie(user))
@@ -149,19 +160,58 @@ class AccountPages(Controller):
                 return form_errors(request, REGISTER_FIELDS, exc.errors)
             context = {"errors": exc.errors, "form": values, "default_timezone": get_settings().default_timezone}
             return render(request, "pages/register.html", context, status_code=422)
-        start_session(request, {"user_id": str(user.id)})
+        begin_session(request, user)
         flash(request, "Your account is ready.", "success")
         return redirect(request, landing_page(user))
 
     @get("/settings", guards=[requires_user], name="settings")
-    async def settings_page(self, request: Request[Any, Any, Any]) -> Response[Any]:
+    async def settings_page(
+        self, request: Request[Any, Any, Any], tokens: NamedDependency[ApiTokenService]
+    ) -> Response[Any]:
+        return await self._settings(request, tokens)
+
+    @post("/settings/tokens", guards=[requires_user], status_code=200)
+    async def create_token(
+        self, request: Request[Any, Any, Any], tokens: NamedDependency[ApiTokenService]
+    ) -> Response[Any]:
+        """The new token's value is shown in the answer, once; it is never stored."""
+        try:
+            form = await read_form(request, TokenForm)
+            value, row = await tokens.issue(request.user, form.name, form.expires_in_days)
+        except FieldErrors as exc:
+            return form_errors(request, TOKEN_FIELDS, exc.errors)
+        return await self._settings(request, tokens, new_token={"name": row.name, "value": value})
+
+    async def _settings(self, request: Request[Any, Any, Any], tokens: ApiTokenService, **extra: Any) -> Response[Any]:
+        """The settings page, or (for htmx) just its API token section."""
         settings = get_settings()
         context = {
             "errors": {},
             "app_url": settings.app_url,
             "google": settings.google_enabled,
+            "tokens": await tokens.of_user(request.user.id),
+            **extra,
         }
-        return render(request, "pages/settings.html", context)
+        template = "components/api_tokens.html" if is_htmx(request) and extra else "pages/settings.html"
+        return render(request, template, context)
+
+    @post("/settings/tokens/{token_id:uuid}/revoke", guards=[requires_user], status_code=200)
+    async def revoke_token(
+        self, request: Request[Any, Any, Any], token_id: FromPath[UUID], tokens: NamedDependency[ApiTokenService]
+    ) -> Response[Any]:
+        await tokens.revoke_by_id(request.user.id, token_id)
+        if not is_htmx(request):
+            flash(request, "Token revoked.", "success")
+            return redirect(request, "/settings")
+        return await self._settings(request, tokens)
+
+    @post("/settings/sign-out-everywhere", guards=[requires_user], status_code=200)
+    async def sign_out_everywhere(
+        self, request: Request[Any, Any, Any], users: NamedDependency[UserService]
+    ) -> Response[Any]:
+        begin_session(request, await users.sign_out_everywhere(request.user.id))
+        flash(request, "Signed out everywhere else; your API tokens are revoked.", "success")
+        return redirect(request, "/settings")
 
     @post("/settings/profile", guards=[requires_user], status_code=200)
     async def update_profile(
@@ -202,10 +252,11 @@ class AccountPages(Controller):
     ) -> Response[Any]:
         form = await read_form(request, PasswordForm)
         try:
-            await users.change_password(request.user.id, form.current_password, form.new_password)
+            user = await users.change_password(request.user.id, form.current_password, form.new_password)
         except FieldErrors as exc:
             return form_errors(request, PASSWORD_FIELDS, exc.errors)
-        flash(request, "Password changed.", "success")
+        begin_session(request, user)  # under the new session epoch: this browser stays signed in
+        flash(request, "Password changed. Other browsers are signed out and your API tokens revoked.", "success")
         return redirect(request, "/settings")
 
     @post("/settings/picture", guards=[requires_user], status_code=200)

@@ -75,6 +75,11 @@ class PasswordForm(msgspec.Struct):
     new_password: Verbatim = ""
 
 
+class TokenForm(msgspec.Struct):
+    name: str = ""
+    expires_in_days: int = 30
+
+
 class TimezoneForm(msgspec.Struct):
     timezone: str = ""
     next: str = ""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
 from uuid import UUID
 
 import msgspec
@@ -25,11 +26,26 @@ class RegisterInput(msgspec.Struct, forbid_unknown_fields=True):
 class TokenRequest(msgspec.Struct):
     username: str
     password: str
+    name: str = "API token"
+    expires_in_days: int = 30
 
 
 class TokenResponse(msgspec.Struct):
     token: str
-    expires_at: str
+    expires_at: datetime
+    id: UUID
+    name: str
+
+
+class TokenOut(msgspec.Struct):
+    """A token as its owner sees it in the list: never its value."""
+
+    id: UUID
+    name: str
+    created_at: datetime
+    last_used_at: datetime | None
+    expires_at: datetime
+    current: bool
 
 
 class UserOut(msgspec.Struct):

@@ -16,6 +16,7 @@ from sqlalchemy import func, select
 from app.config import Settings, get_settings
 from app.domain.accounts.models import Profile, User, UserType, new_feed_token
 from app.domain.accounts.schemas import GoogleIdentity
+from app.domain.accounts.tokens import ApiTokenService
 from app.lib.errors import INTEGRITY_ERRORS, ConflictError, FieldErrors, NotFound
 from app.lib.images import PictureRejected, clean_picture
 from app.lib.security import hash_password, verify_password
@@ -256,13 +257,23 @@ class UserService(SQLAlchemyAsyncRepositoryService[User]):
         user.profile.ics_feed_token = new_feed_token()
         return user.profile.ics_feed_token
 
-    async def change_password(self, user_id: UUID, current: str, new: str) -> None:
+    async def change_password(self, user_id: UUID, current: str, new: str, keep_token: str | None = None) -> User:
+        """A new password ends every other sign-in: see sign_out_everywhere."""
         user = await self.get(user_id)
         if user.password_hash is not None and not await verify_password(user.password_hash, current):
             raise FieldErrors.single("current_password", "The current password is wrong.")
         if problem := password_problem(new, user.username):
             raise FieldErrors.single("new_password", problem)
         user.password_hash = await hash_password(new)
+        return await self.sign_out_everywhere(user_id, keep_token)
+
+    async def sign_out_everywhere(self, user_id: UUID, keep_token: str | None = None) -> User:
+        """End every web session of the account (its session epoch rises; the caller signs its own browser in
+        again) and revoke every API token but `keep_token` (the one making this request, if any)."""
+        user = await self.get(user_id)
+        user.session_epoch += 1
+        await ApiTokenService(session=self.repository.session).revoke_all(user_id, keep=keep_token)
+        return user
 
     async def set_profile_picture(self, user_id: UUID, content: bytes, settings: Settings) -> str:
         """Store an uploaded picture after checking its bytes (not its name); returns its URL path."""

@@ -3,16 +3,36 @@
 from __future__ import annotations
 
 from datetime import timedelta
+from uuid import UUID
 
 from advanced_alchemy.repository import SQLAlchemyAsyncRepository
 from advanced_alchemy.service import SQLAlchemyAsyncRepositoryService
-from sqlalchemy import delete
+from sqlalchemy import delete, select
 
 from app.domain.accounts.models import ApiToken, User
 from app.lib.clock import utcnow
+from app.lib.errors import FieldErrors, NotFound
 from app.lib.security import new_token, token_digest
+from app.lib.text import control_character_problem
 
-API_TOKEN_LIFETIME = timedelta(days=30)
+DEFAULT_LIFETIME_DAYS = 30
+LIFETIME_DAYS = (1, 365)
+NAME_LIMIT = 100
+# "Last used" is shown to the minute or so: writing it on every request would cost a write per API call.
+LAST_USED_PRECISION = timedelta(minutes=10)
+
+
+def token_problems(name: str, days: int) -> dict[str, str]:
+    errors = {}
+    if not name:
+        errors["name"] = 'Name the token after what uses it, e.g. "Timetable script".'
+    elif len(name) > NAME_LIMIT:
+        errors["name"] = f"Use at most {NAME_LIMIT} characters."
+    elif problem := control_character_problem(name):
+        errors["name"] = problem
+    if not LIFETIME_DAYS[0] <= days <= LIFETIME_DAYS[1]:
+        errors["expires_in_days"] = f"Choose from {LIFETIME_DAYS[0]} to {LIFETIME_DAYS[1]} days."
+    return errors
 
 
 class ApiTokenService(SQLAlchemyAsyncRepositoryService[ApiToken]):
@@ -21,20 +41,57 @@ class ApiTokenService(SQLAlchemyAsyncRepositoryService[ApiToken]):
 
     repository_type = Repository
 
-    async def issue(self, user: User) -> tuple[str, ApiToken]:
-        """A new bearer token; only its digest is stored, the plain value is returned once."""
+    async def issue(
+        self, user: User, name: str = "API token", days: int = DEFAULT_LIFETIME_DAYS
+    ) -> tuple[str, ApiToken]:
+        """A new named bearer token living `days`; only its digest is stored, the plain value is returned once."""
+        name = name.strip()
+        if errors := token_problems(name, days):
+            raise FieldErrors(errors)
         token = new_token()
         row = await self.create(
-            {"user_id": user.id, "token_hash": token_digest(token), "expires_at": utcnow() + API_TOKEN_LIFETIME}
+            {
+                "user_id": user.id,
+                "name": name,
+                "token_hash": token_digest(token),
+                "expires_at": utcnow() + timedelta(days=days),
+            }
         )
         return token, row
 
     async def resolve(self, token: str) -> User | None:
         row = await self.repository.get_one_or_none(ApiToken.token_hash == token_digest(token))
-        if row is None or row.expires_at <= utcnow() or not row.user.is_active:
+        now = utcnow()
+        if row is None or row.expires_at <= now or not row.user.is_active:
             return None
+        if row.last_used_at is None or now - row.last_used_at > LAST_USED_PRECISION:
+            row.last_used_at = now
         user: User = row.user
         return user
 
+    async def of_user(self, user_id: UUID) -> list[ApiToken]:
+        """The account's tokens still valid, newest first."""
+        query = (
+            select(ApiToken)
+            .where(ApiToken.user_id == user_id, ApiToken.expires_at > utcnow())
+            .order_by(ApiToken.created_at.desc(), ApiToken.id)
+        )
+        return list((await self.repository.session.scalars(query)).unique().all())
+
     async def revoke(self, token: str) -> None:
         await self.repository.session.execute(delete(ApiToken).where(ApiToken.token_hash == token_digest(token)))
+
+    async def revoke_by_id(self, user_id: UUID, token_id: UUID) -> None:
+        """Revoke one of the account's tokens; someone else's is not found."""
+        result = await self.repository.session.execute(
+            delete(ApiToken).where(ApiToken.id == token_id, ApiToken.user_id == user_id).returning(ApiToken.id)
+        )
+        if result.first() is None:
+            raise NotFound("Token not found.")
+
+    async def revoke_all(self, user_id: UUID, keep: str | None = None) -> None:
+        """Revoke every token of the account but `keep` (the one making the request, if any)."""
+        statement = delete(ApiToken).where(ApiToken.user_id == user_id)
+        if keep is not None:
+            statement = statement.where(ApiToken.token_hash != token_digest(keep))
+        await self.repository.session.execute(statement)

@@ -11,7 +11,7 @@ from litestar.exceptions import NotFoundException
 from litestar.params import FromQuery, QueryParameter
 
 from app.config import get_settings
-from app.domain.accounts.auth import current_user
+from app.domain.accounts.auth import begin_session, current_user
 from app.domain.accounts.deps import provide_users
 from app.domain.accounts.schemas import GoogleIdentity
 from app.domain.accounts.services import UserService
@@ -24,7 +24,6 @@ from app.lib.forms import read_form
 from app.lib.guards import requires_user
 from app.lib.http import safe_next
 from app.lib.rendering import flash, redirect, render
-from app.lib.sessions import start_session
 
 FLOW_KEY = "google_flow"
 INTENTS = ("signin", "link", "calendar")
@@ -112,7 +111,7 @@ class GoogleAuth(Controller):
     ) -> Response[Any]:
         user = await users.find_by_google(identity.sub)
         if user is not None:
-            start_session(request, {"user_id": str(user.id)})
+            begin_session(request, user)
             return redirect(request, next_url or landing_page(user))
         if await users.find_by_login(identity.email) is not None:
             # Same email, not yet linked: only the account's owner (by password) may link it.
@@ -133,7 +132,7 @@ class GoogleAuth(Controller):
         except (ConflictError, FieldErrors) as exc:
             return self._refused(request, exc.message)
         request.session.pop(PENDING_GOOGLE_KEY, None)
-        start_session(request, {"user_id": str(user.id)})
+        begin_session(request, user)
         flash(request, "Your account is ready.", "success")
         return redirect(request, landing_page(user))
 

@@ -15,6 +15,7 @@ from litestar.di import NamedDependency, Provide
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.config import get_settings
+from app.domain.accounts.auth import begin_session
 from app.domain.lti.deps import launch_refused, provide_launches
 from app.domain.lti.keys import ToolKeyService
 from app.domain.lti.launch import STATE_COOKIE_SECONDS, LaunchService, state_cookie, storage_target_of
@@ -22,7 +23,7 @@ from app.domain.lti.platforms import LaunchRefused, origin_of
 from app.domain.lti.schemas import LaunchForm, LoginParams, StoredLaunchForm, VerifiedLaunch
 from app.lib.forms import decode_form, read_form
 from app.lib.rendering import redirect, render
-from app.lib.sessions import partitioned_cookie, start_session
+from app.lib.sessions import partitioned_cookie
 
 
 def state_cookie_header(state: str, max_age: int) -> str:
@@ -35,7 +36,7 @@ async def signed_in(
     request: Request[Any, Any, Any], launches: LaunchService, launch: VerifiedLaunch, state: str
 ) -> Response[Any]:
     outcome = await launches.complete(launch, state)
-    start_session(request, {"user_id": str(outcome.user.id)})
+    begin_session(request, outcome.user)
     # The token travels along in case this frame did not keep the session cookie (the landing page offers a new tab).
     response = redirect(request, f"{outcome.landing}?{urlencode({'launch': outcome.launch_token})}")
     response.headers["Set-Cookie"] = state_cookie_header(state, 0)

@@ -17,7 +17,7 @@ from litestar.exceptions import PermissionDeniedException
 from litestar.params import FromPath, FromQuery
 
 from app.config import get_settings
-from app.domain.accounts.auth import current_user
+from app.domain.accounts.auth import begin_session, current_user
 from app.domain.accounts.deps import DEPENDENCIES as ACCOUNT_DEPENDENCIES
 from app.domain.accounts.forms import SignInForm
 from app.domain.accounts.models import User
@@ -35,7 +35,6 @@ from app.lib.errors import AuthenticationFailed, TooManyAttempts
 from app.lib.forms import read_form
 from app.lib.http import client_address
 from app.lib.rendering import redirect, render
-from app.lib.sessions import start_session
 
 
 def embed_target(target: str | None) -> str:
@@ -119,7 +118,7 @@ class EmbedPages(Controller):
             }
             status = 429 if isinstance(exc, TooManyAttempts) else 400
             return render(request, "pages/embed_signin.html", context, status_code=status)
-        start_session(request, {"user_id": str(user.id)})
+        begin_session(request, user)
         return redirect(request, next_url)
 
     @get("/probe")
@@ -133,5 +132,5 @@ class EmbedPages(Controller):
     ) -> Response[Any]:
         """The launch token's one use: the same person and view, in a tab of their own."""
         user, target = await launches.redeem(token)
-        start_session(request, {"user_id": str(user.id)})
+        begin_session(request, user)
         return redirect(request, target)
