@@ -36,7 +36,7 @@ class NewUserFactory(DataclassFactory[NewUser]):
         return f"person{cls.__random__.randint(10**6, 10**7)}@uni.example"
 
 
-async def make_user(user_type: str = "student", **fields: Any) -> User:
+async def make_user(user_type: str = "student", *, verified: bool = True, **fields: Any) -> User:
     person = NewUserFactory.build()
     data = {
         "username": person.username,
@@ -48,7 +48,10 @@ async def make_user(user_type: str = "student", **fields: Any) -> User:
         **fields,
     }
     async with provide_services() as services:
-        return await services.users.register(data)
+        user = await services.users.register(data)
+        if verified:  # as if the mailed link was followed (tests/integration/test_security.py follows it)
+            await services.users.verify_email(user.id, user.email)
+        return user
 
 
 async def make_admin(user_type: str = "student", **fields: Any) -> User:

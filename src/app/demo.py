@@ -37,7 +37,8 @@ async def load_demo(only_if_empty: bool = False) -> list[str]:
                         "last_name": last,
                         "department": department,
                         "timezone": tz,
-                    }
+                    },
+                    by_admin=True,  # made by the operator: no verification mail to the example addresses
                 )
         for index, first in enumerate(STUDENT_NAMES, start=1):
             username = f"student{index}"
@@ -50,7 +51,8 @@ async def load_demo(only_if_empty: bool = False) -> list[str]:
                         "user_type": "student",
                         "first_name": first,
                         "last_name": "Student",
-                    }
+                    },
+                    by_admin=True,
                 )
         await _demo_slots_and_bookings(services)
     lines.append(f"demo logins (password {DEMO_PASSWORD}): professors ada, alan, grace; students student1..student10")

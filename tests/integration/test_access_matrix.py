@@ -150,7 +150,7 @@ MATRIX: dict[str, dict[str, tuple[int, Any]]] = {
         "anonymous": SIGN_IN,
     },
     "POST /bookings/{id}/cancel": {
-        "slot professor": (200, "cancelled"),
+        "slot professor": (200, "declined"),  # a professor saying no to a pending request declines it
         "booking student": (200, "cancelled"),
         "other student": NO_SUCH_BOOKING,
         "other professor": NO_SUCH_BOOKING,

@@ -361,6 +361,19 @@ async def test_a_trusted_platforms_email_links_the_existing_account(
     assert linked == [(existing.id,)]
 
 
+async def test_a_trusted_platform_does_not_join_an_account_whose_address_is_unproven(
+    client: Any, lms: FakeLms, database_url: str
+) -> None:
+    """Else whoever registered a lecturer's address first (without proving it) would receive the lecturer's launches."""
+    squatter = await make_user("professor", email="ada@uni.example", verified=False)
+    with psycopg.connect(database_url, autocommit=True) as conn:
+        conn.execute("UPDATE lti_platform SET trust_email = true")
+    await launch_as(client, lms, instructor(email="ada@uni.example"))
+    with psycopg.connect(database_url) as conn:
+        (user_id,) = conn.execute("SELECT user_id FROM lti_identity").fetchone()  # type: ignore[misc]
+    assert user_id != squatter.id
+
+
 async def test_an_untrusted_platforms_email_makes_a_separate_account(
     client: Any, lms: FakeLms, database_url: str
 ) -> None:

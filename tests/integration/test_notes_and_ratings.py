@@ -234,7 +234,8 @@ async def test_professor_page_shows_the_average_from_three_raters(client: Any, d
     response = await client.get(f"/professors/{professor.id}")
     assert response.status_code == 200
     hgroup = response.text.split("<hgroup>")[1].split("</hgroup>")[0]
-    assert '<p>Mathematics · ★ 3.7 <span class="muted">(3 ratings)</span></p>' in hgroup  # (5 + 4 + 2) / 3
+    # (5 + 4 + 2) / 3; the star is decoration, the figure and count are read out
+    assert '<p>Mathematics · <span aria-hidden="true">★ </span>3.7 <span class="muted">(3 ratings)</span></p>' in hgroup
 
 
 async def test_web_feedback_form_rerenders_the_row(client: Any, database_url: str) -> None:

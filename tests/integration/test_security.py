@@ -217,6 +217,116 @@ async def test_forwarded_for_is_believed_only_from_a_trusted_proxy(monkeypatch: 
     assert http.client_address(untrusted) == "127.0.0.1"  # type: ignore[arg-type]
 
 
+# -- Proof of an address before anything is granted because of it ---------------------------------------------
+
+
+async def mailed_link(database_url: str, mailbox: Mailbox, user_id: Any, label: str) -> str:
+    """Deliver the newest mail of `kind` to the user and return the path of the link labelled `label` in it."""
+    with psycopg.connect(database_url) as conn:
+        (notification_id, address) = conn.execute(  # type: ignore[misc]
+            "SELECT n.id, u.email FROM notification n JOIN user_account u ON u.id = n.user_id "
+            "WHERE n.user_id = %s AND n.kind = 'email_verification' ORDER BY n.created_at DESC LIMIT 1",
+            (user_id,),
+        ).fetchone()
+    assert await deliver_notification({}, notification_id=str(notification_id)) == "sent"
+    text = mailbox.to(address)[-1].get_body(("plain",)).get_content()
+    link = next(line.split(": ", 1)[1] for line in text.splitlines() if line.startswith(f"{label}:"))
+    return link.removeprefix(get_settings().app_url)
+
+
+def verified_at(database_url: str, user_id: Any) -> Any:
+    with psycopg.connect(database_url) as conn:
+        return conn.execute("SELECT email_verified_at FROM user_account WHERE id = %s", (user_id,)).fetchone()[0]
+
+
+async def test_a_registration_is_mailed_a_link_that_proves_the_address_once(
+    client: Any, database_url: str, mailbox: Mailbox
+) -> None:
+    user = await make_user(verified=False)
+    assert verified_at(database_url, user.id) is None
+    path = await mailed_link(database_url, mailbox, user.id, "Confirm")
+    page = await client.get(path)  # a mail scanner's GET changes nothing
+    assert (page.status_code, verified_at(database_url, user.id)) == (200, None)
+    token = path.split("t=", 1)[1]
+    await client.get("/login")
+    confirmed = await client.post("/account/verify", data={"t": token}, headers=csrf_headers(client))
+    assert (confirmed.status_code, confirmed.headers["location"]) == (303, "/login")
+    assert verified_at(database_url, user.id) is not None
+    again = await client.post("/account/verify", data={"t": token}, headers=csrf_headers(client))
+    assert again.status_code == 410
+    assert "This link was used already" in again.text
+
+
+async def test_a_new_address_must_be_proven_again_and_the_old_link_stops_working(
+    client: Any, database_url: str, mailbox: Mailbox
+) -> None:
+    user = await make_user(verified=False)
+    old_link = await mailed_link(database_url, mailbox, user.id, "Confirm")
+    changed = await client.patch(
+        "/api/v1/me", json={"email": "new-address@uni.example"}, headers=await api_token(client, user.username)
+    )
+    assert (changed.status_code, changed.json()["email_verified"]) == (200, False)
+    await client.get("/login")
+    stale = await client.post("/account/verify", data={"t": old_link.split("t=", 1)[1]}, headers=csrf_headers(client))
+    assert stale.status_code == 410
+    new_link = await mailed_link(database_url, mailbox, user.id, "Confirm")
+    assert mailbox.to("new-address@uni.example")
+    fresh = await client.post("/account/verify", data={"t": new_link.split("t=", 1)[1]}, headers=csrf_headers(client))
+    assert fresh.status_code == 303
+    assert verified_at(database_url, user.id) is not None
+
+
+@pytest.fixture
+def signup_domains(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Addresses of uni.example make professors, as PROFESSOR_SIGNUP_DOMAINS=uni.example does in production."""
+    from app.domain.consultations import slots
+
+    settings = dataclasses.replace(get_settings(), professor_signup_domains=("uni.example",))
+    monkeypatch.setattr(slots, "get_settings", lambda: settings)
+
+
+@pytest.mark.usefixtures("signup_domains")
+async def test_a_professor_whose_address_is_unproven_cannot_publish_slots(client: Any, database_url: str) -> None:
+    professor = await make_user("professor", verified=False)
+    start = in_hours(48)
+    body = {"start_time": start.isoformat(), "end_time": (start + timedelta(minutes=30)).isoformat()}
+    response = await client.post("/api/v1/slots", json=body, headers=await api_token(client, professor.username))
+    assert (response.status_code, response.json()["detail"]) == (
+        403,
+        f"Verify your e-mail address before publishing slots: follow the link we sent to {professor.email}.",
+    )
+    with psycopg.connect(database_url) as conn:
+        assert conn.execute("SELECT count(*) FROM consultation_slot").fetchone() == (0,)
+
+
+@pytest.mark.usefixtures("signup_domains")
+async def test_a_professor_publishes_once_the_address_is_proven(
+    client: Any, database_url: str, mailbox: Mailbox
+) -> None:
+    professor = await make_user("professor", verified=False)
+    link = await mailed_link(database_url, mailbox, professor.id, "Confirm")
+    await client.get("/login")
+    await client.post("/account/verify", data={"t": link.split("t=", 1)[1]}, headers=csrf_headers(client))
+    start = in_hours(48)
+    body = {"start_time": start.isoformat(), "end_time": (start + timedelta(minutes=30)).isoformat()}
+    response = await client.post("/api/v1/slots", json=body, headers=await api_token(client, professor.username))
+    assert response.status_code == 201
+
+
+async def test_an_unproven_student_may_book_and_sees_how_to_get_a_new_link(client: Any, database_url: str) -> None:
+    student = await make_user(verified=False)
+    slot = await make_slot(await make_user("professor"))
+    booked = await client.post(
+        f"/api/v1/slots/{slot.id}/bookings", json={"topic": "Exam"}, headers=await api_token(client, student.username)
+    )
+    assert booked.status_code == 201
+    await web_login(client, student.username)
+    page = await client.get("/professors")
+    assert f"we sent a link to <strong>{student.email}</strong>" in page.text
+    resent = await client.post("/settings/verification", data={"next": "/professors"}, headers=csrf_headers(client))
+    assert (resent.status_code, resent.headers["location"]) == (303, "/professors")
+
+
 # -- Ending other sign-ins, and API tokens a person can see and revoke ------------------------------------------
 
 

@@ -38,6 +38,7 @@ def user_out(user: User) -> UserOut:
         id=user.id,
         username=user.username,
         email=user.email,
+        email_verified=user.email_verified_at is not None,
         user_type=user.user_type,
         first_name=user.first_name,
         last_name=user.last_name,

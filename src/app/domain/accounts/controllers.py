@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Annotated, Any
 from uuid import UUID
 
@@ -11,13 +12,14 @@ from litestar.di import NamedDependency
 from litestar.params import FromPath, FromQuery, MultipartBody, QueryParameter
 
 from app.config import get_settings
-from app.domain.accounts.auth import begin_session
+from app.domain.accounts.auth import begin_session, current_user
 from app.domain.accounts.deps import DEPENDENCIES
 from app.domain.accounts.emails import UNLOCK_PURPOSE
 from app.domain.accounts.forms import (
     PasswordForm,
     ProfileForm,
     RegisterForm,
+    ReturnForm,
     SignInForm,
     TimezoneForm,
     TokenForm,
@@ -36,6 +38,7 @@ from app.domain.accounts.signin import (
     sign_in,
 )
 from app.domain.accounts.tokens import ApiTokenService
+from app.domain.accounts.verification import VERIFY_PURPOSE
 from app.lib.clock import utcnow
 from app.lib.errors import AuthenticationFailed, FieldErrors, TooManyAttempts
 from app.lib.forms import read_form
@@ -44,7 +47,46 @@ from app.lib.http import client_address, safe_next
 from app.lib.rendering import flash, form_errors, is_htmx, redirect, render
 from app.lib.signing import verified
 
-UNLOCK_INVALID = "This unlock link has expired or is not complete; sign in again later, or ask for help."
+
+@dataclass(frozen=True)
+class MailedLink:
+    """What the page a mailed link opens says, and where its button posts."""
+
+    title: str
+    explanation: str
+    button: str
+    action: str
+    invalid: str
+    way_back: str = "/login"
+    way_back_label: str = "Back to sign in"
+
+
+UNLOCK_LINK = MailedLink(
+    title="Unlock your account",
+    explanation="Many wrong passwords were tried for your account, so it was locked. Unlock it to sign in now.",
+    button="Unlock my account",
+    action="/account/unlock",
+    invalid="This unlock link has expired or is not complete; sign in again later, or ask for help.",
+)
+VERIFY_LINK = MailedLink(
+    title="Confirm your e-mail address",
+    explanation="Confirm that this address is yours, so that confirmations, reminders and answers reach you.",
+    button="Confirm my address",
+    action="/account/verify",
+    invalid=(
+        "This link was used already, has expired, or is for an address your account no longer has. "
+        "Sign in to see whether your address is confirmed; Settings sends a new link."
+    ),
+    way_back="/settings",
+    way_back_label="Go to Settings",
+)
+
+
+def mailed_link_page(request: Request[Any, Any, Any], link: MailedLink, token: str, *, valid: bool) -> Response[Any]:
+    context = {"link": link, "token": token if valid else "", "problem": None if valid else link.invalid}
+    return render(request, "pages/mailed_link.html", context, status_code=200 if valid else 410)
+
+
 REGISTER_FIELDS = tuple(RegisterForm.__struct_fields__)
 PROFILE_FORM_FIELDS = tuple(ProfileForm.__struct_fields__)
 PASSWORD_FIELDS = tuple(PasswordForm.__struct_fields__)
@@ -120,18 +162,41 @@ class AccountPages(Controller):
     async def unlock_page(self, request: Request[Any, Any, Any], t: FromQuery[str] = "") -> Response[Any]:
         """The mailed unlock link opens a page with one button (a mail scanner's GET must not unlock)."""
         valid = verified(UNLOCK_PURPOSE, t, utcnow(), get_settings()) is not None
-        context = {"token": t, "problem": None if valid else UNLOCK_INVALID}
-        return render(request, "pages/unlock.html", context, status_code=200 if valid else 410)
+        return mailed_link_page(request, UNLOCK_LINK, t, valid=valid)
 
     @post("/account/unlock", status_code=200)
     async def unlock(self, request: Request[Any, Any, Any], throttle: NamedDependency[SignInThrottle]) -> Response[Any]:
         form = await read_form(request, UnlockForm)
         payload = verified(UNLOCK_PURPOSE, form.t, utcnow(), get_settings())
         if payload is None:
-            return render(request, "pages/unlock.html", {"token": "", "problem": UNLOCK_INVALID}, status_code=410)
+            return mailed_link_page(request, UNLOCK_LINK, "", valid=False)
         await throttle.clear_account(str(payload["user"]))
         flash(request, "Your account is unlocked: sign in.", "success")
         return redirect(request, "/login")
+
+    @get("/account/verify")
+    async def verify_page(self, request: Request[Any, Any, Any], t: FromQuery[str] = "") -> Response[Any]:
+        valid = verified(VERIFY_PURPOSE, t, utcnow(), get_settings()) is not None
+        return mailed_link_page(request, VERIFY_LINK, t, valid=valid)
+
+    @post("/account/verify", status_code=200)
+    async def verify(self, request: Request[Any, Any, Any], users: NamedDependency[UserService]) -> Response[Any]:
+        form = await read_form(request, UnlockForm)
+        payload = verified(VERIFY_PURPOSE, form.t, utcnow(), get_settings())
+        user = await users.verify_email(UUID(payload["user"]), str(payload["email"])) if payload else None
+        if user is None:
+            return mailed_link_page(request, VERIFY_LINK, "", valid=False)
+        flash(request, f"Thank you: {user.email} is confirmed.", "success")
+        return redirect(request, "/settings" if current_user(request) else "/login")
+
+    @post("/settings/verification", guards=[requires_user], status_code=200)
+    async def resend_verification(
+        self, request: Request[Any, Any, Any], users: NamedDependency[UserService]
+    ) -> Response[Any]:
+        form = await read_form(request, ReturnForm)
+        user = await users.resend_verification(request.user.id)
+        flash(request, f"We sent a new link to {user.email}.", "success")
+        return redirect(request, safe_next(form.next, "/settings"))
 
     @post("/logout", status_code=200)
     async def logout(self, request: Request[Any, Any, Any]) -> Response[Any]:

@@ -1,4 +1,5 @@
-"""The e-mails of accounts: an account locked by failed sign-ins, with the link that unlocks it."""
+"""The e-mails of accounts: the link that proves an address; an account locked by failed sign-ins, with the link
+that unlocks it."""
 
 from __future__ import annotations
 
@@ -9,7 +10,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from app.config import Settings
 from app.domain.accounts.models import User
 from app.domain.accounts.signin import ACCOUNT_LOCKED_KIND
-from app.domain.notifications.emails import Detail, EmailContent, EmailRenderers
+from app.domain.accounts.verification import EMAIL_VERIFICATION_KIND, VERIFY_LINK_LIFETIME, verify_url
+from app.domain.notifications.emails import Detail, EmailContent, EmailRenderers, NoLongerRelevant
 from app.domain.notifications.models import Notification
 from app.lib.clock import utcnow
 from app.lib.signing import sign
@@ -39,4 +41,21 @@ async def account_locked(session: AsyncSession, row: Notification, settings: Set
     )
 
 
-EMAILS: EmailRenderers = {ACCOUNT_LOCKED_KIND: account_locked}
+async def email_verification(session: AsyncSession, row: Notification, settings: Settings) -> EmailContent:
+    recipient = await session.get_one(User, row.user_id)
+    if recipient.email.lower() != row.context.get("email") or recipient.email_verified_at is not None:
+        raise NoLongerRelevant("the address was verified or changed since")
+    return EmailContent(
+        address=recipient.email,
+        greeting=recipient.first_name or recipient.username,
+        subject="Confirm your e-mail address for Office hours",
+        body=(
+            f"Please confirm that {recipient.email} is your address, so that booking confirmations, reminders and "
+            f"answers reach you. The link is valid for {VERIFY_LINK_LIFETIME.days} days.\n"
+            "If you did not create an Office hours account or change your address, ignore this e-mail."
+        ),
+        link=Detail("Confirm", "Confirm my address", url=verify_url(recipient, settings)),
+    )
+
+
+EMAILS: EmailRenderers = {ACCOUNT_LOCKED_KIND: account_locked, EMAIL_VERIFICATION_KIND: email_verification}

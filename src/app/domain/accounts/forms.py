@@ -80,6 +80,12 @@ class TokenForm(msgspec.Struct):
     expires_in_days: int = 30
 
 
+class ReturnForm(msgspec.Struct):
+    """A button that acts and comes back to the page it was pressed on."""
+
+    next: str = ""
+
+
 class TimezoneForm(msgspec.Struct):
     timezone: str = ""
     next: str = ""

@@ -52,6 +52,7 @@ class UserOut(msgspec.Struct):
     id: UUID
     username: str
     email: str
+    email_verified: bool
     user_type: str
     first_name: str
     last_name: str

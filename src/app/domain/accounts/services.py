@@ -17,6 +17,8 @@ from app.config import Settings, get_settings
 from app.domain.accounts.models import Profile, User, UserType, new_feed_token
 from app.domain.accounts.schemas import GoogleIdentity
 from app.domain.accounts.tokens import ApiTokenService
+from app.domain.accounts.verification import send_verification
+from app.lib.clock import utcnow
 from app.lib.errors import INTEGRITY_ERRORS, ConflictError, FieldErrors, NotFound
 from app.lib.images import PictureRejected, clean_picture
 from app.lib.security import hash_password, verify_password
@@ -132,7 +134,8 @@ class UserService(SQLAlchemyAsyncRepositoryService[User]):
     async def register(self, data: dict[str, Any], *, by_admin: bool = False) -> User:
         """Create a user and their profile, or raise FieldErrors naming every bad field.
 
-        `by_admin`: an administrator (the CLI) may create professors whatever the email domain.
+        `by_admin`: an administrator (the CLI, the demo data) may create professors whatever the email domain, and
+        the address counts as verified; anyone else is mailed a link to verify it.
         """
         data = {
             key: value
@@ -167,20 +170,27 @@ class UserService(SQLAlchemyAsyncRepositoryService[User]):
         data = {**data, "username": username}
         try:
             async with savepoint(self.repository.session):
-                return await self.create(data)
+                user = await self.create(data)
         except INTEGRITY_ERRORS as exc:  # a concurrent registration took the name first
             raise FieldErrors({"username": "This username or email is taken."}) from exc
+        if by_admin:
+            user.email_verified_at = utcnow()
+        else:
+            await send_verification(self.repository.session, user)
+        return user
 
     async def update_account(self, user_id: UUID, changes: dict[str, Any]) -> User:
         user = await self.get(user_id)
         if errors := account_field_problems(changes):
             raise FieldErrors(errors)
+        new_address = False
         if "email" in changes:
             email = str(changes["email"]).strip()
             taken = await self.repository.exists(func.lower(User.email) == email.lower(), User.id != user.id)
             if taken:
                 raise FieldErrors.single("email", "An account with this email exists already.")
             changes = {**changes, "email": email}
+            new_address = email.lower() != user.email.lower()
         for field in USER_FIELDS:
             if field in changes:
                 setattr(user, field, changes[field])
@@ -192,6 +202,24 @@ class UserService(SQLAlchemyAsyncRepositoryService[User]):
                 await self.repository.session.flush()
         except INTEGRITY_ERRORS as exc:  # a concurrent change took the address first
             raise FieldErrors.single("email", "An account with this email exists already.") from exc
+        if new_address:
+            user.email_verified_at = None
+            await send_verification(self.repository.session, user)
+        return user
+
+    async def verify_email(self, user_id: UUID, email: str) -> User | None:
+        """Mark the address proven if the link names the address the account has now, unproven; None: the link
+        is used up (the address is verified already, or was changed since)."""
+        user: User | None = await self.repository.get_one_or_none(User.id == user_id, User.is_active.is_(True))
+        if user is None or user.email.lower() != email.lower() or user.email_verified_at is not None:
+            return None
+        user.email_verified_at = utcnow()
+        return user
+
+    async def resend_verification(self, user_id: UUID) -> User:
+        user = await self.get(user_id)
+        if user.email_verified_at is None:
+            await send_verification(self.repository.session, user)
         return user
 
     async def grant_professor(self, login: str) -> User:
@@ -227,6 +255,7 @@ class UserService(SQLAlchemyAsyncRepositoryService[User]):
                         "google_sub": identity.sub,
                         "first_name": identity.first_name[:150],
                         "last_name": identity.last_name[:150],
+                        "email_verified_at": utcnow(),  # Google vouches for it (email_verified)
                     },
                 )
         except INTEGRITY_ERRORS as exc:
@@ -238,6 +267,8 @@ class UserService(SQLAlchemyAsyncRepositoryService[User]):
             raise ConflictError("This Google account is already linked to another account.")
         user = await self.get(user_id)
         user.google_sub = identity.sub
+        if user.email_verified_at is None and identity.email.lower() == user.email.lower():
+            user.email_verified_at = utcnow()  # Google vouches for the same address
         try:
             async with savepoint(self.repository.session):
                 await self.repository.session.flush()

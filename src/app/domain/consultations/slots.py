@@ -12,7 +12,9 @@ from advanced_alchemy.repository import SQLAlchemyAsyncRepository
 from advanced_alchemy.service import ModelDictT, SQLAlchemyAsyncRepositoryService, is_dict
 from sqlalchemy import ColumnElement, func, select, update
 
+from app.config import get_settings
 from app.domain.accounts.models import User
+from app.domain.accounts.verification import publishing_problem
 from app.domain.consultations.capacity import places_of, places_on, refresh_slot_status
 from app.domain.consultations.events import NotificationKind, booking_changed
 from app.domain.consultations.models import ACTIVE, Booking, BookingStatus, ConsultationSlot, SlotStatus
@@ -28,7 +30,7 @@ from app.domain.consultations.rules import (
 from app.domain.consultations.waitlist import place_freed
 from app.domain.notifications.services import NotificationService
 from app.lib.clock import describe_time, utcnow
-from app.lib.errors import INTEGRITY_ERRORS, ConflictError, FieldErrors, NotFound
+from app.lib.errors import INTEGRITY_ERRORS, ConflictError, FieldErrors, Forbidden, NotFound
 from app.lib.live import announce
 from app.lib.unit_of_work import savepoint
 
@@ -50,6 +52,12 @@ def slot_filters(
     if status is not None:
         filters.append(ConsultationSlot.status == status)
     return filters
+
+
+def require_may_publish(professor: User) -> None:
+    """A professor whose role came with an address not yet proven does not publish (see accounts/verification)."""
+    if problem := publishing_problem(professor, get_settings()):
+        raise Forbidden(problem)
 
 
 class SlotService(SQLAlchemyAsyncRepositoryService[ConsultationSlot]):
@@ -130,6 +138,7 @@ class SlotService(SQLAlchemyAsyncRepositoryService[ConsultationSlot]):
     # -- writing -------------------------------------------------------------------------------------
 
     async def create_slot(self, professor: User, data: dict[str, Any]) -> ConsultationSlot:
+        require_may_publish(professor)
         errors = time_problems(data.get("start_time"), data.get("end_time"), now=utcnow())
         errors |= text_problems(data)
         if problem := capacity_problem(data.get("capacity", 1)):
@@ -190,6 +199,7 @@ class SlotService(SQLAlchemyAsyncRepositoryService[ConsultationSlot]):
         busy_periods: Sequence[tuple[datetime, datetime]] = (),
         keep_busy: bool = False,
     ) -> BulkResult:
+        require_may_publish(professor)
         result = await self.plan_slots(professor, rule, busy_periods, keep_busy=keep_busy)
         if all_or_nothing and result.clashes:
             first = result.clashes[0]

@@ -9,8 +9,10 @@ from uuid import UUID
 from litestar import Request
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from app.config import get_settings
 from app.domain.accounts.models import User
 from app.domain.accounts.services import TIMEZONES, UserService
+from app.domain.accounts.verification import publishing_problem
 from app.domain.consultations.bookings import BookingService
 from app.domain.consultations.capacity import places_on
 from app.domain.consultations.grid import build_cells, build_week
@@ -101,4 +103,5 @@ async def dashboard_overview(professor: User, slots: SlotService, bookings: Book
         "to_mark": [b for b in to_mark if b.start_time <= now],
         "today": today,
         "default_end": today + timedelta(days=28),
+        "publishing_problem": publishing_problem(professor, get_settings()),
     }

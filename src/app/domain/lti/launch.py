@@ -306,7 +306,9 @@ class LaunchService:
         """An existing account with the same email when the platform is trusted to vouch for it, else a new one."""
         email = launch.email if EMAIL_PATTERN.match(launch.email) else ""
         owner = await self.users.get_one_or_none(func.lower(User.email) == email.lower()) if email else None
-        if owner is not None and launch.platform.trust_email:
+        # Joining an existing account by its address needs the platform's word and the account's proof of it:
+        # else anyone who registered a student's address first would receive the student's launches.
+        if owner is not None and launch.platform.trust_email and owner.email_verified_at is not None:
             if not owner.is_active:
                 raise LaunchRefused("This account is disabled.", 401)
             return owner
@@ -322,6 +324,7 @@ class LaunchService:
                 "user_type": role.value,
                 "first_name": launch.names[0],
                 "last_name": launch.names[1],
+                "email_verified_at": utcnow() if email and owner is None and launch.platform.trust_email else None,
             },
         )
 
