@@ -338,6 +338,22 @@ async def test_the_pages_of_an_embedded_session_keep_the_partitioned_cookie(clie
     assert cookie.split(";")[0] == session_cookies(response)[0].split(";")[0]
 
 
+@pytest.mark.parametrize(
+    ("fetch", "signed_in"),
+    [
+        ({"sec-fetch-site": "cross-site", "sec-fetch-dest": "iframe"}, True),  # the LMS page loads the frame
+        ({"sec-fetch-site": "same-origin", "sec-fetch-dest": "empty"}, True),  # htmx inside the frame
+        ({"sec-fetch-site": "cross-site", "sec-fetch-dest": "document"}, False),  # a link from another site
+    ],
+)
+async def test_an_embedded_session_counts_cross_site_only_inside_a_frame(
+    client: Any, lms: FakeLms, fetch: dict[str, str], signed_in: bool
+) -> None:
+    await launch_as(client, lms, instructor())
+    page = await client.get(f"{TOOL}/settings", headers=fetch)
+    assert page.status_code == (200 if signed_in else 303)
+
+
 async def test_the_launch_deletes_its_state_cookie(client: Any, lms: FakeLms) -> None:
     response = await launch_as(client, lms, instructor())
     assert not [name for name in client.cookies if name.startswith("lti_state_")]

@@ -5,7 +5,9 @@ transaction as everything else and writes nothing unless the session changed (or
 
 A session started inside a frame (an LMS page embedding the tool) is marked embedded, and its cookies are written
 for a third-party frame: `SameSite=None; Secure; Partitioned` (CHIPS), so Chrome keeps them there even where it
-blocks third-party cookies. Every other session keeps the site's SameSite=Lax cookie.
+blocks third-party cookies. Every other session keeps the site's SameSite=Lax cookie. Because an embedded
+session's cookie travels cross-site, it is honoured cross-site only inside a frame (`out_of_its_frame`): a link
+from another site opening the tool's pages at the top level finds nobody signed in.
 """
 
 from __future__ import annotations
@@ -42,6 +44,12 @@ PARTITIONED_ATTRIBUTES = ("SameSite=None", "Secure", "Partitioned")
 def is_framed(connection: ASGIConnection[Any, Any, Any, Any]) -> bool:
     """A navigation inside a frame, as the browser declares it (Sec-Fetch-Dest cannot be set by a page)."""
     return connection.headers.get("sec-fetch-dest") in FRAME_DESTINATIONS
+
+
+def out_of_its_frame(connection: ASGIConnection[Any, Any, Any, Any]) -> bool:
+    """An embedded session's cookie arriving from another site, but not to load a frame: not its use."""
+    embedded = "session" in connection.scope and bool(connection.session.get(EMBEDDED_SESSION_KEY))
+    return embedded and connection.headers.get("sec-fetch-site") == "cross-site" and not is_framed(connection)
 
 
 def start_session(connection: ASGIConnection[Any, Any, Any, Any], data: dict[str, Any]) -> None:

@@ -12,7 +12,7 @@ from app.domain.accounts.models import User
 from app.domain.accounts.services import UserService
 from app.domain.accounts.tokens import ApiTokenService
 from app.lib.http import bearer_token, is_api
-from app.lib.sessions import start_session
+from app.lib.sessions import out_of_its_frame, start_session
 from app.lib.unit_of_work import UnitOfWork
 
 SESSION_USER_KEY = "user_id"
@@ -42,7 +42,7 @@ class AuthenticationMiddleware(AbstractAuthenticationMiddleware):
             user = await ApiTokenService(session=session).resolve(token)
             return AuthenticationResult(user=user, auth=token if user else None)
         user_id = connection.session.get(SESSION_USER_KEY) if "session" in connection.scope else None
-        if not user_id:
+        if not user_id or out_of_its_frame(connection):
             return AuthenticationResult(user=None, auth=None)
         user = await UserService(session=session).get_one_or_none(id=UUID(user_id), is_active=True)
         if user is None or connection.session.get(SESSION_EPOCH_KEY, 0) != user.session_epoch:
