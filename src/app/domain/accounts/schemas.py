@@ -23,7 +23,7 @@ class RegisterInput(msgspec.Struct, forbid_unknown_fields=True):
     phone_number: str = ""
 
 
-class TokenRequest(msgspec.Struct):
+class TokenRequest(msgspec.Struct, forbid_unknown_fields=True):
     username: str
     password: str
     name: str = "API token"
@@ -103,7 +103,7 @@ class MeUpdate(PartialUpdate):
     students_may_reschedule: bool | msgspec.UnsetType = msgspec.UNSET
 
 
-class PasswordChange(msgspec.Struct):
+class PasswordChange(msgspec.Struct, forbid_unknown_fields=True):
     current_password: str
     new_password: str
 
