@@ -34,7 +34,7 @@ from app.domain.google.controllers import GoogleAuth
 from app.domain.lti.controllers import LtiController
 from app.domain.lti.embed import EmbedPages
 from app.domain.lti.platforms import frame_ancestors
-from app.domain.notifications.emails import EmailRenderers
+from app.domain.notifications.emails import EmailBook
 from app.domain.system.controllers import SystemController
 from app.lib.body import JsonBodyGuardMiddleware
 from app.lib.csrf import SameOriginMiddleware, csrf_cookie_name
@@ -42,21 +42,22 @@ from app.lib.database import EmbeddedDatabasePlugin, get_alchemy_config
 from app.lib.exceptions import exception_handlers
 from app.lib.framing import FrameAncestorsMiddleware
 from app.lib.headers import SecurityHeadersMiddleware
+from app.lib.i18n import LocaleMiddleware
 from app.lib.live import create_channels_plugin
 from app.lib.methods import answer_head_and_options
 from app.lib.openapi import document_errors, operation_id
 from app.lib.sessions import DatabaseSessionConfig
 from app.lib.templates import create_template_engine
 from app.lib.unit_of_work import UnitOfWorkMiddleware
-from app.services import EMAIL_RENDERERS
+from app.services import EMAILS
 from app.worker import saq_config
 
 UNSAFE_EXEMPT_PATHS = ("/api/", "/lti/login", "/lti/launch")
 UNAUTHENTICATED_PATHS = ["/static", "/media", "/health", "/schema"]
 
 
-def provide_email_renderers() -> EmailRenderers:
-    return EMAIL_RENDERERS
+def provide_emails() -> EmailBook:
+    return EMAILS
 
 
 def create_app() -> Litestar:
@@ -108,7 +109,7 @@ def create_app() -> Litestar:
                 path="/media", directories=[settings.upload_dir], include_in_schema=False, name="media"
             ),
         ],
-        dependencies={"email_renderers": Provide(provide_email_renderers, sync_to_thread=False)},
+        dependencies={"emails": Provide(provide_emails, sync_to_thread=False)},
         plugins=[
             SQLAlchemyPlugin(config=alchemy),
             HTMXPlugin(),
@@ -127,6 +128,8 @@ def create_app() -> Litestar:
             UnitOfWorkMiddleware(alchemy),
             session_config.middleware,
             DefineMiddleware(AuthenticationMiddleware, exclude=UNAUTHENTICATED_PATHS),
+            # After sign-in: a signed-in person's own language wins over the browser's.
+            LocaleMiddleware,
         ],
         request_class=HTMXRequest,
         csrf_config=csrf,

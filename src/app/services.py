@@ -8,10 +8,13 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from functools import cached_property
+from uuid import UUID
 
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.domain.accounts.emails import EMAILS as ACCOUNT_EMAILS
+from app.domain.accounts.models import User
 from app.domain.accounts.services import UserService
 from app.domain.accounts.tokens import ApiTokenService
 from app.domain.calendar.sync import queue_calendar_syncs
@@ -22,12 +25,20 @@ from app.domain.consultations.notes import NoteService
 from app.domain.consultations.slots import SlotService
 from app.domain.consultations.waitlist import WaitlistService
 from app.domain.google.emails import EMAILS as GOOGLE_EMAILS
-from app.domain.notifications.emails import EmailRenderers
+from app.domain.notifications.emails import EmailBook
 from app.domain.notifications.services import NotificationService
+from app.lib.i18n import DEFAULT_LOCALE
 from app.lib.unit_of_work import unit_of_work
 
-# Every kind of e-mail the outbox may hold, and what renders it.
-EMAIL_RENDERERS: EmailRenderers = {**ACCOUNT_EMAILS, **CONSULTATION_EMAILS, **GOOGLE_EMAILS}
+
+async def recipient_locale(session: AsyncSession, user_id: UUID) -> str:
+    """The language a person reads their e-mail in: the one they chose for the site."""
+    locale = await session.scalar(select(User.locale).where(User.id == user_id))
+    return locale or DEFAULT_LOCALE
+
+
+# Every kind of e-mail the outbox may hold, what renders it, and in which language.
+EMAILS = EmailBook(renderers={**ACCOUNT_EMAILS, **CONSULTATION_EMAILS, **GOOGLE_EMAILS}, locale_of=recipient_locale)
 
 # Google Calendar mirrors bookings: a committed booking change queues its sync.
 booking_changed.connect(queue_calendar_syncs)

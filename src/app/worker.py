@@ -16,14 +16,14 @@ from app.domain.consultations.reminders import queue_due_reminders
 from app.domain.notifications.delivery import OutboxDelivery
 from app.domain.notifications.services import queue_deliveries
 from app.lib.queue import configure_queue
-from app.services import EMAIL_RENDERERS, provide_services
+from app.services import EMAILS, provide_services
 
 logger = logging.getLogger(__name__)
 
 
 async def deliver_notification(ctx: Context, *, notification_id: str) -> str:
     async with provide_services() as services:
-        delivery = OutboxDelivery(services.session, get_settings(), EMAIL_RENDERERS)
+        delivery = OutboxDelivery(services.session, get_settings(), EMAILS)
         outcome = await delivery.deliver(UUID(notification_id))
     return outcome.value
 

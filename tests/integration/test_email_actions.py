@@ -21,7 +21,8 @@ from app.config import get_settings
 from app.domain.accounts.models import User
 from app.domain.consultations.links import MAX_LINK_AGE, ActionLink, LinkAction, read, sign
 from app.domain.consultations.models import Booking
-from app.lib.clock import describe_time, utcnow
+from app.lib.clock import utcnow
+from app.lib.formatting import describe_time
 from app.worker import deliver_notification
 from tests.conftest import Mailbox
 from tests.helpers import book, in_hours, make_slot, make_user, shift_into_past, web_login

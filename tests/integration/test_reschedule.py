@@ -16,7 +16,7 @@ from psycopg.rows import dict_row
 
 from app.domain.accounts.models import User
 from app.domain.consultations.models import Booking, ConsultationSlot
-from app.lib.clock import describe_time
+from app.lib.formatting import describe_time
 from app.worker import deliver_notification
 from tests.conftest import Mailbox
 from tests.helpers import api_token, book, csrf_headers, in_hours, make_slot, make_user, web_login

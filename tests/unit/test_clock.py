@@ -4,17 +4,18 @@ from __future__ import annotations
 
 from datetime import UTC, date, datetime
 
-from app.lib.clock import day_bounds, describe_time, local_time, monday_of
+from app.lib.clock import day_bounds, monday_of
+from app.lib.formatting import describe_time, local_time
 
 
 def test_a_span_is_described_in_the_readers_zone_and_names_the_zone() -> None:
     start = datetime(2026, 12, 1, 9, 0, tzinfo=UTC)
     end = datetime(2026, 12, 1, 9, 30, tzinfo=UTC)
-    assert describe_time(start, end, "Europe/Berlin") == "Tue 01 Dec 2026, 10:00–10:30 (Europe/Berlin)"
+    assert describe_time(start, end, "Europe/Berlin") == "Tue, 1 Dec 2026, 10:00–10:30 (Europe/Berlin)"
 
 
 def test_the_same_instant_reads_differently_in_new_york() -> None:
-    assert local_time(datetime(2026, 12, 1, 9, 0, tzinfo=UTC), "America/New_York", "%H:%M") == "04:00"
+    assert local_time(datetime(2026, 12, 1, 9, 0, tzinfo=UTC), "America/New_York", "time") == "04:00"
 
 
 def test_a_day_with_the_spring_clock_change_lasts_twenty_three_hours() -> None:

@@ -1,4 +1,4 @@
-"""Time: the current instant, and instants shown in a person's time zone."""
+"""Time: the current instant, days and time zones (lib/formatting writes instants as a person reads them)."""
 
 from __future__ import annotations
 
@@ -6,22 +6,9 @@ from datetime import UTC, date, datetime, time, timedelta
 from functools import lru_cache
 from zoneinfo import ZoneInfo, available_timezones
 
-DISPLAY_FORMAT = "%a %d %b %Y, %H:%M"
-
 
 def utcnow() -> datetime:
     return datetime.now(UTC)
-
-
-def local_time(value: datetime, timezone: str, fmt: str = DISPLAY_FORMAT) -> str:
-    return value.astimezone(ZoneInfo(timezone)).strftime(fmt)
-
-
-def describe_time(start: datetime, end: datetime, timezone: str) -> str:
-    """ "Tue 01 Dec 2026, 10:00–10:30 (Europe/Berlin)": a span as a person in `timezone` reads it."""
-    zone = ZoneInfo(timezone)
-    local_start, local_end = start.astimezone(zone), end.astimezone(zone)
-    return f"{local_start:{DISPLAY_FORMAT}}–{local_end:%H:%M} ({timezone})"
 
 
 def today_in(timezone: str) -> date:

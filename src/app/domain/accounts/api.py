@@ -44,6 +44,7 @@ def user_out(user: User) -> UserOut:
         last_name=user.last_name,
         phone_number=user.phone_number,
         timezone=user.timezone,
+        locale=user.locale,
         is_admin=user.is_admin,
         department=profile.department,
         bio=profile.bio,

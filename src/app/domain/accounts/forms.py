@@ -32,6 +32,7 @@ class ProfileForm(msgspec.Struct):
     email: str | msgspec.UnsetType = msgspec.UNSET
     phone_number: str | msgspec.UnsetType = msgspec.UNSET
     timezone: str | msgspec.UnsetType = msgspec.UNSET
+    locale: str | msgspec.UnsetType = msgspec.UNSET
     department: str | msgspec.UnsetType = msgspec.UNSET
     bio: str | msgspec.UnsetType = msgspec.UNSET
     second_reminder_minutes: int | None = None
@@ -44,7 +45,7 @@ class ProfileForm(msgspec.Struct):
     students_may_reschedule: bool = False
 
     def changes(self, *, professor: bool) -> dict[str, object]:
-        shared = ("first_name", "last_name", "email", "phone_number", "timezone", "department", "bio")
+        shared = ("first_name", "last_name", "email", "phone_number", "timezone", "locale", "department", "bio")
         changes: dict[str, object] = {
             name: value for name in shared if (value := getattr(self, name)) is not msgspec.UNSET
         }

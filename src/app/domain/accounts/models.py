@@ -45,6 +45,8 @@ class User(Base):
     email_verified_at: Mapped[datetime | None] = mapped_column(DateTimeUTC(timezone=True), default=None)
     # Raised by a password change or "sign out everywhere": web sessions signed in under an older epoch end.
     session_epoch: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    # The language pages and e-mails speak to this person (lib/i18n.SUPPORTED_LOCALES).
+    locale: Mapped[str] = mapped_column(String(8), default="en", server_default="en")
 
     profile: Mapped[Profile] = relationship(
         back_populates="user", lazy="joined", uselist=False, cascade="all, delete-orphan"

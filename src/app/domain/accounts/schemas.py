@@ -19,6 +19,7 @@ class RegisterInput(msgspec.Struct, forbid_unknown_fields=True):
     first_name: str = ""
     last_name: str = ""
     timezone: str | None = None
+    locale: str | None = None
     department: str = ""
     phone_number: str = ""
 
@@ -58,6 +59,7 @@ class UserOut(msgspec.Struct):
     last_name: str
     phone_number: str
     timezone: str
+    locale: str
     is_admin: bool
     department: str
     bio: str
@@ -91,6 +93,7 @@ class MeUpdate(PartialUpdate):
     last_name: str | msgspec.UnsetType = msgspec.UNSET
     phone_number: str | msgspec.UnsetType = msgspec.UNSET
     timezone: str | msgspec.UnsetType = msgspec.UNSET
+    locale: str | msgspec.UnsetType = msgspec.UNSET
     department: str | msgspec.UnsetType = msgspec.UNSET
     bio: str | msgspec.UnsetType = msgspec.UNSET
     auto_confirm: bool | msgspec.UnsetType = msgspec.UNSET

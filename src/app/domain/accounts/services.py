@@ -20,6 +20,7 @@ from app.domain.accounts.tokens import ApiTokenService
 from app.domain.accounts.verification import send_verification
 from app.lib.clock import utcnow
 from app.lib.errors import INTEGRITY_ERRORS, ConflictError, FieldErrors, NotFound
+from app.lib.i18n import SUPPORTED_LOCALES, current_locale
 from app.lib.images import PictureRejected, clean_picture
 from app.lib.security import hash_password, verify_password
 from app.lib.text import control_character_problem
@@ -33,7 +34,7 @@ COMMON_PASSWORDS = frozenset(
 )
 TIMEZONES = frozenset(available_timezones())
 
-USER_FIELDS = ("email", "first_name", "last_name", "phone_number", "timezone")
+USER_FIELDS = ("email", "first_name", "last_name", "phone_number", "timezone", "locale")
 PROFILE_FIELDS = (
     "second_reminder_minutes",
     "department",
@@ -68,6 +69,8 @@ def account_field_problems(changes: dict[str, Any]) -> dict[str, str]:
     errors: dict[str, str] = {}
     if "email" in changes and not EMAIL_PATTERN.match(str(changes["email"]).strip()):
         errors["email"] = "Enter a valid email address."
+    if "locale" in changes and changes["locale"] not in SUPPORTED_LOCALES:
+        errors["locale"] = "Choose English or Deutsch."
     if "timezone" in changes and changes["timezone"] not in TIMEZONES:
         errors["timezone"] = "Pick a time zone from the list (an IANA name such as Europe/Berlin)."
     for field, limit in TEXT_LIMITS.items():
@@ -103,6 +106,7 @@ class UserService(SQLAlchemyAsyncRepositoryService[User]):
             data = dict(data)
             data["email"] = data["email"].strip()
             data.setdefault("timezone", get_settings().default_timezone)
+            data.setdefault("locale", current_locale())  # the language the person registered in
             profile_fields = {f: data.pop(f) for f in (*PROFILE_FIELDS, "profile_picture") if f in data}
             data["profile"] = Profile(**profile_fields)
         return data
@@ -140,7 +144,7 @@ class UserService(SQLAlchemyAsyncRepositoryService[User]):
         data = {
             key: value
             for key, value in data.items()
-            if key in REGISTRATION_FIELDS and not (key == "timezone" and not value)
+            if key in REGISTRATION_FIELDS and not (key in ("timezone", "locale") and not value)
         }
         errors = account_field_problems(data)
         username = str(data.get("username", "")).strip()

@@ -12,7 +12,7 @@ from litestar.params import FromPath, FromQuery
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.config import get_settings
-from app.domain.notifications.emails import EmailRenderers, NoLongerRelevant, RenderedEmail, render_email
+from app.domain.notifications.emails import EmailBook, NoLongerRelevant, RenderedEmail, render_email
 from app.domain.notifications.models import Notification
 from app.domain.notifications.services import NotificationService, delivery_state
 from app.lib.guards import requires_admin
@@ -22,10 +22,10 @@ MAX_LISTED = 200
 MAIL_PREVIEW_CSP = "default-src 'none'; style-src 'unsafe-inline'; img-src data:; frame-ancestors 'none'"
 
 
-async def rendered(session: AsyncSession, row: Notification, renderers: EmailRenderers) -> RenderedEmail | None:
+async def rendered(session: AsyncSession, row: Notification, emails: EmailBook) -> RenderedEmail | None:
     """The message as it would be sent now; None when it would not be sent any more (a stale reminder)."""
     try:
-        return await render_email(session, row, renderers, get_settings())
+        return await render_email(session, row, emails, get_settings())
     except NoLongerRelevant:
         return None
 
@@ -47,11 +47,11 @@ class DevMailbox(Controller):
         self,
         request: Request[Any, Any, Any],
         db_session: NamedDependency[AsyncSession],
-        email_renderers: NamedDependency[EmailRenderers],
+        emails: NamedDependency[EmailBook],
     ) -> Response[Any]:
         self._guard()
         rows = await NotificationService(session=db_session).newest(limit=MAX_LISTED)
-        mails = [(row, await rendered(db_session, row, email_renderers)) for row in rows]
+        mails = [(row, await rendered(db_session, row, emails)) for row in rows]
         return render(request, "pages/dev_mail.html", {"mails": mails, "state": delivery_state})
 
     @get("/{notification_id:uuid}")
@@ -59,13 +59,13 @@ class DevMailbox(Controller):
         self,
         notification_id: FromPath[UUID],
         db_session: NamedDependency[AsyncSession],
-        email_renderers: NamedDependency[EmailRenderers],
+        emails: NamedDependency[EmailBook],
     ) -> Response[str]:
         self._guard()
         row = await db_session.get(Notification, notification_id)
         if row is None:
             raise NotFoundException()
-        email = await rendered(db_session, row, email_renderers)
+        email = await rendered(db_session, row, emails)
         if email is None:
             raise NotFoundException("This message would not be sent any more.")
         # The e-mail's own HTML, shown as the recipient's client would; it has no scripts to run.

@@ -15,8 +15,9 @@ from app.domain.consultations.capacity import refresh_slot_status
 from app.domain.consultations.events import NotificationKind, booking_changed
 from app.domain.consultations.models import ACTIVE, Booking, BookingStatus, ConsultationSlot, SlotStatus
 from app.domain.notifications.services import NotificationService
-from app.lib.clock import describe_time, utcnow
+from app.lib.clock import utcnow
 from app.lib.errors import ConflictError
+from app.lib.formatting import describe_time
 from app.lib.live import announce
 
 

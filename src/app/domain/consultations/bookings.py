@@ -33,8 +33,9 @@ from app.domain.consultations.models import (
 from app.domain.consultations.rules import text_problems
 from app.domain.consultations.waitlist import accepted, open_offer, place_freed
 from app.domain.notifications.services import NotificationService
-from app.lib.clock import describe_time, utcnow
+from app.lib.clock import utcnow
 from app.lib.errors import INTEGRITY_ERRORS, ConflictError, FieldErrors, Forbidden, NotFound
+from app.lib.formatting import describe_time
 from app.lib.live import announce
 from app.lib.unit_of_work import savepoint
 

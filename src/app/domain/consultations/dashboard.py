@@ -19,8 +19,8 @@ from app.domain.consultations.schemas import BulkSlotsIn
 from app.domain.consultations.slots import SlotService
 from app.domain.consultations.views import dashboard_overview, slot_rows_context
 from app.domain.google.calendar_api import busy_between
-from app.lib.clock import local_time
 from app.lib.errors import ConflictError, FieldErrors, NotFound
+from app.lib.formatting import local_time
 from app.lib.forms import decode_form, read_form
 from app.lib.guards import requires_professor
 from app.lib.rendering import form_errors, form_errors_html, fragments, render, render_html, toast_html
@@ -64,7 +64,7 @@ class DashboardPages(Controller):
             slot = await slots.create_slot(request.user, form.values(request.user.timezone))
         except FieldErrors as exc:
             return form_errors(request, SLOT_FORM_FIELDS, slot_form_errors(exc.errors), prefix="new-slot")
-        when = local_time(slot.start_time, request.user.timezone, "%a %d %b, %H:%M")
+        when = local_time(slot.start_time, request.user.timezone, "day_time")
         return fragments(
             form_errors_html(request, SLOT_FORM_FIELDS, {}, prefix="new-slot"),
             toast_html(request, f"Slot published for {when}.", "success"),

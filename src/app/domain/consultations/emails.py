@@ -16,7 +16,8 @@ from app.domain.consultations.models import ACTIVE, Booking, BookingStatus
 from app.domain.consultations.reminders import reminder_still_valid
 from app.domain.notifications.emails import Detail, EmailContent, EmailRenderers, NoLongerRelevant, render_text
 from app.domain.notifications.models import Notification
-from app.lib.clock import DISPLAY_FORMAT, describe_time, local_time, utcnow
+from app.lib.clock import utcnow
+from app.lib.formatting import describe_time, local_time
 
 SUBJECTS = {
     NotificationKind.BOOKING_REQUESTED: "New booking: {student} on {when}",
@@ -98,7 +99,7 @@ async def booking_email(session: AsyncSession, row: Notification, settings: Sett
         "when": describe_time(booking.start_time, booking.end_time, zone),
         "moved_from": moved_from,
     }
-    start, end = local_time(booking.start_time, zone, "%A %d %B %Y, %H:%M"), local_time(booking.end_time, zone, "%H:%M")
+    start, end = local_time(booking.start_time, zone, "full_time"), local_time(booking.end_time, zone, "time")
     details = [
         Detail("When", f"{start}–{end} ({zone})"),
         Detail("With", slot.professor.full_name if recipient.id == booking.student_id else booking.student.full_name),
@@ -133,9 +134,9 @@ async def waitlist_offer_email(session: AsyncSession, row: Notification, setting
     """A held place: no booking yet, so what the message says was kept with the row when the offer was made."""
     recipient = await session.get_one(User, row.user_id)
     offer, zone = row.context, recipient.timezone
-    offer_when = f"{local_time(datetime.fromisoformat(offer['start']), zone, DISPLAY_FORMAT)} ({zone})"
+    offer_when = f"{local_time(datetime.fromisoformat(offer['start']), zone)} ({zone})"
     expires = offer.get("hold_expires_at")
-    offer_until = local_time(datetime.fromisoformat(expires), zone, "%H:%M on %d %b") if expires else ""
+    offer_until = local_time(datetime.fromisoformat(expires), zone, "day_time") if expires else ""
     context = {"notification": row, "offer_when": offer_when, "offer_until": offer_until}
     return EmailContent(
         address=recipient.email,

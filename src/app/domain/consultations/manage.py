@@ -30,8 +30,8 @@ from app.domain.consultations.links import (
 from app.domain.consultations.models import Booking, BookingStatus
 from app.domain.consultations.notes import NoteService
 from app.domain.notifications.services import NotificationService, delivery_state
-from app.lib.clock import describe_time
 from app.lib.errors import ConflictError, DomainError, FieldErrors, NotFound
+from app.lib.formatting import describe_time
 from app.lib.forms import read_form
 from app.lib.guards import requires_professor, requires_student, requires_user
 from app.lib.rendering import flash, form_errors, form_errors_html, fragments, is_htmx, redirect, render, toast_html

@@ -31,7 +31,8 @@ from app.domain.consultations.models import (
     WaitlistStatus,
 )
 from app.domain.consultations.views import professor_or_404, slot_rows_context
-from app.lib.clock import local_time, utcnow
+from app.lib.clock import utcnow
+from app.lib.formatting import local_time
 from app.lib.guards import requires_professor, requires_user
 from app.lib.live import LiveEvent, professor_channel
 from app.lib.rendering import render_html
@@ -255,13 +256,13 @@ async def dashboard_fragments(
 
 
 def offer_toast(request: Request[User, Any, Any], snapshot: SlotSnapshot, hold: datetime, zone: str) -> str:
-    when = local_time(snapshot.slot.start_time, zone, "%a %d %b, %H:%M")
-    message = f"A place is free for you: {when}. It is held until {local_time(hold, zone, '%H:%M')}."
+    when = local_time(snapshot.slot.start_time, zone, "day_time")
+    message = f"A place is free for you: {when}. It is held until {local_time(hold, zone, 'time')}."
     return render_html(request, "components/toast.html", {"message": message, "level": "success"})
 
 
 def toast_message(event: LiveEvent, booking: Booking, timezone: str) -> str | None:
-    when = local_time(booking.start_time, timezone, "%a %d %b, %H:%M")
+    when = local_time(booking.start_time, timezone, "day_time")
     if event.kind == "booking_created":
         return f"New booking: {booking.student.full_name}, {when}."
     if booking.status == BookingStatus.CANCELLED and booking.cancelled_by == booking.student_id:

@@ -30,8 +30,9 @@ from app.domain.consultations.events import NotificationKind
 from app.domain.consultations.models import Booking, ConsultationSlot, SlotStatus, WaitlistEntry, WaitlistStatus
 from app.domain.consultations.rules import MAX_WAIT_WINDOW, hold_until
 from app.domain.notifications.services import NotificationService
-from app.lib.clock import describe_time, utcnow
+from app.lib.clock import utcnow
 from app.lib.errors import INTEGRITY_ERRORS, ConflictError, FieldErrors, NotFound
+from app.lib.formatting import describe_time
 from app.lib.live import announce
 from app.lib.unit_of_work import savepoint
 

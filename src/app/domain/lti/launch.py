@@ -34,6 +34,7 @@ from app.domain.lti.platforms import LaunchRefused, PlatformService, origin_of
 from app.domain.lti.schemas import LaunchOutcome, LoginParams, LoginRedirect, VerifiedLaunch
 from app.lib.clock import utcnow
 from app.lib.errors import INTEGRITY_ERRORS
+from app.lib.i18n import current_locale, supported
 from app.lib.jwks import KeySetCache, KeysUnavailable, jwks_cache, verified_claims
 from app.lib.security import new_token, token_digest
 from app.lib.text import one_line
@@ -196,6 +197,7 @@ class LaunchService:
         roles = verified.get(f"{CLAIM}roles")
         context = verified.get(f"{CLAIM}context") or {}
         custom = verified.get(f"{CLAIM}custom") or {}
+        presentation = verified.get(f"{CLAIM}launch_presentation") or {}
         if not isinstance(roles, list) or not isinstance(context, dict) or not isinstance(custom, dict):
             raise LaunchRefused("The roles, context or custom claim is malformed.")
         return VerifiedLaunch(
@@ -209,6 +211,7 @@ class LaunchService:
             email=str(verified.get("email") or "").strip(),
             names=person_name(verified),
             custom=custom,
+            locale=str(presentation.get("locale") or "") or None if isinstance(presentation, dict) else None,
         )
 
     async def _checked_claims(self, id_token: str, kid: str | None, platform: LtiPlatform) -> dict[str, Any]:
@@ -295,6 +298,8 @@ class LaunchService:
         if first and (identity.user.first_name, identity.user.last_name) != (first, last):
             # The platform knows the person's name better: it is taken again at each launch.
             identity.user.first_name, identity.user.last_name = first, last
+        if launch.locale:
+            identity.user.locale = supported(launch.locale)  # as the LMS speaks to them, today
         return identity.user
 
     async def _identity(self, issuer: str, subject: str) -> LtiIdentity | None:
@@ -324,6 +329,7 @@ class LaunchService:
                 "user_type": role.value,
                 "first_name": launch.names[0],
                 "last_name": launch.names[1],
+                "locale": supported(launch.locale) if launch.locale else current_locale(),
                 "email_verified_at": utcnow() if email and owner is None and launch.platform.trust_email else None,
             },
         )

@@ -79,6 +79,7 @@ class VerifiedLaunch:
     email: str = ""
     names: tuple[str, str] = ("", "")  # first, last
     custom: dict[str, Any] = field(default_factory=dict)
+    locale: str | None = None  # launch_presentation.locale: the language the LMS speaks to this person
 
 
 @dataclass(frozen=True)

@@ -12,7 +12,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.config import Settings
-from app.domain.notifications.emails import EmailRenderers, NoLongerRelevant, render_email, to_message
+from app.domain.notifications.emails import EmailBook, NoLongerRelevant, render_email, to_message
 from app.domain.notifications.mailer import send_message
 from app.domain.notifications.models import Notification, NotificationStatus
 from app.domain.notifications.services import queue_deliveries
@@ -43,10 +43,10 @@ async def queue_retries(rows: list[tuple[UUID, int]]) -> None:
 
 
 class OutboxDelivery:
-    def __init__(self, session: AsyncSession, settings: Settings, renderers: EmailRenderers) -> None:
+    def __init__(self, session: AsyncSession, settings: Settings, emails: EmailBook) -> None:
         self.session = session
         self.settings = settings
-        self.renderers = renderers
+        self.emails = emails
 
     async def deliver(self, notification_id: UUID) -> Delivery:
         query = (
@@ -58,7 +58,7 @@ class OutboxDelivery:
         if row is None:
             return Delivery.NOT_QUEUED
         try:
-            email = await render_email(self.session, row, self.renderers, self.settings)
+            email = await render_email(self.session, row, self.emails, self.settings)
             message = to_message(email, self.settings, row.dedupe_key)
         except NoLongerRelevant as exc:
             row.status, row.last_error = NotificationStatus.SKIPPED.value, str(exc)

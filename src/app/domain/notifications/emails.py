@@ -9,14 +9,14 @@ from datetime import UTC, datetime
 from email.message import EmailMessage
 from email.utils import format_datetime
 from typing import Any
+from uuid import UUID
 
-from jinja2 import Environment, FileSystemLoader, select_autoescape
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.config import Settings
 from app.domain.notifications.models import Notification
-from app.lib.clock import local_time
-from app.lib.templates import TEMPLATE_DIR
+from app.lib.i18n import use_locale
+from app.lib.templates import template_environment
 from app.lib.text import one_line
 
 
@@ -53,6 +53,16 @@ class NoLongerRelevant(Exception):
 # Renders the row's kind: loads what the message is about and says what it contains.
 EmailRenderer = Callable[[AsyncSession, Notification, Settings], Awaitable[EmailContent]]
 EmailRenderers = Mapping[str, EmailRenderer]
+LocaleOf = Callable[[AsyncSession, UUID], Awaitable[str]]
+
+
+@dataclass(frozen=True)
+class EmailBook:
+    """Every kind of e-mail and what writes it (each domain supplies its own), and the language a recipient
+    reads (the composition root knows where people keep it)."""
+
+    renderers: EmailRenderers
+    locale_of: LocaleOf
 
 
 @dataclass(frozen=True)
@@ -65,18 +75,7 @@ class RenderedEmail:
     ics_method: str | None
 
 
-def _environment() -> Environment:
-    env = Environment(
-        loader=FileSystemLoader(TEMPLATE_DIR),
-        autoescape=select_autoescape(("html",), default_for_string=False, default=False),
-        trim_blocks=True,
-        lstrip_blocks=True,
-    )
-    env.filters["local_time"] = local_time
-    return env
-
-
-_ENV = _environment()
+_ENV = template_environment(("html",), strings_escaped=False)
 
 
 def render_text(template: str, **context: Any) -> str:
@@ -96,13 +95,13 @@ def lay_out(content: EmailContent, settings: Settings) -> RenderedEmail:
     )
 
 
-async def render_email(
-    session: AsyncSession, row: Notification, renderers: EmailRenderers, settings: Settings
-) -> RenderedEmail:
-    renderer = renderers.get(row.kind)
+async def render_email(session: AsyncSession, row: Notification, book: EmailBook, settings: Settings) -> RenderedEmail:
+    """The message in its recipient's language: words, dates and the calendar attachment alike."""
+    renderer = book.renderers.get(row.kind)
     if renderer is None:
         raise LookupError(f"no e-mail is defined for notifications of kind {row.kind!r}")
-    return lay_out(await renderer(session, row, settings), settings)
+    with use_locale(await book.locale_of(session, row.user_id)):
+        return lay_out(await renderer(session, row, settings), settings)
 
 
 def to_message(email: RenderedEmail, settings: Settings, message_key: str) -> EmailMessage:
