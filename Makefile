@@ -5,9 +5,12 @@ BIN := $(VENV)/bin
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
-.PHONY: install run test lint bench screenshots clean
+.PHONY: install run test lint bench screenshots i18n clean
 
-install: $(VENV)/.installed
+TRANSLATIONS := src/app/translations
+CATALOGUES := $(patsubst %.po,%.mo,$(wildcard $(TRANSLATIONS)/*/LC_MESSAGES/messages.po))
+
+install: $(VENV)/.installed $(CATALOGUES)
 
 $(VENV)/.installed: pyproject.toml requirements.lock
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -15,6 +18,16 @@ $(VENV)/.installed: pyproject.toml requirements.lock
 	$(BIN)/pip install --quiet -r requirements.lock
 	$(BIN)/pip install --quiet --no-deps -e .
 	touch $@
+
+# Compiled catalogues are built, not committed.
+%.mo: %.po $(VENV)/.installed
+	$(BIN)/pybabel compile --statistics -i $< -o $@
+
+# After changing texts: extract them, merge them into each language's catalogue (translate the new ones), compile.
+i18n: $(VENV)/.installed
+	$(BIN)/pybabel extract -F babel.cfg -k lazy_gettext --sort-by-file --no-wrap --omit-header -o $(TRANSLATIONS)/messages.pot .
+	$(BIN)/pybabel update -i $(TRANSLATIONS)/messages.pot -d $(TRANSLATIONS) --no-wrap --ignore-obsolete --omit-header
+	$(MAKE) $(CATALOGUES)
 
 run: install
 	$(BIN)/app database upgrade --no-prompt

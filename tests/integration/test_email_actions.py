@@ -12,7 +12,6 @@ from datetime import timedelta
 from email.message import EmailMessage
 from typing import Any
 from urllib.parse import urlsplit
-from zoneinfo import ZoneInfo
 
 import psycopg
 from psycopg.rows import dict_row
@@ -22,7 +21,7 @@ from app.domain.accounts.models import User
 from app.domain.consultations.links import MAX_LINK_AGE, ActionLink, LinkAction, read, sign
 from app.domain.consultations.models import Booking
 from app.lib.clock import utcnow
-from app.lib.formatting import describe_time
+from app.lib.formatting import describe_time, local_time
 from app.worker import deliver_notification
 from tests.conftest import Mailbox
 from tests.helpers import book, in_hours, make_slot, make_user, shift_into_past, web_login
@@ -145,7 +144,7 @@ async def test_a_pending_request_is_acknowledged_to_the_student_with_a_link_to_m
     professor, student, booking = await requested(database_url, mailbox)
     assert [row[1] for row in outbox(database_url)] == ["booking_requested", "booking_received"]
     (message,) = mailbox.to(student.email)
-    start = f"{booking.start_time.astimezone(ZoneInfo(STUDENT_ZONE)):%a %d %b %Y, %H:%M} ({STUDENT_ZONE})"
+    start = f"{local_time(booking.start_time, STUDENT_ZONE)} ({STUDENT_ZONE})"
     assert subject(message) == f"Request sent: consultation with Grace Hopper on {start}"
     plain, html = bodies(message)
     assert f"Your request for a consultation with Grace Hopper on {when(booking, STUDENT_ZONE)} was sent." in plain

@@ -13,7 +13,6 @@ from datetime import datetime
 from email.message import EmailMessage
 from pathlib import Path
 from typing import Any
-from zoneinfo import ZoneInfo
 
 import psycopg
 from icalendar import Calendar
@@ -21,6 +20,7 @@ from psycopg.rows import dict_row
 
 from app.domain.accounts.models import User
 from app.domain.notifications.delivery import MAX_ATTEMPTS
+from app.lib.formatting import local_time
 from app.services import provide_services
 from app.worker import deliver_notification
 from tests.conftest import Mailbox
@@ -40,7 +40,7 @@ async def make_student(**fields: Any) -> User:
 
 def when(moment: datetime, zone: str) -> str:
     """The start as the subject names it: the recipient's local time, then the zone."""
-    return f"{moment.astimezone(ZoneInfo(zone)):%a %d %b %Y, %H:%M} ({zone})"
+    return f"{local_time(moment, zone)} ({zone})"
 
 
 def rows(database_url: str, where: str = "TRUE", params: tuple[Any, ...] = ()) -> list[dict[str, Any]]:

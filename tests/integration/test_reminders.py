@@ -5,13 +5,13 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from email.message import EmailMessage
 from typing import Any
-from zoneinfo import ZoneInfo
 
 import psycopg
 from psycopg.rows import dict_row
 
 from app.domain.accounts.models import User
 from app.domain.consultations.models import Booking
+from app.lib.formatting import local_time
 from app.services import provide_services
 from app.worker import deliver_notification, send_due_reminders
 from tests.conftest import Mailbox
@@ -74,8 +74,8 @@ async def test_a_confirmed_booking_gets_one_reminder_per_party_however_often_rem
     received = reminders_received(mailbox)
     assert sorted(m["To"] for m in received) == sorted([student.email, professor.email])
     (to_student,) = [m for m in received if m["To"] == student.email]
-    local = start.astimezone(ZoneInfo("Europe/Berlin"))
-    assert str(to_student["Subject"]).strip() == f"Reminder: consultation on {local:%a %d %b %Y, %H:%M} (Europe/Berlin)"
+    when = local_time(start, "Europe/Berlin")
+    assert str(to_student["Subject"]).strip() == f"Reminder: consultation on {when} (Europe/Berlin)"
     assert "your consultation starts in 24 hours" in to_student.get_body(("plain",)).get_content()
     assert {(row["user_id"], row["status"]) for row in reminder_rows(database_url)} == {
         (student.id, "sent"),

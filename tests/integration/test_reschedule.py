@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 from typing import Any
-from zoneinfo import ZoneInfo
 
 import psycopg
 from icalendar import Calendar
@@ -16,7 +15,7 @@ from psycopg.rows import dict_row
 
 from app.domain.accounts.models import User
 from app.domain.consultations.models import Booking, ConsultationSlot
-from app.lib.formatting import describe_time
+from app.lib.formatting import describe_time, local_time
 from app.worker import deliver_notification
 from tests.conftest import Mailbox
 from tests.helpers import api_token, book, csrf_headers, in_hours, make_slot, make_user, web_login
@@ -115,7 +114,7 @@ async def test_the_professor_is_emailed_the_move_with_both_times_and_the_buttons
     (notification_id,) = scalars(database_url, "SELECT id FROM notification WHERE kind = 'booking_rescheduled'")
     assert await deliver_notification({}, notification_id=str(notification_id)) == "sent"
     (message,) = mailbox.to(professor.email)
-    start = f"{later.start_time.astimezone(ZoneInfo('Europe/Berlin')):%a %d %b %Y, %H:%M} (Europe/Berlin)"
+    start = f"{local_time(later.start_time, 'Europe/Berlin')} (Europe/Berlin)"
     assert str(message["Subject"]).strip() == f"Moved: Ada Lovelace's consultation, now {start}"
     plain = message.get_body(("plain",)).get_content().replace("\r\n", "\n")  # type: ignore[union-attr]
     old = describe_time(booking.start_time, booking.end_time, "Europe/Berlin")

@@ -10,6 +10,7 @@ from zoneinfo import ZoneInfo
 import psycopg
 import pytest
 
+from app.lib.formatting import describe_time
 from tests.helpers import api_token, in_hours, make_slot, make_user
 
 BERLIN = "Europe/Berlin"
@@ -58,8 +59,7 @@ def local(day: date, hour: int, minute: int = 0, zone: str = BERLIN) -> datetime
 
 def span(start: datetime, end: datetime, zone: str = BERLIN) -> str:
     """A slot's time as the API's messages name it, local to the professor."""
-    start, end = start.astimezone(ZoneInfo(zone)), end.astimezone(ZoneInfo(zone))
-    return f"{start:%a %d %b %Y, %H:%M}–{end:%H:%M} ({zone})"
+    return describe_time(start, end, zone)
 
 
 def next_clock_change(zone: str, *, back: bool) -> date:
@@ -176,7 +176,7 @@ async def test_an_overlapping_slot_is_a_conflict_naming_the_clashing_time(client
     assert response.status_code == 409
     assert response.json() == {
         "status_code": 409,
-        "detail": f"This time overlaps your slot on {monday:%a %d %b %Y}, 10:00–10:30 (Europe/Berlin).",
+        "detail": f"This time overlaps your slot on {span(local(monday, 10), local(monday, 10, 30))}.",
     }
     assert slot_rows(database_url, professor) == 1
 
@@ -370,7 +370,7 @@ async def test_moving_a_slot_onto_another_of_the_owners_slots_is_a_conflict(clie
     assert response.status_code == 409
     assert response.json() == {
         "status_code": 409,
-        "detail": f"This time overlaps your slot on {monday:%a %d %b %Y}, 10:00–10:30 (Europe/Berlin).",
+        "detail": f"This time overlaps your slot on {span(local(monday, 10), local(monday, 10, 30))}.",
     }
     assert slot_times(database_url, moving.id) == (local(monday, 14), local(monday, 14, 30))
 

@@ -6,9 +6,10 @@ the locale is the current one (lib/i18n) unless given.
 from __future__ import annotations
 
 from datetime import date, datetime, timedelta
+from typing import Literal
 from zoneinfo import ZoneInfo
 
-from babel.dates import format_date, format_skeleton, format_timedelta
+from babel.dates import format_date, format_skeleton, format_timedelta, get_day_names
 from babel.numbers import format_decimal
 
 from app.lib.i18n import babel_locale
@@ -64,3 +65,14 @@ def number(value: float, digits: int = 1, locale: str | None = None) -> str:
 def duration(length: timedelta, locale: str | None = None) -> str:
     """ "2 hours", "2 Stunden": a length of time as a person says it."""
     return format_timedelta(length, threshold=1.0, locale=babel_locale(locale))
+
+
+def weekday_names(width: Literal["abbreviated", "wide"] = "abbreviated", locale: str | None = None) -> list[str]:
+    """Monday first: ["Mon", "Tue", ...] or ["Mo.", "Di.", ...]; width "wide" for "Monday"."""
+    names = get_day_names(width, locale=babel_locale(locale))
+    return [names[day] for day in range(7)]
+
+
+def percent(value: float, locale: str | None = None) -> str:
+    """ "12.5 %" / "12,5 %": a share already in percent, one decimal."""
+    return format_decimal(round(value, 1), format="#,##0.0", locale=babel_locale(locale)) + "\u00a0%"

@@ -80,19 +80,32 @@ def translations(locale: str) -> NullTranslations:
     return Translations.load(TRANSLATIONS_DIR, [locale], domain="messages")
 
 
+def translated(message: str) -> str:
+    """The message in the current language, placeholders left in (the templates fill them in themselves)."""
+    return translations(current_locale()).gettext(message)
+
+
+def translated_plural(singular: str, plural: str, n: int) -> str:
+    return translations(current_locale()).ngettext(singular, plural, n)
+
+
 def gettext(message: str, **variables: Any) -> str:
-    text = translations(current_locale()).gettext(message)
+    text = translated(message)
     return text % variables if variables else text
 
 
 def ngettext(singular: str, plural: str, n: int, **variables: Any) -> str:
-    text = translations(current_locale()).ngettext(singular, plural, n)
-    return text % {"num": n, **variables}
+    return translated_plural(singular, plural, n) % {"num": n, **variables}
 
 
 def lazy_gettext(message: str, **variables: Any) -> LazyProxy:
     """A message translated when it is read, in the locale of whoever reads it then."""
     return LazyProxy(gettext, message, enable_cache=False, **variables)
+
+
+def N_(message: str) -> str:
+    """Marks text for extraction where it is stored untranslated (a table of labels) and translated when shown."""
+    return message
 
 
 _ = gettext

@@ -10,8 +10,8 @@ from litestar.plugins.jinja import JinjaTemplateEngine
 
 from app.config import PROJECT_ROOT
 from app.lib.clock import offset_label, timezone_groups
-from app.lib.formatting import local_time, number
-from app.lib.i18n import LANGUAGE_NAMES, current_locale, gettext, ngettext
+from app.lib.formatting import format_day, local_time, number, percent, weekday_names
+from app.lib.i18n import LANGUAGE_NAMES, current_locale, translated, translated_plural
 
 TEMPLATE_DIR = PROJECT_ROOT / "src" / "app" / "web" / "templates"
 
@@ -26,10 +26,14 @@ def template_environment(escaped: tuple[str, ...], *, strings_escaped: bool) -> 
         lstrip_blocks=True,
         extensions=["jinja2.ext.i18n"],
     )
-    env.install_gettext_callables(gettext, ngettext, newstyle=True)  # type: ignore[attr-defined]
+    env.install_gettext_callables(translated, translated_plural, newstyle=True)  # type: ignore[attr-defined]
+    env.policies["ext.i18n.trimmed"] = True  # a {% trans %} block's line breaks and indents are not part of the text
     env.globals["current_locale"] = current_locale
     env.filters["local_time"] = local_time
+    env.filters["day"] = format_day
     env.filters["number"] = number
+    env.filters["percent"] = percent
+    env.globals["weekday_names"] = weekday_names
     return env
 
 

@@ -22,6 +22,9 @@ from app.lib.rendering import render
 provide_stats = create_service_provider(StatsService)
 DEPENDENCIES = {"stats": Provide(provide_stats), "notes": Provide(provide_notes)}
 
+# The API names days in English (machine-facing); pages name them in the reader's language.
+WEEKDAYS = ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday")
+
 
 def stats_out(stats: Stats) -> StatsOut:
     return StatsOut(
@@ -41,7 +44,7 @@ def stats_out(stats: Stats) -> StatsOut:
         rating_count=stats.rating_count,
         median_lead_hours=stats.median_lead_hours,
         bookings_per_week=[WeekCount(week=week, bookings=count) for week, count in stats.weekly],
-        busiest_weekday=stats.busiest_weekday,
+        busiest_weekday=WEEKDAYS[stats.busiest_day] if stats.busiest_day is not None else None,
         busiest_hour=stats.busiest_hour,
         waitlist_promotions=stats.waitlist_promotions,
         waitlist_expired_holds=stats.waitlist_expired_holds,

@@ -21,7 +21,6 @@ from app.lib.errors import FieldErrors
 from app.lib.spreadsheet import safe_cell
 
 MAX_STATS_RANGE = timedelta(days=2 * 366)
-WEEKDAYS = ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday")
 
 # One scan of the bookings in range (materialised once), several aggregates over it.
 STATS_SQL = text(
@@ -144,7 +143,7 @@ class Stats:
     rating_count: int
     median_lead_hours: float | None
     weekly: list[tuple[date, int]] = field(default_factory=list)
-    busiest_weekday: str | None = None
+    busiest_day: int | None = None  # 0 = Monday
     busiest_hour: int | None = None
     waitlist_promotions: int = 0
     waitlist_expired_holds: int = 0
@@ -213,7 +212,7 @@ class StatsService(SQLAlchemyAsyncRepositoryService[Booking]):
             ),
             weekly=[(date.fromisoformat(week), int(count)) for week, count in _json(row["weekly"])],
             heat={(int(day), int(hour)): int(count) for day, hour, count in _json(row["heat"])},
-            busiest_weekday=WEEKDAYS[row["busiest_weekday"]] if row["busiest_weekday"] is not None else None,
+            busiest_day=row["busiest_weekday"],
             busiest_hour=row["busiest_hour"],
             waitlist_promotions=int(row["promotions"]),
             waitlist_expired_holds=int(row["expired_holds"]),

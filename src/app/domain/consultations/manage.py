@@ -16,6 +16,7 @@ from app.config import get_settings
 from app.domain.accounts.models import User
 from app.domain.consultations.bookings import BookingService
 from app.domain.consultations.deps import providers
+from app.domain.consultations.events import kind_label
 from app.domain.consultations.forms import NotesForm, ReasonForm, RescheduleForm
 from app.domain.consultations.links import (
     ActionLink,
@@ -29,7 +30,7 @@ from app.domain.consultations.links import (
 )
 from app.domain.consultations.models import Booking, BookingStatus
 from app.domain.consultations.notes import NoteService
-from app.domain.notifications.services import NotificationService, delivery_state
+from app.domain.notifications.services import NotificationService, delivery_label, delivery_state
 from app.lib.errors import ConflictError, DomainError, FieldErrors, NotFound
 from app.lib.formatting import describe_time
 from app.lib.forms import read_form
@@ -62,6 +63,8 @@ async def booking_page(
         "booking": booking,
         "messages": await NotificationService(session=bookings.repository.session).for_booking(booking.id),
         "state": delivery_state,
+        "delivery_label": delivery_label,
+        "kind_label": kind_label,
         "errors": errors or {},
         "selected": values.get("slot_id", ""),
         "choices": await bookings.student_choices(user, booking) if booking.student_id == user.id else None,

@@ -7,26 +7,36 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from app.lib.i18n import N_, gettext
+
 
 @dataclass(frozen=True)
 class State:
     name: str
     icon: str
-    label: str  # a word or two, for a badge
-    sentence: str  # the state told to the student in full
+    label_text: str  # a word or two, for a badge (English: translated when read)
+    sentence_text: str  # the state told to the student in full
+
+    @property
+    def label(self) -> str:
+        return gettext(self.label_text)
+
+    @property
+    def sentence(self) -> str:
+        return gettext(self.sentence_text)
 
 
 STATES = {
     state.name: state
     for state in (
-        State("pending", "◔", "Requested", "Requested: waiting for the professor's answer"),
-        State("confirmed", "✔", "Confirmed", "Booked and confirmed"),
-        State("declined", "✖", "Declined", "Declined by the professor"),
-        State("cancelled", "⊘", "Cancelled", "Cancelled"),
-        State("completed", "✓", "Completed", "Held"),
-        State("no_show", "⚑", "No-show", "Missed"),
-        State("waiting", "☰", "Waitlisted", "On the waitlist"),
-        State("offered", "★", "Place held", "A place is held for you"),
+        State("pending", "◔", N_("Requested"), N_("Requested: waiting for the professor's answer")),
+        State("confirmed", "✔", N_("Confirmed"), N_("Booked and confirmed")),
+        State("declined", "✖", N_("Declined"), N_("Declined by the professor")),
+        State("cancelled", "⊘", N_("Cancelled"), N_("Cancelled")),
+        State("completed", "✓", N_("Completed"), N_("Held")),
+        State("no_show", "⚑", N_("No-show"), N_("Missed")),
+        State("waiting", "☰", N_("Waitlisted"), N_("On the waitlist")),
+        State("offered", "★", N_("Place held"), N_("A place is held for you")),
     )
 }
 

@@ -22,6 +22,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from app.config import get_settings
 from app.domain.notifications.models import Notification, NotificationStatus
 from app.lib.clock import utcnow
+from app.lib.i18n import N_, gettext
 from app.lib.queue import get_queue
 from app.lib.unit_of_work import after_commit
 
@@ -125,8 +126,22 @@ class NotificationService(SQLAlchemyAsyncRepositoryService[Notification]):
         return list((await self.repository.session.scalars(query)).all())
 
 
+DELIVERY_LABELS = {
+    "waiting": N_("waiting"),
+    "retrying": N_("retrying"),
+    "sent": N_("sent"),
+    "failed": N_("failed"),
+    "skipped": N_("skipped"),
+}
+
+
 def delivery_state(row: Notification) -> str:
-    """What a person reads beside a message: sent, retrying, failed, waiting or skipped."""
+    """Where a message is: sent, retrying, failed, waiting or skipped."""
     if row.status == NotificationStatus.QUEUED and row.attempts:
         return "retrying"
     return {"queued": "waiting", "sent": "sent", "failed": "failed", "skipped": "skipped"}[row.status]
+
+
+def delivery_label(row: Notification) -> str:
+    """The delivery state as a person reads it, in their language."""
+    return gettext(DELIVERY_LABELS[delivery_state(row)])
