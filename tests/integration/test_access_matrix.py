@@ -71,6 +71,7 @@ ROUTES = {
 
 ACTORS = ("slot professor", "booking student", "other student", "other professor", "anonymous")
 
+REFUSAL_CODES = {401: "not_signed_in", 403: "forbidden", 404: "not_found", 409: "conflict"}
 SIGN_IN = (401, "Sign in to continue.")
 PROFESSORS_ONLY = (403, "Only professors can do this.")
 STUDENTS_ONLY = (403, "Only students can do this.")
@@ -226,7 +227,7 @@ async def test_each_caller_gets_what_the_matrix_grants(
     assert response.status_code == status_code
     body = response.json()
     if status_code >= 400:
-        assert body == {"status_code": status_code, "detail": outcome}
+        assert body == {"status_code": status_code, "code": REFUSAL_CODES[status_code], "detail": outcome}
         return
     assert route.summary(body) == outcome
     assert user is not None
@@ -246,11 +247,11 @@ async def test_a_missing_slot_reads_the_same_as_someone_elses(client: Any) -> No
     headers = await api_token(client, (await make_user("professor")).username)
     response = await client.patch(f"/api/v1/slots/{uuid4()}", json={"location": "Room 9"}, headers=headers)
     assert response.status_code == 404
-    assert response.json() == {"status_code": 404, "detail": "Slot not found."}
+    assert response.json() == {"status_code": 404, "code": "not_found", "detail": "Slot not found."}
 
 
 async def test_a_missing_booking_reads_the_same_as_someone_elses(client: Any) -> None:
     headers = await api_token(client, (await make_user()).username)
     response = await client.get(f"/api/v1/bookings/{uuid4()}", headers=headers)
     assert response.status_code == 404
-    assert response.json() == {"status_code": 404, "detail": "Booking not found."}
+    assert response.json() == {"status_code": 404, "code": "not_found", "detail": "Booking not found."}

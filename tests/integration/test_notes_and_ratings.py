@@ -123,6 +123,7 @@ async def test_student_cannot_rate_before_the_consultation_is_completed(client: 
     assert response.status_code == 409
     assert response.json() == {
         "status_code": 409,
+        "code": "conflict",
         "detail": "You can leave feedback once the consultation is marked completed.",
     }
 
@@ -136,6 +137,7 @@ async def test_a_rating_outside_one_to_five_is_refused_naming_rating(
     assert response.status_code == 422
     assert response.json() == {
         "status_code": 422,
+        "code": "invalid_fields",
         "detail": "rating: Rate from 1 to 5.",
         "extra": [{"key": "rating", "message": "Rate from 1 to 5."}],
     }
@@ -146,7 +148,7 @@ async def test_another_student_cannot_rate_someone_elses_booking(client: Any, da
     stranger = await make_user()
     response = await client.put(note_url(booking), json={"rating": 1}, headers=await headers_for(client, stranger))
     assert response.status_code == 404
-    assert response.json() == {"status_code": 404, "detail": "Booking not found."}
+    assert response.json() == {"status_code": 404, "code": "not_found", "detail": "Booking not found."}
 
 
 async def test_professor_cannot_set_the_rating(client: Any, database_url: str) -> None:
@@ -155,6 +157,7 @@ async def test_professor_cannot_set_the_rating(client: Any, database_url: str) -
     assert response.status_code == 422
     assert response.json() == {
         "status_code": 422,
+        "code": "invalid_fields",
         "detail": "rating: This field is not yours to change.",
         "extra": [{"key": "rating", "message": "This field is not yours to change."}],
     }
@@ -182,7 +185,11 @@ async def test_student_cannot_change_feedback_after_seven_days(client: Any, data
     age_feedback(database_url, booking, days=8)
     response = await client.put(note_url(booking), json={"rating": 5}, headers=headers)
     assert response.status_code == 409
-    assert response.json() == {"status_code": 409, "detail": "Feedback can be changed for 7 days after it was given."}
+    assert response.json() == {
+        "status_code": 409,
+        "code": "conflict",
+        "detail": "Feedback can be changed for 7 days after it was given.",
+    }
     with psycopg.connect(database_url) as conn:
         assert conn.execute("SELECT rating FROM consultation_note").fetchall() == [(2,)]
 

@@ -498,7 +498,7 @@ async def test_json_nested_too_deep_is_a_400(client: Any) -> None:
     response = await client.post("/api/v1/auth/token", content=body, headers={"content-type": "application/json"})
     assert (response.status_code, response.json()) == (
         400,
-        {"status_code": 400, "detail": "The JSON body is nested more than 64 levels deep."},
+        {"status_code": 400, "code": "bad_request", "detail": "The JSON body is nested more than 64 levels deep."},
     )
 
 
@@ -507,7 +507,7 @@ async def test_json_that_is_not_utf8_is_a_400(client: Any) -> None:
     response = await client.post("/api/v1/auth/token", content=body, headers={"content-type": "application/json"})
     assert (response.status_code, response.json()) == (
         400,
-        {"status_code": 400, "detail": "The request body is not valid UTF-8."},
+        {"status_code": 400, "code": "bad_request", "detail": "The request body is not valid UTF-8."},
     )
 
 

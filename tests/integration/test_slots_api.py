@@ -89,7 +89,12 @@ def rule(start_date: date, end_date: date, weekdays: list[int], **fields: Any) -
 
 
 def field_error(name: str, message: str) -> dict[str, Any]:
-    return {"status_code": 422, "detail": f"{name}: {message}", "extra": [{"key": name, "message": message}]}
+    return {
+        "status_code": 422,
+        "code": "invalid_fields",
+        "detail": f"{name}: {message}",
+        "extra": [{"key": name, "message": message}],
+    }
 
 
 # -- one slot ------------------------------------------------------------------------------------------
@@ -176,6 +181,7 @@ async def test_an_overlapping_slot_is_a_conflict_naming_the_clashing_time(client
     assert response.status_code == 409
     assert response.json() == {
         "status_code": 409,
+        "code": "conflict",
         "detail": f"This time overlaps your slot on {span(local(monday, 10), local(monday, 10, 30))}.",
     }
     assert slot_rows(database_url, professor) == 1
@@ -330,6 +336,7 @@ async def test_all_or_nothing_generation_with_a_clash_is_a_conflict_and_creates_
     clash = span(local(monday + timedelta(days=7), 10, 30), local(monday + timedelta(days=7), 11))
     assert response.json() == {
         "status_code": 409,
+        "code": "conflict",
         "detail": f"1 generated slot(s) overlap existing ones, the first on {clash}; nothing was created.",
     }
     assert slot_rows(database_url, professor) == 1
@@ -370,6 +377,7 @@ async def test_moving_a_slot_onto_another_of_the_owners_slots_is_a_conflict(clie
     assert response.status_code == 409
     assert response.json() == {
         "status_code": 409,
+        "code": "conflict",
         "detail": f"This time overlaps your slot on {span(local(monday, 10), local(monday, 10, 30))}.",
     }
     assert slot_times(database_url, moving.id) == (local(monday, 14), local(monday, 14, 30))

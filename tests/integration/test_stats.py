@@ -284,6 +284,7 @@ async def test_a_range_over_two_years_is_refused_naming_end(client: Any) -> None
     assert response.status_code == 422
     assert response.json() == {
         "status_code": 422,
+        "code": "invalid_fields",
         "detail": "end: Choose a range of at most two years.",
         "extra": [{"key": "end", "message": "Choose a range of at most two years."}],
     }
@@ -295,6 +296,7 @@ async def test_an_end_before_the_start_is_refused(client: Any) -> None:
     assert response.status_code == 422
     assert response.json() == {
         "status_code": 422,
+        "code": "invalid_fields",
         "detail": "end: The end must not be before the start.",
         "extra": [{"key": "end", "message": "The end must not be before the start."}],
     }
@@ -304,7 +306,7 @@ async def test_a_student_cannot_read_stats(client: Any) -> None:
     student = await make_user()
     response = await stats(client, await api_token(client, student.username), **TERM)
     assert response.status_code == 403
-    assert response.json() == {"status_code": 403, "detail": "Only professors can do this."}
+    assert response.json() == {"status_code": 403, "code": "forbidden", "detail": "Only professors can do this."}
 
 
 def local_iso(value: datetime | None) -> str:

@@ -63,7 +63,7 @@ class JsonBodyGuardMiddleware(ASGIMiddleware):
                 break
         body = b"".join(chunks)
         if problem := json_problem(body):
-            payload = json.dumps({"status_code": 400, "detail": problem}).encode()
+            payload = json.dumps({"status_code": 400, "detail": problem, "code": "bad_request"}).encode()
             headers = [(b"content-type", b"application/json"), (b"content-length", b"%d" % len(payload))]
             await send({"type": "http.response.start", "status": 400, "headers": headers})
             await send({"type": "http.response.body", "body": payload, "more_body": False})

@@ -17,10 +17,14 @@ ERROR_STATUSES = {
 }
 ERROR_SCHEMA = Schema(
     type=OpenAPIType.OBJECT,
-    required=["status_code", "detail"],
+    required=["status_code", "detail", "code"],
     properties={
         "status_code": Schema(type=OpenAPIType.INTEGER),
-        "detail": Schema(type=OpenAPIType.STRING),
+        "detail": Schema(type=OpenAPIType.STRING, description="For people, in English"),
+        "code": Schema(
+            type=OpenAPIType.STRING,
+            description="For programs: stays the same whatever the wording, e.g. not_found, conflict, slot_full",
+        ),
         "extra": Schema(
             one_of=[
                 Schema(type=OpenAPIType.ARRAY, items=Schema(type=OpenAPIType.OBJECT)),
