@@ -37,7 +37,8 @@ async def signed_in(
     outcome = await launches.complete(launch, state)
     start_session(request, {"user_id": str(outcome.user.id)})
     # The token travels along in case this frame did not keep the session cookie (the landing page offers a new tab).
-    response = redirect(request, f"{outcome.landing}?{urlencode({'launch': outcome.launch_token})}")
+    separator = "&" if "?" in outcome.landing else "?"
+    response = redirect(request, f"{outcome.landing}{separator}{urlencode({'launch': outcome.launch_token})}")
     response.headers["Set-Cookie"] = state_cookie_header(state, 0)
     return response
 

@@ -74,11 +74,15 @@ class VerifiedLaunch:
     nonce: str
     expires_at: datetime
     roles: tuple[str, ...]
+    message_type: str = "LtiResourceLinkRequest"
+    deployment_id: str = ""
     context_id: str = ""
     context_title: str = ""
     email: str = ""
     names: tuple[str, str] = ("", "")  # first, last
     custom: dict[str, Any] = field(default_factory=dict)
+    memberships_url: str = ""  # Names and Role Provisioning Services: the course roster's address
+    deep_linking: dict[str, Any] = field(default_factory=dict)  # the deep linking settings claim
 
 
 @dataclass(frozen=True)
