@@ -22,12 +22,13 @@ from app.domain.consultations.notes import NoteService
 from app.domain.consultations.slots import SlotService
 from app.domain.consultations.waitlist import WaitlistService
 from app.domain.google.emails import EMAILS as GOOGLE_EMAILS
+from app.domain.lti.emails import EMAILS as LTI_EMAILS
 from app.domain.notifications.emails import EmailRenderers
 from app.domain.notifications.services import NotificationService
 from app.lib.unit_of_work import unit_of_work
 
 # Every kind of e-mail the outbox may hold, and what renders it.
-EMAIL_RENDERERS: EmailRenderers = {**ACCOUNT_EMAILS, **CONSULTATION_EMAILS, **GOOGLE_EMAILS}
+EMAIL_RENDERERS: EmailRenderers = {**ACCOUNT_EMAILS, **CONSULTATION_EMAILS, **GOOGLE_EMAILS, **LTI_EMAILS}
 
 # Google Calendar mirrors bookings: a committed booking change queues its sync.
 booking_changed.connect(queue_calendar_syncs)

@@ -27,7 +27,6 @@ from app.lib.jwks import jwks_cache
 from tests.conftest import ROOT, free_port
 from tests.fake_lms import (
     CLIENT_ID,
-    DEPLOYMENT_ID,
     FakeLms,
     FakeLmsServer,
     Person,
@@ -72,8 +71,8 @@ async def login(client: httpx.AsyncClient, lms: FakeLms, login_hint: str, **extr
         "iss": lms.issuer,
         "login_hint": login_hint,
         "target_link_uri": f"{get_settings().app_url}/lti/launch",
-        "client_id": CLIENT_ID,
-        "lti_deployment_id": DEPLOYMENT_ID,
+        "client_id": lms.client_id,
+        "lti_deployment_id": lms.deployment_id,
         **extra,
     }
     return await client.get(f"{TOOL}/lti/login", params=params, headers=FRAMED)

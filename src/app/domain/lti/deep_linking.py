@@ -148,7 +148,9 @@ class DeepLinkService:
             errors["title"] = problem
         found = {
             professor.id: professor
-            for professor in await self.users.list(User.id.in_(wanted[:MAX_PROFESSORS_PLACED]))
+            for professor in (
+                await self.session.scalars(select(User).where(User.id.in_(wanted[:MAX_PROFESSORS_PLACED])))
+            ).unique()
             if professor.is_professor and professor.is_active
         }
         if wanted and len(found) < len(wanted):

@@ -3,16 +3,18 @@
 from __future__ import annotations
 
 from urllib.parse import urlsplit
+from uuid import UUID
 
 from advanced_alchemy.repository import SQLAlchemyAsyncRepository
 from advanced_alchemy.service import SQLAlchemyAsyncRepositoryService
 from sqlalchemy import select
 
 from app.config import Settings
-from app.domain.lti.models import LtiPlatform, RegisteredVia
+from app.domain.consultations.courses import CourseService
+from app.domain.lti.models import LtiContext, LtiPlatform, RegisteredVia
 from app.domain.lti.schemas import PlatformRegistration
 from app.lib.clock import utcnow
-from app.lib.errors import DomainError, FieldErrors
+from app.lib.errors import DomainError, FieldErrors, NotFound
 from app.lib.unit_of_work import unit_of_work
 
 LOOPBACK_HOSTS = frozenset({"localhost", "127.0.0.1", "::1"})
@@ -93,8 +95,28 @@ class PlatformService(SQLAlchemyAsyncRepositoryService[LtiPlatform]):
             },
         )
 
+    async def approve(self, platform_id: UUID) -> LtiPlatform:
+        """An administrator accepts the platform's launches from now on (approving twice changes nothing)."""
+        platform = await self.get_one_or_none(id=platform_id)
+        if platform is None:
+            raise NotFound("No such platform.")
+        platform.approved_at = platform.approved_at or utcnow()
+        return platform
+
+    async def remove(self, platform_id: UUID) -> None:
+        """The platform goes, and its launches stop; its course rosters and memberships go with it (the courses and
+        the slots reserved for them stay, bookable by nobody until their professor changes them)."""
+        platform = await self.get_one_or_none(id=platform_id)
+        if platform is None:
+            raise NotFound("No such platform.")
+        session = self.repository.session
+        courses = list(await session.scalars(select(LtiContext.course_id).where(LtiContext.platform_id == platform_id)))
+        await CourseService(session=session).forget_members(courses)
+        await self.delete(platform_id)
+
     async def registered(self) -> list[LtiPlatform]:
-        return list(await self.repository.session.scalars(select(LtiPlatform).order_by(LtiPlatform.created_at)))
+        query = select(LtiPlatform).order_by(LtiPlatform.approved_at.is_not(None), LtiPlatform.created_at)
+        return list(await self.repository.session.scalars(query))
 
     async def find(self, issuer: str, client_id: str) -> LtiPlatform:
         """The registration of `issuer` (and `client_id`; it may be left out when the issuer has only one)."""

@@ -36,6 +36,13 @@ class LoginParams(msgspec.Struct, frozen=True):
     lti_storage_target: str = ""
 
 
+class RegistrationRequest(msgspec.Struct, frozen=True):
+    """LTI Dynamic Registration's initiation (query), and the confirmation form that carries it on."""
+
+    openid_configuration: str = ""
+    registration_token: str = ""
+
+
 class LaunchForm(msgspec.Struct):
     """The platform's form post of the launch (OIDC step 3), or of its refusal."""
 
