@@ -387,22 +387,32 @@ async def register_platform(lms: FakeLms) -> None:
         await PlatformService(session=services.session).register(registration)
 
 
-class FakeLmsServer:
-    """Runs the fake platform in a thread with its own event loop."""
+class LoopbackServer:
+    """Runs an ASGI app on loopback in a thread with its own event loop."""
 
-    def __init__(self, port: int, tool_url: str) -> None:
-        self.lms = FakeLms(port=port, tool_url=tool_url)
-        config = uvicorn.Config(create_lms_app(self.lms), host="127.0.0.1", port=port, log_level="warning")
+    def __init__(self, app: Any, port: int) -> None:
+        config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning")
         self.server = uvicorn.Server(config)
         self.thread = threading.Thread(target=lambda: asyncio.run(self.server.serve()), daemon=True)
 
-    def start(self) -> FakeLms:
+    def serve(self) -> None:
         self.thread.start()
         deadline = time.monotonic() + 10
         while not self.server.started and time.monotonic() < deadline:
             time.sleep(0.05)
-        return self.lms
 
     def stop(self) -> None:
         self.server.should_exit = True
         self.thread.join(timeout=10)
+
+
+class FakeLmsServer(LoopbackServer):
+    """The fake platform, served."""
+
+    def __init__(self, port: int, tool_url: str) -> None:
+        self.lms = FakeLms(port=port, tool_url=tool_url)
+        super().__init__(create_lms_app(self.lms), port)
+
+    def start(self) -> FakeLms:
+        self.serve()
+        return self.lms

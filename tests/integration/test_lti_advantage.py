@@ -193,13 +193,18 @@ async def choose(client: Any, lms: FakeLms, *professors: Any, title: str = "") -
     return await client.post(f"{TOOL}{chooser_url.split('?')[0]}", data=data, headers=FRAMED)
 
 
-async def send_back(lms: FakeLms, answer: httpx.Response) -> dict[str, Any]:
-    """The browser posting the tool's answer to the platform, which verifies it."""
-    action = unescape(re.search(r'action="([^"]+)"', answer.text).group(1))  # type: ignore[union-attr]
-    assert action == lms.deep_link_return_url
+async def post_answer(page: str) -> str:
+    """The browser posting the tool's deep-linking answer on to the platform (which must accept it); returns where."""
+    action = unescape(re.search(r'action="([^"]+)"', page).group(1))  # type: ignore[union-attr]
     async with httpx.AsyncClient() as browser:
-        placed = await browser.post(action, data=form_of(answer.text))
+        placed = await browser.post(action, data=form_of(page))
     assert placed.status_code == 200, placed.text
+    return action
+
+
+async def send_back(lms: FakeLms, answer: httpx.Response) -> dict[str, Any]:
+    """The answer posted to the fake platform, which verifies it with the tool's public keys."""
+    assert await post_answer(answer.text) == lms.deep_link_return_url
     return lms.deep_link_responses[-1]
 
 
