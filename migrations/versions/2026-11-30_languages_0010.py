@@ -3,7 +3,7 @@
 Pages and e-mails speak English or German; each account keeps its choice (existing accounts: English, as before).
 
 Revision ID: 0010
-Revises: 0007
+Revises: 0008
 Create Date: 2026-11-30 10:00:00
 
 """
@@ -25,7 +25,7 @@ sa.DateTimeUTC = DateTimeUTC
 
 # revision identifiers, used by Alembic.
 revision = '0010'
-down_revision = '0007'
+down_revision = '0008'
 branch_labels = None
 depends_on = None
 

@@ -31,8 +31,11 @@ from app.domain.consultations.manage import BookingManagePages, EmailActions
 from app.domain.consultations.pages import TEMPLATE_GLOBALS, BookingPages, WaitlistPages
 from app.domain.consultations.streams import LiveStreams
 from app.domain.google.controllers import GoogleAuth
-from app.domain.lti.controllers import LtiController
+from app.domain.lti.admin import LtiAdminPages
+from app.domain.lti.controllers import LtiController, LtiRegistration
+from app.domain.lti.course_pages import CoursePages
 from app.domain.lti.embed import EmbedPages
+from app.domain.lti.placements import DeepLinkPages
 from app.domain.lti.platforms import frame_ancestors
 from app.domain.notifications.emails import EmailBook
 from app.domain.system.controllers import SystemController
@@ -103,7 +106,11 @@ def create_app() -> Litestar:
             WaitlistPages,
             BookingApi,
             LtiController,
+            LtiRegistration,
+            LtiAdminPages,
             EmbedPages,
+            DeepLinkPages,
+            CoursePages,
             create_static_files_router(path="/static", directories=[PROJECT_ROOT / "static"], include_in_schema=False),
             create_static_files_router(
                 path="/media", directories=[settings.upload_dir], include_in_schema=False, name="media"

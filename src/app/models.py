@@ -2,8 +2,24 @@
 
 from app.domain.accounts.models import ApiToken, AuthFailure, Profile, User, UserSession
 from app.domain.calendar.models import CalendarEvent
-from app.domain.consultations.models import Booking, ConsultationNote, ConsultationSlot, WaitlistEntry
-from app.domain.lti.models import LtiContext, LtiIdentity, LtiKey, LtiLaunchToken, LtiNonce, LtiPlatform
+from app.domain.consultations.models import (
+    Booking,
+    ConsultationNote,
+    ConsultationSlot,
+    Course,
+    CourseMember,
+    WaitlistEntry,
+)
+from app.domain.lti.models import (
+    LtiContext,
+    LtiDeepLinkRequest,
+    LtiIdentity,
+    LtiKey,
+    LtiLaunchToken,
+    LtiNonce,
+    LtiPlatform,
+    LtiRosterMember,
+)
 from app.domain.notifications.models import Notification
 
 __all__ = (
@@ -13,12 +29,16 @@ __all__ = (
     "CalendarEvent",
     "ConsultationNote",
     "ConsultationSlot",
+    "Course",
+    "CourseMember",
     "LtiContext",
+    "LtiDeepLinkRequest",
     "LtiIdentity",
     "LtiKey",
     "LtiLaunchToken",
     "LtiNonce",
     "LtiPlatform",
+    "LtiRosterMember",
     "Notification",
     "Profile",
     "User",

@@ -25,6 +25,7 @@ from app.domain.consultations.notes import NoteService
 from app.domain.consultations.slots import SlotService
 from app.domain.consultations.waitlist import WaitlistService
 from app.domain.google.emails import EMAILS as GOOGLE_EMAILS
+from app.domain.lti.emails import EMAILS as LTI_EMAILS
 from app.domain.notifications.emails import EmailBook
 from app.domain.notifications.services import NotificationService
 from app.lib.i18n import DEFAULT_LOCALE
@@ -38,7 +39,9 @@ async def recipient_locale(session: AsyncSession, user_id: UUID) -> str:
 
 
 # Every kind of e-mail the outbox may hold, what renders it, and in which language.
-EMAILS = EmailBook(renderers={**ACCOUNT_EMAILS, **CONSULTATION_EMAILS, **GOOGLE_EMAILS}, locale_of=recipient_locale)
+EMAILS = EmailBook(
+    renderers={**ACCOUNT_EMAILS, **CONSULTATION_EMAILS, **GOOGLE_EMAILS, **LTI_EMAILS}, locale_of=recipient_locale
+)
 
 # Google Calendar mirrors bookings: a committed booking change queues its sync.
 booking_changed.connect(queue_calendar_syncs)

@@ -13,6 +13,13 @@ from saq.types import Context
 from app.config import get_settings
 from app.domain.calendar.sync import CalendarSync
 from app.domain.consultations.reminders import queue_due_reminders
+from app.domain.lti.roster import (
+    RosterEntry,
+    RosterService,
+    RosterUnavailable,
+    fetch_roster,
+    queue_roster_refreshes,
+)
 from app.domain.notifications.delivery import OutboxDelivery
 from app.domain.notifications.services import queue_deliveries
 from app.lib.queue import configure_queue
@@ -70,6 +77,29 @@ async def complete_ended_slots(ctx: Context) -> int:
         return await services.slots.complete_ended_slots()
 
 
+async def refresh_course_roster(ctx: Context, *, context_id: str) -> int:
+    """Fetch one course's roster from its platform (no transaction waits on the network) and store it."""
+    async with provide_services() as services:
+        target = await RosterService(services.session, get_settings()).target(UUID(context_id))
+    if target is None:
+        return 0
+    try:
+        outcome: list[RosterEntry] | RosterUnavailable = await fetch_roster(target)
+    except RosterUnavailable as exc:
+        logger.warning("course roster %s not fetched: %s", context_id, exc.message)
+        outcome = exc
+    async with provide_services() as services:
+        await RosterService(services.session, get_settings()).store(target.context_id, outcome)
+    return len(outcome) if isinstance(outcome, list) else 0
+
+
+async def refresh_stale_rosters(ctx: Context) -> int:
+    async with provide_services() as services:
+        due = await RosterService(services.session, get_settings()).stale()
+    await queue_roster_refreshes(due)
+    return len(due)
+
+
 async def on_worker_start(ctx: Context) -> None:
     # An in-process worker starts before its pool is open (STACK-NOTES): open it first.
     await ctx["worker"].queue.connect()
@@ -86,12 +116,15 @@ def saq_config() -> SAQConfig:
             complete_ended_slots,
             expire_waitlist_holds,
             sync_booking_calendar,
+            refresh_course_roster,
+            refresh_stale_rosters,
         ],
         scheduled=[
             CronJob(function=sweep_outbox, cron="* * * * *", timeout=120),
             CronJob(function=send_due_reminders, cron="* * * * *", timeout=120),
             CronJob(function=complete_ended_slots, cron="*/5 * * * *", timeout=120),
             CronJob(function=expire_waitlist_holds, cron="* * * * *", timeout=120),
+            CronJob(function=refresh_stale_rosters, cron="17 * * * *", timeout=120),
         ],
         startup=[on_worker_start],
     )

@@ -27,7 +27,6 @@ from app.lib.jwks import jwks_cache
 from tests.conftest import ROOT, free_port
 from tests.fake_lms import (
     CLIENT_ID,
-    DEPLOYMENT_ID,
     FakeLms,
     FakeLmsServer,
     Person,
@@ -72,8 +71,8 @@ async def login(client: httpx.AsyncClient, lms: FakeLms, login_hint: str, **extr
         "iss": lms.issuer,
         "login_hint": login_hint,
         "target_link_uri": f"{get_settings().app_url}/lti/launch",
-        "client_id": CLIENT_ID,
-        "lti_deployment_id": DEPLOYMENT_ID,
+        "client_id": lms.client_id,
+        "lti_deployment_id": lms.deployment_id,
         **extra,
     }
     return await client.get(f"{TOOL}/lti/login", params=params, headers=FRAMED)
@@ -209,7 +208,9 @@ async def test_an_instructor_launch_signs_in_a_new_professor_on_the_embedded_das
     response = await launch_as(client, lms, instructor(email="ada@uni.example"))
     assert response.status_code == 303
     landing = response.headers["location"]
-    assert landing.startswith("/embed/dashboard?launch=")
+    with psycopg.connect(database_url) as conn:
+        (course_id,) = conn.execute("SELECT course_id FROM lti_context").fetchone()  # type: ignore[misc]
+    assert landing.startswith(f"/embed/dashboard?course={course_id}&launch=")
     page = await client.get(f"{TOOL}{landing}", headers=FRAMED)
     assert page.status_code == 200
     assert "<h1>Dashboard</h1>" in page.text
@@ -422,7 +423,7 @@ async def test_the_launch_token_signs_in_a_new_tab_once(client: Any, other_clien
     tab = other_client
     opened = await tab.get(f"{TOOL}/embed/open", params={"token": token})
     assert opened.status_code == 303
-    assert opened.headers["location"] == "/embed/dashboard"
+    assert opened.headers["location"].startswith("/embed/dashboard?course=")
     (cookie,) = session_cookies(opened)
     assert "SameSite=lax" in cookie  # a top-level tab needs no cross-site cookie
     assert (await tab.get(f"{TOOL}/embed/dashboard")).status_code == 200
@@ -534,10 +535,10 @@ async def test_a_launch_from_an_unregistered_deployment_is_refused(
 
 
 async def test_a_launch_of_another_message_type_is_refused(client: Any, lms: FakeLms) -> None:
-    message_type = {"https://purl.imsglobal.org/spec/lti/claim/message_type": "LtiDeepLinkingRequest"}
+    message_type = {"https://purl.imsglobal.org/spec/lti/claim/message_type": "LtiSubmissionReviewRequest"}
     response = await post_token(client, lms, instructor(), **message_type)
     assert response.status_code == 400
-    assert "Message type &#39;LtiDeepLinkingRequest&#39; is not supported" in response.text
+    assert "Message type &#39;LtiSubmissionReviewRequest&#39; is not supported" in response.text
     assert session_cookies(response) == []
 
 
@@ -665,7 +666,7 @@ async def test_a_launch_without_the_cookie_completes_with_what_the_platform_stor
         headers={**FRAMED, "sec-fetch-site": "same-origin"},
     )
     assert response.status_code == 303
-    assert response.headers["location"].startswith("/embed/dashboard?launch=")
+    assert response.headers["location"].startswith("/embed/dashboard?course=")
 
 
 async def test_the_stored_state_must_match_the_launch(client: Any, lms: FakeLms) -> None:

@@ -114,6 +114,9 @@ ACCESS: dict[tuple[str, str], str] = {
     ("POST", "/dashboard/bookings/{booking_id:uuid}/{outcome:str}"): PROFESSOR,
     ("GET", "/admin/notifications"): ADMIN,
     ("POST", "/admin/notifications/resend"): ADMIN,
+    ("GET", "/admin/lti"): ADMIN,
+    ("POST", "/admin/lti/{platform_id:uuid}/approve"): ADMIN,
+    ("POST", "/admin/lti/{platform_id:uuid}/remove"): ADMIN,
     ("GET", "/dev/mail"): ADMIN,  # development only (404 in production)
     ("GET", "/dev/mail/{notification_id:uuid}"): ADMIN,
     ("GET", "/calendar/{feed_name:str}"): PUBLIC,  # the unguessable link is the key

@@ -123,6 +123,7 @@ async def test_professor_publishes_a_slot_and_gets_its_fields_back(client: Any) 
         "status": "available",
         "booked_count": 0,
         "series_id": None,
+        "course_ids": [],
         **fields,
     }
     assert UUID(body["id"])

@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from datetime import date
 from typing import Annotated, Any, TypeVar
+from uuid import UUID
 
 import msgspec
 from litestar import Request
@@ -96,4 +97,5 @@ PARSERS: Mapping[type[msgspec.inspect.Type], Callable[[str], Any]] = {
     msgspec.inspect.IntType: lambda raw: int(raw.strip()),
     msgspec.inspect.BoolType: lambda raw: raw.strip().lower() in CHECKED,
     msgspec.inspect.DateType: lambda raw: date.fromisoformat(raw.strip()),
+    msgspec.inspect.UUIDType: lambda raw: UUID(raw.strip()),
 }

@@ -10,7 +10,8 @@ from litestar.types import ASGIApp, Message, Receive, Scope, Send
 FRAME_ANCESTORS_NONE = "'none'"
 
 
-def content_security_policy(frame_ancestors: str = FRAME_ANCESTORS_NONE) -> str:
+def content_security_policy(frame_ancestors: str = FRAME_ANCESTORS_NONE, form_targets: tuple[str, ...] = ()) -> str:
+    """The site's policy; `form_targets`: other origins a page's form may post to (an LTI answer to a platform)."""
     return "; ".join(
         (
             "default-src 'self'",
@@ -21,7 +22,7 @@ def content_security_policy(frame_ancestors: str = FRAME_ANCESTORS_NONE) -> str:
             "font-src 'self'",
             "object-src 'none'",
             "base-uri 'self'",
-            "form-action 'self'",
+            " ".join(("form-action 'self'", *form_targets)),
             f"frame-ancestors {frame_ancestors}",
         )
     )

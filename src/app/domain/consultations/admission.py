@@ -12,6 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.domain.accounts.models import Profile, User
 from app.domain.consultations.capacity import refresh_slot_status
+from app.domain.consultations.courses import require_course_member
 from app.domain.consultations.events import NotificationKind, booking_changed
 from app.domain.consultations.models import ACTIVE, Booking, BookingStatus, ConsultationSlot, SlotStatus
 from app.domain.notifications.services import NotificationService
@@ -48,10 +49,12 @@ async def holds_booking_on(session: AsyncSession, slot: ConsultationSlot, studen
 async def require_eligible(
     session: AsyncSession, student: User, slot: ConsultationSlot, profile: Profile, *, moving: Booking | None = None
 ) -> None:
-    """Not booked here already, free at that time, and under the professor's per-student limit.
+    """In a course the slot is reserved for (if any), not booked here already, free at that time, and under the
+    professor's per-student limit.
 
     `moving`: the student's booking that this place replaces (a reschedule); it is neither a clash nor counted.
     """
+    await require_course_member(session, student, slot)
     if await holds_booking_on(session, slot, student):
         raise ConflictError("You have booked this slot already.")
     others = [Booking.id != moving.id] if moving is not None else []

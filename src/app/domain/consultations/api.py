@@ -67,6 +67,7 @@ def slot_out(slot: ConsultationSlot, booked_count: int) -> SlotOut:
         notes=slot.notes,
         booked_count=booked_count,
         series_id=slot.series_id,
+        course_ids=[course.id for course in slot.courses],
     )
 
 

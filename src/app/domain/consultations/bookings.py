@@ -13,6 +13,7 @@ from sqlalchemy import ColumnElement, exists, func, or_, select, update
 from app.domain.accounts.models import User
 from app.domain.consultations.admission import professor_profile, require_bookable, require_eligible, take_place
 from app.domain.consultations.capacity import lock_slot, places_of, refresh_slot_status
+from app.domain.consultations.courses import open_to
 from app.domain.consultations.events import NotificationKind, booking_changed
 from app.domain.consultations.links import (
     PROFESSOR_ACTIONS,
@@ -364,6 +365,7 @@ class BookingService(SQLAlchemyAsyncRepositoryService[Booking]):
                 ConsultationSlot.id != booking.slot_id,
                 ConsultationSlot.start_time >= now + timedelta(hours=profile.booking_notice_hours),
                 ConsultationSlot.start_time < now + MOVE_WINDOW,
+                open_to(student.id),
                 ~busy,
             )
             .order_by(ConsultationSlot.start_time)

@@ -37,6 +37,7 @@ BULK_FORM_FIELDS = (
     "capacity",
     "location",
     "meeting_url",
+    "course_ids",
 )
 OUTCOMES = {"complete": BookingStatus.COMPLETED, "no-show": BookingStatus.NO_SHOW}
 

@@ -61,6 +61,7 @@ class SlotForm(msgspec.Struct):
     meeting_url: str = ""
     title: str = ""
     notes: str = ""
+    course_ids: list[UUID] = msgspec.field(default_factory=list)
 
     def values(self, timezone: str) -> dict[str, Any]:
         """The slot service's values; a date or time that does not parse is a FieldErrors."""
@@ -81,6 +82,7 @@ class SlotForm(msgspec.Struct):
             "meeting_url": self.meeting_url,
             "title": self.title,
             "notes": self.notes,
+            "course_ids": self.course_ids,
         }
 
 

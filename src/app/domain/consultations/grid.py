@@ -12,6 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.domain.accounts.models import User
 from app.domain.consultations.capacity import places_on
+from app.domain.consultations.courses import closed_to, reserved_for
 from app.domain.consultations.models import (
     ACTIVE,
     Booking,
@@ -33,6 +34,11 @@ class SlotCell:
     timezone: str  # the zone the viewer reads times in
     offer_until: datetime | None = None  # a waitlist place held for the viewer
     waiting: bool = False  # the viewer is on this slot's waitlist
+    closed: bool = False  # reserved for courses the viewer does not belong to
+
+    @property
+    def reserved_for(self) -> str:
+        return reserved_for(self.slot) if self.slot.courses else ""
 
     @property
     def places_left(self) -> int:
@@ -48,7 +54,7 @@ class SlotCell:
 
     @property
     def bookable(self) -> bool:
-        return not (self.mine or self.is_past or self.is_cancelled) and self.places_left > 0
+        return not (self.mine or self.is_past or self.is_cancelled or self.closed) and self.places_left > 0
 
     @property
     def state(self) -> str:
@@ -61,6 +67,8 @@ class SlotCell:
             return "booked"
         if self.is_past:
             return "past"
+        if self.closed:
+            return "reserved"
         if self.offer_until is not None:
             return "offered"
         return "free" if self.places_left else "full"
@@ -134,6 +142,7 @@ async def build_cells(
     places = await places_on(session, ids)
     mine = await my_bookings_on(session, viewer, ids)
     offers, waiting = await my_waitlist(session, viewer, ids)
+    closed = await closed_to(session, viewer, ids) if viewer is not None else set()
     now = utcnow()
     return [
         SlotCell(
@@ -144,6 +153,7 @@ async def build_cells(
             timezone=timezone or (viewer.timezone if viewer else slot.professor.timezone),
             offer_until=offers.get(slot.id),
             waiting=slot.id in waiting,
+            closed=slot.id in closed,
         )
         for slot in rows
     ]

@@ -7,7 +7,19 @@ from datetime import datetime
 from uuid import UUID
 
 from advanced_alchemy.types import DateTimeUTC
-from sqlalchemy import Boolean, CheckConstraint, ForeignKey, Index, Integer, String, Text, text
+from sqlalchemy import (
+    Boolean,
+    CheckConstraint,
+    Column,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+    text,
+)
 from sqlalchemy.dialects.postgresql import ExcludeConstraint
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
@@ -35,6 +47,39 @@ ACTIVE_BOOKING_STATUSES = (BookingStatus.PENDING, BookingStatus.CONFIRMED)
 # Active bookings take a place (as values, for queries).
 ACTIVE = tuple(status.value for status in ACTIVE_BOOKING_STATUSES)
 _ACTIVE_SQL = "status IN ('pending', 'confirmed')"
+
+
+class CourseRole(enum.StrEnum):
+    INSTRUCTOR = "instructor"
+    LEARNER = "learner"
+
+
+class Course(Base):
+    """A group of students a professor may reserve slots for (an LMS course, kept up to date by the lti domain)."""
+
+    title: Mapped[str] = mapped_column(String(500), default="")
+
+
+class CourseMember(Base):
+    """Who belongs to a course now, and as what. Leaving a course ends this row, never the person's bookings."""
+
+    __table_args__ = (
+        UniqueConstraint("course_id", "user_id", name="uq_course_member_course_user"),
+        CheckConstraint("role IN ('instructor', 'learner')", name="role_valid"),
+    )
+
+    course_id: Mapped[UUID] = mapped_column(ForeignKey("course.id", ondelete="CASCADE"))
+    user_id: Mapped[UUID] = mapped_column(ForeignKey("user_account.id", ondelete="CASCADE"), index=True)
+    role: Mapped[str] = mapped_column(String(16))
+
+
+# The courses a slot is reserved for; a slot with none is open to every student.
+slot_course = Table(
+    "slot_course",
+    Base.metadata,
+    Column("slot_id", ForeignKey("consultation_slot.id", ondelete="CASCADE"), primary_key=True),
+    Column("course_id", ForeignKey("course.id", ondelete="CASCADE"), primary_key=True, index=True),
+)
 
 
 class ConsultationSlot(Base):
@@ -67,6 +112,7 @@ class ConsultationSlot(Base):
     series_id: Mapped[UUID | None] = mapped_column(default=None, index=True)
 
     professor: Mapped[User] = relationship(lazy="joined", innerjoin=True)
+    courses: Mapped[list[Course]] = relationship(secondary=slot_course, lazy="selectin", order_by=Course.title)
 
 
 class Booking(Base):

@@ -6,12 +6,13 @@ import re
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
+from uuid import UUID
 from zoneinfo import ZoneInfo
 
 import msgspec
 
 from app.domain.accounts.models import Profile
-from app.domain.consultations.models import ConsultationSlot
+from app.domain.consultations.models import ConsultationSlot, Course
 from app.lib.text import control_character_problem
 
 MAX_CAPACITY = 500
@@ -93,6 +94,7 @@ class SlotRule(msgspec.Struct, forbid_unknown_fields=True):
     meeting_url: str = ""
     title: str = ""
     notes: str = ""
+    course_ids: list[UUID] = msgspec.field(default_factory=list)  # reserve the slots for these courses' students
 
     def problems(self) -> dict[str, str]:
         errors = text_problems(
@@ -169,3 +171,4 @@ class BulkResult:
     skipped_past: list[datetime] = field(default_factory=list)
     busy: list[tuple[datetime, datetime]] = field(default_factory=list)  # collide with the professor's calendar
     free: list[tuple[datetime, datetime]] = field(default_factory=list)  # would be (or were) created
+    courses: list[Course] = field(default_factory=list)  # the slots are reserved for these courses' students

@@ -19,6 +19,7 @@ class SlotIn(msgspec.Struct, forbid_unknown_fields=True):
     meeting_url: str = ""
     title: str = ""
     notes: str = ""
+    course_ids: list[UUID] = msgspec.field(default_factory=list)  # only these courses' students may book it
 
 
 class SlotPatch(PartialUpdate):
@@ -29,6 +30,7 @@ class SlotPatch(PartialUpdate):
     meeting_url: str | msgspec.UnsetType = msgspec.UNSET
     title: str | msgspec.UnsetType = msgspec.UNSET
     notes: str | msgspec.UnsetType = msgspec.UNSET
+    course_ids: list[UUID] | msgspec.UnsetType = msgspec.UNSET
 
 
 class SlotOut(msgspec.Struct):
@@ -44,6 +46,7 @@ class SlotOut(msgspec.Struct):
     notes: str
     booked_count: int
     series_id: UUID | None
+    course_ids: list[UUID]  # reserved for these courses' students; empty: open to every student
 
 
 class BulkSlotsIn(SlotRule):

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 from uuid import UUID
@@ -16,8 +16,9 @@ from app.config import get_settings
 from app.domain.accounts.models import User
 from app.domain.accounts.verification import publishing_problem
 from app.domain.consultations.capacity import places_of, places_on, refresh_slot_status
+from app.domain.consultations.courses import CourseService, open_to
 from app.domain.consultations.events import NotificationKind, booking_changed
-from app.domain.consultations.models import ACTIVE, Booking, BookingStatus, ConsultationSlot, SlotStatus
+from app.domain.consultations.models import ACTIVE, Booking, BookingStatus, ConsultationSlot, Course, SlotStatus
 from app.domain.consultations.rules import (
     TEXT_FIELDS,
     BulkResult,
@@ -119,6 +120,7 @@ class SlotService(SQLAlchemyAsyncRepositoryService[ConsultationSlot]):
                 ConsultationSlot.professor_id == after.professor_id,
                 ConsultationSlot.status == SlotStatus.AVAILABLE.value,
                 ConsultationSlot.start_time > max(after.start_time, utcnow() + notice),
+                open_to(viewer.id),
                 ~ConsultationSlot.id.in_(
                     select(Booking.slot_id).where(Booking.student_id == viewer.id, Booking.status.in_(ACTIVE))
                 ),
@@ -144,6 +146,7 @@ class SlotService(SQLAlchemyAsyncRepositoryService[ConsultationSlot]):
         errors |= text_problems(data)
         if problem := capacity_problem(data.get("capacity", 1)):
             errors["capacity"] = problem
+        courses = await self._reservation(professor, data.get("course_ids", ()), errors)
         if errors:
             raise FieldErrors(errors)
         start, end = data["start_time"].astimezone(UTC), data["end_time"].astimezone(UTC)
@@ -152,7 +155,9 @@ class SlotService(SQLAlchemyAsyncRepositoryService[ConsultationSlot]):
         values = {name: data[name] for name in ("capacity", *TEXT_FIELDS) if name in data}
         try:
             async with savepoint(self.repository.session):
-                slot = await self.create({**values, "professor_id": professor.id, "start_time": start, "end_time": end})
+                slot = await self.create(
+                    {**values, "professor_id": professor.id, "start_time": start, "end_time": end, "courses": courses}
+                )
         except INTEGRITY_ERRORS as exc:  # a concurrent request took the time first
             raise ConflictError("This time overlaps another of your slots.") from exc
         await announce(self.repository.session, "slots_added", professor.id, slot.id)
@@ -167,10 +172,12 @@ class SlotService(SQLAlchemyAsyncRepositoryService[ConsultationSlot]):
         keep_busy: bool = False,
     ) -> BulkResult:
         """What a rule would create: free times, and those skipped as past, clashing or busy in the calendar."""
-        if errors := rule.problems():
+        errors = rule.problems()
+        courses = await self._reservation(professor, rule.course_ids, errors)
+        if errors:
             raise FieldErrors(errors)
         now = utcnow()
-        result = BulkResult()
+        result = BulkResult(courses=courses)
         candidates = []
         for start, end in rule.local_times(professor.timezone):
             if start <= now:
@@ -223,6 +230,7 @@ class SlotService(SQLAlchemyAsyncRepositoryService[ConsultationSlot]):
                 notes=rule.notes,
                 status=SlotStatus.AVAILABLE.value,
                 series_id=series_id,
+                courses=list(result.courses),
             )
             for start, end in result.free
         ]
@@ -246,6 +254,7 @@ class SlotService(SQLAlchemyAsyncRepositoryService[ConsultationSlot]):
             errors |= time_problems(start, end, now=utcnow())
         if "capacity" in changes and (problem := capacity_problem(changes["capacity"])):
             errors["capacity"] = problem
+        courses = await self._reservation(professor, changes.get("course_ids", ()), errors)
         if errors:
             raise FieldErrors(errors)
         booked = (await places_of(self.repository.session, slot)).booked
@@ -262,6 +271,8 @@ class SlotService(SQLAlchemyAsyncRepositoryService[ConsultationSlot]):
                 for name in ("capacity", *TEXT_FIELDS):
                     if name in changes:
                         setattr(slot, name, changes[name])
+                if "course_ids" in changes:  # students booked already keep their places
+                    slot.courses = courses
                 if changes.get("capacity", 0) > booked:  # more room: the waitlist moves up
                     await place_freed(self.repository.session, slot)
                 await refresh_slot_status(self.repository.session, slot)
@@ -272,6 +283,14 @@ class SlotService(SQLAlchemyAsyncRepositoryService[ConsultationSlot]):
             raise ConflictError("A booked student has another consultation at the new time.") from exc
         await announce(self.repository.session, "slot_changed", professor.id, slot.id)
         return slot
+
+    async def _reservation(self, professor: User, course_ids: Iterable[UUID], errors: dict[str, str]) -> list[Course]:
+        """The courses a slot is to be reserved for (the professor's own); a refusal joins `errors`."""
+        try:
+            return await CourseService(session=self.repository.session).reservable(professor, course_ids)
+        except FieldErrors as exc:
+            errors |= exc.errors
+            return []
 
     async def _tell_booked_students_of_move(self, slot: ConsultationSlot) -> None:
         notifications = NotificationService(session=self.repository.session)

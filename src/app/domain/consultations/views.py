@@ -15,6 +15,7 @@ from app.domain.accounts.services import TIMEZONES, UserService
 from app.domain.accounts.verification import publishing_problem
 from app.domain.consultations.bookings import BookingService
 from app.domain.consultations.capacity import places_on
+from app.domain.consultations.courses import CourseService
 from app.domain.consultations.grid import build_cells, build_week
 from app.domain.consultations.models import Booking, BookingStatus, ConsultationSlot, SlotStatus
 from app.domain.consultations.notes import NoteService
@@ -83,6 +84,7 @@ async def slot_rows_context(
         "counts": {slot_id: place.booked for slot_id, place in places.items()},
         "bookings_by_slot": by_slot,
         "waiting": await WaitlistService(session=session).lengths(ids),
+        "courses": await CourseService(session=session).taught_by(professor),
         "errors": {},
     }
     return context, active

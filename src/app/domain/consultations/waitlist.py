@@ -26,6 +26,7 @@ from app.domain.consultations.admission import (
     take_place,
 )
 from app.domain.consultations.capacity import lock_slot, places_of, refresh_slot_status
+from app.domain.consultations.courses import require_course_member
 from app.domain.consultations.events import NotificationKind
 from app.domain.consultations.models import Booking, ConsultationSlot, SlotStatus, WaitlistEntry, WaitlistStatus
 from app.domain.consultations.rules import MAX_WAIT_WINDOW, hold_until
@@ -138,6 +139,7 @@ class WaitlistService(SQLAlchemyAsyncRepositoryService[WaitlistEntry]):
         session = self.repository.session
         slot = await lock_slot(session, slot_id)  # the same lock as booking
         require_bookable(slot, professor_profile(slot))
+        await require_course_member(session, student, slot)
         if (await places_of(session, slot)).taken < slot.capacity:
             raise ConflictError("This slot has free places: book it instead.")
         if await holds_booking_on(session, slot, student):

@@ -11,13 +11,14 @@ from app.config import Settings, get_settings
 from app.domain.lti.keys import RETIRED_KEY_PUBLISHED, ToolKeyService
 from app.domain.lti.platforms import PlatformService
 from app.domain.lti.schemas import PlatformRegistration
-from app.lib.errors import FieldErrors
+from app.lib.errors import FieldErrors, NotFound
 from app.lib.unit_of_work import unit_of_work
 
 
 def tool_endpoints(settings: Settings) -> list[str]:
     """What the platform's administrator enters for this tool."""
     return [
+        f"  Registration URL:   {settings.app_url}/lti/register  (LTI Dynamic Registration: all of the below at once)",
         f"  OIDC login URL:     {settings.app_url}/lti/login",
         f"  Redirect URL:       {settings.app_url}/lti/launch",
         f"  Target link URI:    {settings.app_url}/lti/launch",
@@ -84,27 +85,41 @@ def list_platforms() -> None:
             click.echo(line)
         for platform in platforms:
             trusted = "trusts emails" if platform.trust_email else "emails not trusted"
-            click.echo(f"{platform.id}  {platform.name or platform.issuer}")
+            state = "approved" if platform.is_approved else "WAITING FOR APPROVAL (app lti approve)"
+            click.echo(f"{platform.id}  {platform.name or platform.issuer}  [{platform.registered_via}, {state}]")
             click.echo(f"  issuer {platform.issuer}  client {platform.client_id}  {trusted}")
-            click.echo(f"  deployments {', '.join(platform.deployment_ids)}")
+            click.echo(f"  deployments {', '.join(platform.deployment_ids) or 'any of this client'}")
             click.echo(f"  auth {platform.auth_login_url}  jwks {platform.jwks_url}  token {platform.token_url or '-'}")
 
     asyncio.run(show())
 
 
+@lti_group.command(name="approve", help="Accept the launches of a dynamically registered platform (its id).")
+@click.argument("platform_id", type=click.UUID)
+def approve_platform(platform_id: UUID) -> None:
+    async def approve() -> str:
+        async with unit_of_work() as unit:
+            platform = await PlatformService(session=unit.session).approve(platform_id)
+            return platform.name or platform.issuer
+
+    try:
+        name = asyncio.run(approve())
+    except NotFound as exc:
+        raise click.ClickException(f"No platform {platform_id}.") from exc
+    click.echo(f"approved {name} ({platform_id})")
+
+
 @lti_group.command(name="remove", help="Remove a platform (its id from `app lti list`); its launches stop working.")
 @click.argument("platform_id", type=click.UUID)
 def remove_platform(platform_id: UUID) -> None:
-    async def remove() -> bool:
+    async def remove() -> None:
         async with unit_of_work() as unit:
-            platforms = PlatformService(session=unit.session)
-            if await platforms.get_one_or_none(id=platform_id) is None:
-                return False
-            await platforms.delete(platform_id)
-            return True
+            await PlatformService(session=unit.session).remove(platform_id)
 
-    if not asyncio.run(remove()):
-        raise click.ClickException(f"No platform {platform_id}.")
+    try:
+        asyncio.run(remove())
+    except NotFound as exc:
+        raise click.ClickException(f"No platform {platform_id}.") from exc
     click.echo(f"removed {platform_id}")
 
 

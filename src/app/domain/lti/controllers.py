@@ -20,8 +20,10 @@ from app.domain.lti.deps import launch_refused, provide_launches
 from app.domain.lti.keys import ToolKeyService
 from app.domain.lti.launch import STATE_COOKIE_SECONDS, LaunchService, state_cookie, storage_target_of
 from app.domain.lti.platforms import LaunchRefused, origin_of
-from app.domain.lti.schemas import LaunchForm, LoginParams, StoredLaunchForm, VerifiedLaunch
+from app.domain.lti.registration import DynamicRegistration
+from app.domain.lti.schemas import LaunchForm, LoginParams, RegistrationRequest, StoredLaunchForm, VerifiedLaunch
 from app.lib.forms import decode_form, read_form
+from app.lib.headers import content_security_policy
 from app.lib.rendering import redirect, render
 from app.lib.sessions import partitioned_cookie
 
@@ -38,7 +40,8 @@ async def signed_in(
     outcome = await launches.complete(launch, state)
     begin_session(request, outcome.user)
     # The token travels along in case this frame did not keep the session cookie (the landing page offers a new tab).
-    response = redirect(request, f"{outcome.landing}?{urlencode({'launch': outcome.launch_token})}")
+    separator = "&" if "?" in outcome.landing else "?"
+    response = redirect(request, f"{outcome.landing}{separator}{urlencode({'launch': outcome.launch_token})}")
     response.headers["Set-Cookie"] = state_cookie_header(state, 0)
     return response
 
@@ -115,3 +118,40 @@ class LtiController(Controller):
     async def jwks(self, db_session: NamedDependency[AsyncSession]) -> dict[str, list[dict[str, Any]]]:
         """The tool's public keys (the current one, and the previous ones for a while after a rotation)."""
         return await ToolKeyService(session=db_session).public_jwks(get_settings())
+
+
+def framable_by_any_site(response: Response[Any]) -> Response[Any]:
+    """The registration pages are opened by a platform that is not registered yet, so no list of origins can name
+    it; nothing on them is worth a framing site's trouble (registering needs the platform's own token, and an
+    administrator's approval before any launch)."""
+    response.headers["content-security-policy"] = content_security_policy("*")
+    return response
+
+
+def registration_refused(request: Request[Any, Any, Any], exc: LaunchRefused) -> Response[Any]:
+    return framable_by_any_site(launch_refused(request, exc))
+
+
+class LtiRegistration(Controller):
+    """LTI Dynamic Registration: the one URL an LMS administrator pastes (APP_URL/lti/register)."""
+
+    path = "/lti/register"
+    include_in_schema = False
+    exception_handlers = {LaunchRefused: registration_refused}
+
+    @get("/")
+    async def start(self, request: Request[Any, Any, Any], db_session: NamedDependency[AsyncSession]) -> Response[Any]:
+        """What will be registered with which platform, and the button that does it."""
+        params = decode_form(dict(request.query_params), RegistrationRequest)
+        configuration = await DynamicRegistration(db_session, get_settings()).configuration(params)
+        context = {"configuration": configuration, "params": params, "app_url": get_settings().app_url}
+        return framable_by_any_site(render(request, "pages/lti_register.html", context))
+
+    @post("/", status_code=200)
+    async def register(
+        self, request: Request[Any, Any, Any], db_session: NamedDependency[AsyncSession]
+    ) -> Response[Any]:
+        """Register with the platform, store it, and let the platform close its registration window."""
+        params = await read_form(request, RegistrationRequest)
+        platform = await DynamicRegistration(db_session, get_settings()).register(params)
+        return framable_by_any_site(render(request, "pages/lti_registered.html", {"platform": platform}))

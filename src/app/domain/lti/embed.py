@@ -26,12 +26,12 @@ from app.domain.accounts.signin import SignInThrottle, sign_in
 from app.domain.consultations.bookings import BookingService
 from app.domain.consultations.deps import providers
 from app.domain.consultations.slots import SlotService
-from app.domain.consultations.views import dashboard_overview, week_page_context
+from app.domain.consultations.views import dashboard_overview, professor_or_404, week_page_context
 from app.domain.lti.deps import launch_refused, provide_launches
-from app.domain.lti.launch import LaunchService
+from app.domain.lti.launch import MAX_PROFESSORS_SHOWN, LaunchService
 from app.domain.lti.platforms import LaunchRefused
 from app.lib.csrf import csrf_cookie_name
-from app.lib.errors import AuthenticationFailed, TooManyAttempts
+from app.lib.errors import AuthenticationFailed, NotFound, TooManyAttempts
 from app.lib.forms import read_form
 from app.lib.http import client_address
 from app.lib.rendering import redirect, render
@@ -82,6 +82,25 @@ class EmbedPages(Controller):
         context = await week_page_context(users, slots, professor_id, viewer, week)
         return render(request, "pages/professor.html", context, block="week")
 
+    @get("/office-hours")
+    async def course_wide(
+        self,
+        request: Request[Any, Any, Any],
+        users: NamedDependency[UserService],
+        professors: FromQuery[str] = "",
+        launch: FromQuery[str | None] = None,
+    ) -> Response[Any]:
+        """A course-wide view (placed by deep linking): the chosen professors, each leading to their week."""
+        if current_user(request) is None:
+            return sign_in_gate(request, launch)
+        chosen = []
+        for text in professors.split(",")[:MAX_PROFESSORS_SHOWN]:
+            try:
+                chosen.append(await professor_or_404(users, UUID(text.strip())))
+            except ValueError as exc:
+                raise NotFound("Professor not found.") from exc
+        return render(request, "pages/embed_office_hours.html", {"professors": chosen})
+
     @get("/dashboard")
     async def dashboard(
         self,
@@ -89,14 +108,16 @@ class EmbedPages(Controller):
         slots: NamedDependency[SlotService],
         bookings: NamedDependency[BookingService],
         launch: FromQuery[str | None] = None,
+        course: FromQuery[UUID | None] = None,
     ) -> Response[Any]:
+        """The dashboard; opened from a course, with the course's students and their bookings (course_pages.py)."""
         professor = current_user(request)
         if professor is None:
             return sign_in_gate(request, launch)
         if not professor.is_professor:
             raise PermissionDeniedException("Only professors have a dashboard.")
         context = await dashboard_overview(professor, slots, bookings)
-        return render(request, "pages/dashboard.html", context, block="overview")
+        return render(request, "pages/dashboard.html", {**context, "course_id": course}, block="overview")
 
     @post("/login", status_code=303)
     async def login(

@@ -7,13 +7,14 @@ from typing import Any
 
 from advanced_alchemy.repository import SQLAlchemyAsyncRepository
 from advanced_alchemy.service import SQLAlchemyAsyncRepositoryService
+from joserfc import jwt
 from joserfc.jwk import RSAKey
 from sqlalchemy import delete, select, update
 
 from app.config import Settings
 from app.domain.lti.models import LtiKey
 from app.lib.clock import utcnow
-from app.lib.crypto import encrypt_json
+from app.lib.crypto import decrypt_json, encrypt_json
 from app.lib.errors import INTEGRITY_ERRORS
 from app.lib.unit_of_work import savepoint
 
@@ -48,6 +49,14 @@ class ToolKeyService(SQLAlchemyAsyncRepositoryService[LtiKey]):
         retire = update(LtiKey).where(LtiKey.is_current.is_(True)).values(is_current=False, retired_at=now)
         await session.execute(retire)
         return await self.create(new_tool_key(settings))
+
+    async def sign(self, claims: dict[str, Any], settings: Settings) -> str:
+        """An RS256 JWT signed with the current key (named by its kid): the private half is used here, never sent."""
+        key = await self.current(settings)
+        private = decrypt_json(key.private_key, settings)
+        if private is None:
+            raise RuntimeError("The tool's signing key cannot be decrypted: TOKEN_ENCRYPTION_KEYS lost its key.")
+        return jwt.encode({"alg": "RS256", "kid": key.kid, "typ": "JWT"}, claims, RSAKey.import_key(private))
 
     async def public_jwks(self, settings: Settings) -> dict[str, list[dict[str, Any]]]:
         current = await self.current(settings)

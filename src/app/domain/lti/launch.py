@@ -14,7 +14,6 @@ import json
 import logging
 import re
 import secrets
-from collections.abc import Iterable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import urlencode
@@ -29,8 +28,13 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from app.config import Settings
 from app.domain.accounts.models import User, UserType
 from app.domain.accounts.services import EMAIL_PATTERN, UserService
+from app.domain.consultations.courses import CourseService
+from app.domain.consultations.models import Course, CourseRole
+from app.domain.lti.deep_linking import open_deep_link
 from app.domain.lti.models import LtiContext, LtiIdentity, LtiLaunchToken, LtiNonce, LtiPlatform
-from app.domain.lti.platforms import LaunchRefused, PlatformService, origin_of
+from app.domain.lti.platforms import LaunchRefused, PlatformService, origin_of, require_deployment
+from app.domain.lti.roles import course_role
+from app.domain.lti.roster import roster_wanted
 from app.domain.lti.schemas import LaunchOutcome, LoginParams, LoginRedirect, VerifiedLaunch
 from app.lib.clock import utcnow
 from app.lib.errors import INTEGRITY_ERRORS
@@ -43,14 +47,16 @@ from app.lib.unit_of_work import savepoint
 logger = logging.getLogger(__name__)
 
 CLAIM = "https://purl.imsglobal.org/spec/lti/claim/"
-MEMBERSHIP_ROLE = "http://purl.imsglobal.org/vocab/lis/v2/membership"
-# "TeachingAssistant" alone is the deprecated short name of the Instructor#TeachingAssistant sub-role.
-STUDENT_ROLES = frozenset({"Learner", "TeachingAssistant"})
 RESOURCE_LINK_LAUNCH = "LtiResourceLinkRequest"
+DEEP_LINKING_LAUNCH = "LtiDeepLinkingRequest"
+MESSAGE_TYPES = (RESOURCE_LINK_LAUNCH, DEEP_LINKING_LAUNCH)
+DEEP_LINKING_SETTINGS = "https://purl.imsglobal.org/spec/lti-dl/claim/deep_linking_settings"
+NAMES_AND_ROLES = "https://purl.imsglobal.org/spec/lti-nrps/claim/namesroleservice"
 LTI_VERSION = "1.3.0"
 CLOCK_LEEWAY_SECONDS = 60
 STATE_COOKIE_SECONDS = 600
 LAUNCH_TOKEN_LIFETIME = timedelta(minutes=2)
+MAX_PROFESSORS_SHOWN = 12  # a course-wide view
 STORAGE_TARGET = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 PLACEHOLDER_EMAIL_DOMAIN = "lti.invalid"  # RFC 2606: never delivered
 
@@ -72,47 +78,6 @@ def state_cookie(state: str) -> str:
 
 def nonce_for(state: str, secret_key: str) -> str:
     return hmac.new(secret_key.encode(), b"lti-nonce:" + state.encode(), hashlib.sha256).hexdigest()
-
-
-def course_role(roles: Iterable[str]) -> UserType | None:
-    """What a launch's roles make a person here, by the LTI 1.3 role vocabulary (README "Add to your LMS"):
-
-    | role (context = course membership)                 | here      |
-    |----------------------------------------------------|-----------|
-    | membership#Instructor                              | professor |
-    | membership/Instructor#TeachingAssistant            | student   |
-    | membership#Learner (and its sub-roles)             | student   |
-    | any other context role (Mentor, ContentDeveloper,  | nothing   |
-    | Administrator of the course, Manager, Member)      |           |
-    | institution and system roles (Administrator, staff,| nothing   |
-    | Open edX global staff)                             |           |
-
-    A teaching assistant books office hours like a student; one who holds office hours is made a professor by an
-    administrator (`app users promote`). Roles may also come as the deprecated short names (`Instructor`).
-    A launch whose roles make nothing is refused.
-    """
-    principal_roles: set[str] = set()
-    student_roles: set[str] = set()
-    for role in roles:
-        if role.startswith(MEMBERSHIP_ROLE):
-            rest = role.removeprefix(MEMBERSHIP_ROLE)
-        elif ":" not in role and "/" not in role:
-            rest = f"#{role}"
-        else:
-            continue  # institution or system role
-        if rest.startswith("/"):  # a sub-role: membership/<Role>#<SubRole>
-            principal, _, sub_role = rest[1:].partition("#")
-        else:  # membership#<Role>
-            principal, sub_role = rest.lstrip("#"), ""
-        if principal == "Instructor" and not sub_role:
-            principal_roles.add(principal)
-        elif (principal == "Instructor" and sub_role == "TeachingAssistant") or principal in STUDENT_ROLES:
-            student_roles.add(principal)
-    if principal_roles:
-        return UserType.PROFESSOR
-    if student_roles:
-        return UserType.STUDENT
-    return None
 
 
 def person_name(claims: dict[str, Any]) -> tuple[str, str]:
@@ -147,9 +112,9 @@ class LaunchService:
         missing = [name for name in ("iss", "login_hint", "target_link_uri") if not getattr(params, name)]
         if missing:
             raise LaunchRefused(f"The login request lacks {', '.join(missing)}.")
-        platform = await self.platforms.find(params.iss, params.client_id)
-        if params.lti_deployment_id and params.lti_deployment_id not in platform.deployment_ids:
-            raise LaunchRefused(f"Deployment {params.lti_deployment_id!r} of this platform is not registered.")
+        platform = await self._platform(params.iss, params.client_id)
+        if params.lti_deployment_id:
+            require_deployment(platform, params.lti_deployment_id)
         if origin_of(params.target_link_uri) != origin_of(self.settings.app_url):
             raise LaunchRefused(f"The target link {params.target_link_uri!r} is not on this tool.")
         state = new_state(params.lti_storage_target)
@@ -185,23 +150,31 @@ class LaunchService:
             raise LaunchRefused("The launch carries no readable id_token.") from exc
         if not isinstance(claims, dict):
             raise LaunchRefused("The launch carries no readable id_token.")
-        platform = await self.platforms.find(str(claims.get("iss", "")), audience_client(claims))
+        platform = await self._platform(str(claims.get("iss", "")), audience_client(claims))
         verified = await self._checked_claims(id_token, header.get("kid"), platform)
         deployment = verified.get(f"{CLAIM}deployment_id")
-        if deployment not in platform.deployment_ids:
-            raise LaunchRefused(f"Deployment {deployment!r} of this platform is not registered.")
-        if (message_type := verified.get(f"{CLAIM}message_type")) != RESOURCE_LINK_LAUNCH:
-            raise LaunchRefused(f"Message type {message_type!r} is not supported: this tool takes resource links.")
+        require_deployment(platform, deployment)
+        if (message_type := verified.get(f"{CLAIM}message_type")) not in MESSAGE_TYPES:
+            raise LaunchRefused(
+                f"Message type {message_type!r} is not supported: this tool takes resource links and deep linking."
+            )
         if (version := verified.get(f"{CLAIM}version")) != LTI_VERSION:
             raise LaunchRefused(f"LTI version {version!r} is not supported: this tool speaks {LTI_VERSION}.")
         roles = verified.get(f"{CLAIM}roles")
         context = verified.get(f"{CLAIM}context") or {}
         custom = verified.get(f"{CLAIM}custom") or {}
+        names_and_roles = verified.get(NAMES_AND_ROLES) or {}
+        deep_linking = verified.get(DEEP_LINKING_SETTINGS) or {}
         presentation = verified.get(f"{CLAIM}launch_presentation") or {}
-        if not isinstance(roles, list) or not isinstance(context, dict) or not isinstance(custom, dict):
-            raise LaunchRefused("The roles, context or custom claim is malformed.")
+        objects = (context, custom, names_and_roles, deep_linking)
+        if not (isinstance(roles, list) and all(isinstance(value, dict) for value in objects)):
+            raise LaunchRefused("The roles, context, custom, names and roles or deep linking claim is malformed.")
+        if message_type == DEEP_LINKING_LAUNCH and not deep_linking.get("deep_link_return_url"):
+            raise LaunchRefused("The deep linking request names no deep_link_return_url.")
         return VerifiedLaunch(
             platform=platform,
+            message_type=message_type,
+            deployment_id=str(deployment),
             subject=str(verified["sub"]),
             nonce=str(verified["nonce"]),
             expires_at=datetime.fromtimestamp(verified["exp"], UTC),
@@ -211,8 +184,18 @@ class LaunchService:
             email=str(verified.get("email") or "").strip(),
             names=person_name(verified),
             custom=custom,
+            memberships_url=str(names_and_roles.get("context_memberships_url") or ""),
+            deep_linking=deep_linking,
             locale=str(presentation.get("locale") or "") or None if isinstance(presentation, dict) else None,
         )
+
+    async def _platform(self, issuer: str, client_id: str) -> LtiPlatform:
+        platform = await self.platforms.find(issuer, client_id)
+        if not platform.is_approved:
+            raise LaunchRefused(
+                "This platform's registration waits for an administrator of office hours to approve it.", 403
+            )
+        return platform
 
     async def _checked_claims(self, id_token: str, kid: str | None, platform: LtiPlatform) -> dict[str, Any]:
         try:
@@ -335,44 +318,87 @@ class LaunchService:
         )
 
     async def _landing(self, launch: VerifiedLaunch, user: User) -> str:
-        """A professor's own dashboard; a student's view of the course's professor."""
-        issuer = launch.platform.issuer
+        """A deep-linking request: the instructor's chooser. Otherwise a professor's own dashboard (of this course);
+        a student's view of the professors the link names, else of the course's professor."""
+        role = course_role(launch.roles)
+        context = await self._course(launch, user, role)
+        if launch.message_type == DEEP_LINKING_LAUNCH:
+            if role != UserType.PROFESSOR or not user.is_professor:
+                raise LaunchRefused("Only the course's instructors can place office hours in it.", 403)
+            request = await open_deep_link(self.session, launch, user)
+            return f"/embed/deep-link/{request.id}"
         if user.is_professor:
-            if launch.context_id:
-                # The course's first instructor stays its professor: a teaching assistant's launch changes nothing.
-                await self.session.execute(
-                    insert(LtiContext)
-                    .values(
-                        issuer=issuer,
-                        context_id=launch.context_id,
-                        title=launch.context_title[:500],
-                        professor_id=user.id,
-                    )
-                    .on_conflict_do_nothing(index_elements=["issuer", "context_id"])
-                )
-            return "/embed/dashboard"
-        professor = await self._course_professor(launch)
-        return f"/embed/professors/{professor.id}"
+            if context is not None and role == UserType.PROFESSOR:
+                await roster_wanted(self.session, context, launch.memberships_url)
+            return f"/embed/dashboard?{urlencode({'course': context.course_id})}" if context else "/embed/dashboard"
+        professors = await self._professors_shown(launch, context)
+        if len(professors) == 1:
+            return f"/embed/professors/{professors[0].id}"
+        return f"/embed/office-hours?{urlencode({'professors': ','.join(str(p.id) for p in professors)})}"
 
-    async def _course_professor(self, launch: VerifiedLaunch) -> User:
-        named = str(launch.custom.get("professor") or "").strip()
-        if named:
-            professor = await self._professor_named(named)
-            if professor is None:
-                raise LaunchRefused(f"The course's custom parameter professor={named} names no professor here.")
-            return professor
-        context = await self.session.scalar(
+    async def _course(self, launch: VerifiedLaunch, user: User, role: UserType | None) -> LtiContext | None:
+        """The launch's course here (made at its first launch, titled as the platform says), with the person as a
+        member; its first instructor becomes the professor whose office hours its learners see."""
+        if not launch.context_id:
+            return None
+        context = await self._context(launch)
+        if context is None:
+            try:
+                async with savepoint(self.session):
+                    course = Course(title=launch.context_title[:500])
+                    self.session.add(course)
+                    await self.session.flush()
+                    context = LtiContext(
+                        issuer=launch.platform.issuer,
+                        context_id=launch.context_id,
+                        platform_id=launch.platform.id,
+                        course_id=course.id,
+                    )
+                    self.session.add(context)
+                    await self.session.flush()
+            except INTEGRITY_ERRORS as exc:  # the course's first launch in another tab won the race
+                context = await self._context(launch)
+                if context is None:
+                    raise LaunchRefused("Your course could not be set up; open the tool again.", 409) from exc
+        if launch.context_title and context.course.title != launch.context_title[:500]:
+            context.course.title = launch.context_title[:500]
+        context.platform_id = launch.platform.id
+        if role is not None:
+            course_role_here = CourseRole.INSTRUCTOR if role == UserType.PROFESSOR else CourseRole.LEARNER
+            await CourseService(session=self.session).join(context.course_id, {user.id: course_role_here})
+        if context.professor_id is None and role == UserType.PROFESSOR and user.is_professor:
+            context.professor_id = user.id
+        return context
+
+    async def _context(self, launch: VerifiedLaunch) -> LtiContext | None:
+        return await self.session.scalar(
             select(LtiContext).where(
                 LtiContext.issuer == launch.platform.issuer, LtiContext.context_id == launch.context_id
             )
         )
-        professor = await self.users.get_one_or_none(id=context.professor_id) if context else None
+
+    async def _professors_shown(self, launch: VerifiedLaunch, context: LtiContext | None) -> list[User]:
+        """Whom the placed link shows (custom `professor`, or `professors` for a course-wide view), else the
+        course's professor."""
+        for parameter in ("professors", "professor"):
+            names = [name.strip() for name in str(launch.custom.get(parameter) or "").split(",") if name.strip()]
+            if not names:
+                continue
+            professors = []
+            for name in names[:MAX_PROFESSORS_SHOWN]:
+                professor = await self._professor_named(name)
+                if professor is None:
+                    raise LaunchRefused(f"The link's custom parameter {parameter} names {name}: no professor here.")
+                professors.append(professor)
+            return professors
+        professor_id = context.professor_id if context else None
+        professor = await self.users.get_one_or_none(id=professor_id) if professor_id else None
         if professor is None or not professor.is_active:
             raise LaunchRefused(
                 "No professor is linked to this course yet: the instructor opens the tool once from the course, "
                 "or sets the custom parameter professor=<username>."
             )
-        return professor
+        return [professor]
 
     async def _professor_named(self, name: str) -> User | None:
         try:

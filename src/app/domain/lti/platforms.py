@@ -3,15 +3,18 @@
 from __future__ import annotations
 
 from urllib.parse import urlsplit
+from uuid import UUID
 
 from advanced_alchemy.repository import SQLAlchemyAsyncRepository
 from advanced_alchemy.service import SQLAlchemyAsyncRepositoryService
 from sqlalchemy import select
 
 from app.config import Settings
-from app.domain.lti.models import LtiPlatform
+from app.domain.consultations.courses import CourseService
+from app.domain.lti.models import LtiContext, LtiPlatform, RegisteredVia
 from app.domain.lti.schemas import PlatformRegistration
-from app.lib.errors import DomainError, FieldErrors
+from app.lib.clock import utcnow
+from app.lib.errors import DomainError, FieldErrors, NotFound
 from app.lib.unit_of_work import unit_of_work
 
 LOOPBACK_HOSTS = frozenset({"localhost", "127.0.0.1", "::1"})
@@ -40,13 +43,27 @@ def url_problem(url: str) -> str | None:
     return "Give an https:// URL (http:// only for localhost)."
 
 
+def require_deployment(platform: LtiPlatform, deployment_id: object) -> None:
+    """A registered deployment of the platform; a platform registered without any accepts each of its client's."""
+    if not isinstance(deployment_id, str) or not deployment_id:
+        raise LaunchRefused("The launch names no deployment.")
+    if platform.deployment_ids and deployment_id not in platform.deployment_ids:
+        raise LaunchRefused(f"Deployment {deployment_id!r} of this platform is not registered.")
+
+
 class PlatformService(SQLAlchemyAsyncRepositoryService[LtiPlatform]):
     class Repository(SQLAlchemyAsyncRepository[LtiPlatform]):
         model_type = LtiPlatform
 
     repository_type = Repository
 
-    async def register(self, data: PlatformRegistration) -> LtiPlatform:
+    async def register(
+        self, data: PlatformRegistration, *, via: RegisteredVia = RegisteredVia.MANUAL, approved: bool = True
+    ) -> LtiPlatform:
+        """A new platform; one registered by hand is approved by whoever registered it, a dynamic one may wait.
+
+        A dynamic registration may name no deployment (the platform makes them later): then each deployment of its
+        client id is accepted."""
         errors: dict[str, str] = {}
         for name in ("issuer", "auth_login_url", "jwks_url", "token_url"):
             value = getattr(data, name)
@@ -55,7 +72,7 @@ class PlatformService(SQLAlchemyAsyncRepositoryService[LtiPlatform]):
         if not data.client_id.strip():
             errors["client_id"] = "Give the client id the platform assigned to this tool."
         deployments = tuple(d.strip() for d in data.deployment_ids if d.strip())
-        if not deployments:
+        if not deployments and via == RegisteredVia.MANUAL:
             errors["deployment_ids"] = "Give at least one deployment id."
         if not errors and await self.repository.exists(
             LtiPlatform.issuer == data.issuer, LtiPlatform.client_id == data.client_id.strip()
@@ -73,11 +90,33 @@ class PlatformService(SQLAlchemyAsyncRepositoryService[LtiPlatform]):
                 "jwks_url": data.jwks_url,
                 "token_url": data.token_url,
                 "trust_email": data.trust_email,
+                "registered_via": via.value,
+                "approved_at": utcnow() if approved else None,
             },
         )
 
+    async def approve(self, platform_id: UUID) -> LtiPlatform:
+        """An administrator accepts the platform's launches from now on (approving twice changes nothing)."""
+        platform = await self.get_one_or_none(id=platform_id)
+        if platform is None:
+            raise NotFound("No such platform.")
+        platform.approved_at = platform.approved_at or utcnow()
+        return platform
+
+    async def remove(self, platform_id: UUID) -> None:
+        """The platform goes, and its launches stop; its course rosters and memberships go with it (the courses and
+        the slots reserved for them stay, bookable by nobody until their professor changes them)."""
+        platform = await self.get_one_or_none(id=platform_id)
+        if platform is None:
+            raise NotFound("No such platform.")
+        session = self.repository.session
+        courses = list(await session.scalars(select(LtiContext.course_id).where(LtiContext.platform_id == platform_id)))
+        await CourseService(session=session).forget_members(courses)
+        await self.delete(platform_id)
+
     async def registered(self) -> list[LtiPlatform]:
-        return list(await self.repository.session.scalars(select(LtiPlatform).order_by(LtiPlatform.created_at)))
+        query = select(LtiPlatform).order_by(LtiPlatform.approved_at.is_not(None), LtiPlatform.created_at)
+        return list(await self.repository.session.scalars(query))
 
     async def find(self, issuer: str, client_id: str) -> LtiPlatform:
         """The registration of `issuer` (and `client_id`; it may be left out when the issuer has only one)."""

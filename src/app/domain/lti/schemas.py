@@ -36,6 +36,13 @@ class LoginParams(msgspec.Struct, frozen=True):
     lti_storage_target: str = ""
 
 
+class RegistrationRequest(msgspec.Struct, frozen=True):
+    """LTI Dynamic Registration's initiation (query), and the confirmation form that carries it on."""
+
+    openid_configuration: str = ""
+    registration_token: str = ""
+
+
 class LaunchForm(msgspec.Struct):
     """The platform's form post of the launch (OIDC step 3), or of its refusal."""
 
@@ -74,12 +81,16 @@ class VerifiedLaunch:
     nonce: str
     expires_at: datetime
     roles: tuple[str, ...]
+    message_type: str = "LtiResourceLinkRequest"
+    deployment_id: str = ""
     context_id: str = ""
     context_title: str = ""
     email: str = ""
     names: tuple[str, str] = ("", "")  # first, last
     custom: dict[str, Any] = field(default_factory=dict)
     locale: str | None = None  # launch_presentation.locale: the language the LMS speaks to this person
+    memberships_url: str = ""  # Names and Role Provisioning Services: the course roster's address
+    deep_linking: dict[str, Any] = field(default_factory=dict)  # the deep linking settings claim
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,65 @@
+"""A course's students on its instructor's embedded dashboard (loaded into /embed/dashboard?course=...)."""
+
+from __future__ import annotations
+
+from datetime import date
+from typing import Any
+from uuid import UUID
+
+import msgspec
+from litestar import Controller, Request, Response, get, post
+from litestar.di import NamedDependency
+from litestar.params import FromPath
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.domain.accounts.models import User
+from app.domain.lti.course_dashboard import CourseDashboard
+from app.lib.errors import FieldErrors
+from app.lib.forms import read_form
+from app.lib.guards import requires_professor
+from app.lib.rendering import form_errors, fragments, render, render_html, toast_html
+
+
+class TermForm(msgspec.Struct):
+    term_start: date | None = None
+
+
+class CoursePages(Controller):
+    path = "/embed/courses/{course_id:uuid}"
+    include_in_schema = False
+    guards = [requires_professor]
+
+    @get("/students")
+    async def students(
+        self, request: Request[User, Any, Any], course_id: FromPath[UUID], db_session: NamedDependency[AsyncSession]
+    ) -> Response[Any]:
+        course = await CourseDashboard(db_session).students(request.user, course_id)
+        return render(request, "components/course_students.html", {"students": course})
+
+    @post("/remind", status_code=200)
+    async def remind(
+        self, request: Request[User, Any, Any], course_id: FromPath[UUID], db_session: NamedDependency[AsyncSession]
+    ) -> Response[Any]:
+        """E-mail the students who have not booked this term."""
+        sent, left_out = await CourseDashboard(db_session).remind(request.user, course_id)
+        message = f"E-mailed {sent} student{'s' if sent != 1 else ''} who have not booked yet."
+        if left_out:
+            message += f" {left_out} never opened office hours (no address here) and got nothing."
+        return fragments(toast_html(request, message, "success"))
+
+    @post("/term", status_code=200)
+    async def term(
+        self, request: Request[User, Any, Any], course_id: FromPath[UUID], db_session: NamedDependency[AsyncSession]
+    ) -> Response[Any]:
+        """Since when "this term" counts."""
+        dashboard = CourseDashboard(db_session)
+        try:
+            form = await read_form(request, TermForm)
+            await dashboard.set_term_start(request.user, course_id, form.term_start)
+        except FieldErrors as exc:
+            return form_errors(request, ("term_start",), exc.errors, prefix="course")
+        course = await dashboard.students(request.user, course_id)
+        return fragments(
+            render_html(request, "components/course_students.html", {"students": course}),
+            toast_html(request, "Term start saved.", "success"),
+        )

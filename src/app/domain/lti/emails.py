@@ -1,0 +1,32 @@
+"""The e-mails of the LMS integration: a course's instructor invites the students who have not booked this term."""
+
+from __future__ import annotations
+
+from uuid import UUID
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.config import Settings
+from app.domain.accounts.models import User
+from app.domain.lti.course_dashboard import INVITATION_KIND
+from app.domain.notifications.emails import Detail, EmailContent, EmailRenderers
+from app.domain.notifications.models import Notification
+
+
+async def course_invitation(session: AsyncSession, row: Notification, settings: Settings) -> EmailContent:
+    recipient = await session.get_one(User, row.user_id)
+    professor = await session.get_one(User, UUID(row.context["professor_id"]))
+    course = row.context.get("course_title") or "your course"
+    return EmailContent(
+        address=recipient.email,
+        greeting=recipient.first_name or recipient.username,
+        subject=f"Office hours for {course}: book a consultation",
+        body=(
+            f"{professor.full_name} holds office hours for {course} and would like to see you. "
+            "You have not booked a consultation this term yet: pick a free time that suits you."
+        ),
+        link=Detail("Book", "See the free times", url=f"{settings.app_url}/professors/{professor.id}"),
+    )
+
+
+EMAILS: EmailRenderers = {INVITATION_KIND: course_invitation}
