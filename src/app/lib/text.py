@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import re
 
+from app.lib.i18n import gettext as _
+
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 _CONTROL_BUT_LINES = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 
@@ -13,7 +15,7 @@ def control_character_problem(value: object, *, multiline: bool = False) -> str 
     """A message when `value` holds a control character (line breaks and tabs are fine in multi-line text)."""
     pattern = _CONTROL_BUT_LINES if multiline else _CONTROL
     if isinstance(value, str) and pattern.search(value):
-        return "Remove the control characters from this text." if multiline else "Use one line of plain text."
+        return _("Remove the control characters from this text.") if multiline else _("Use one line of plain text.")
     return None
 
 

@@ -44,6 +44,8 @@ from app.lib.errors import AuthenticationFailed, FieldErrors, TooManyAttempts
 from app.lib.forms import read_form
 from app.lib.guards import requires_user
 from app.lib.http import client_address, safe_next
+from app.lib.i18n import N_
+from app.lib.i18n import gettext as _
 from app.lib.rendering import flash, form_errors, is_htmx, redirect, render
 from app.lib.signing import verified
 
@@ -58,32 +60,32 @@ class MailedLink:
     action: str
     invalid: str
     way_back: str = "/login"
-    way_back_label: str = "Back to sign in"
+    way_back_label: str = N_("Back to sign in")
 
 
 UNLOCK_LINK = MailedLink(
-    title="Unlock your account",
-    explanation="Many wrong passwords were tried for your account, so it was locked. Unlock it to sign in now.",
-    button="Unlock my account",
+    title=N_("Unlock your account"),
+    explanation=N_("Many wrong passwords were tried for your account, so it was locked. Unlock it to sign in now."),
+    button=N_("Unlock my account"),
     action="/account/unlock",
-    invalid="This unlock link has expired or is not complete; sign in again later, or ask for help.",
+    invalid=N_("This unlock link has expired or is not complete; sign in again later, or ask for help."),
 )
 VERIFY_LINK = MailedLink(
-    title="Confirm your e-mail address",
-    explanation="Confirm that this address is yours, so that confirmations, reminders and answers reach you.",
-    button="Confirm my address",
+    title=N_("Confirm your e-mail address"),
+    explanation=N_("Confirm that this address is yours, so that confirmations, reminders and answers reach you."),
+    button=N_("Confirm my address"),
     action="/account/verify",
-    invalid=(
+    invalid=N_(
         "This link was used already, has expired, or is for an address your account no longer has. "
         "Sign in to see whether your address is confirmed; Settings sends a new link."
     ),
     way_back="/settings",
-    way_back_label="Go to Settings",
+    way_back_label=N_("Go to Settings"),
 )
 
 
 def mailed_link_page(request: Request[Any, Any, Any], link: MailedLink, token: str, *, valid: bool) -> Response[Any]:
-    context = {"link": link, "token": token if valid else "", "problem": None if valid else link.invalid}
+    context = {"link": link, "token": token if valid else "", "problem": None if valid else _(link.invalid)}
     return render(request, "pages/mailed_link.html", context, status_code=200 if valid else 410)
 
 
@@ -138,7 +140,7 @@ class AccountPages(Controller):
             # The password proved the account: now the Google identity with the same email may join it.
             await users.link_google(user.id, GoogleIdentity(**pending))
         begin_session(request, user)
-        flash(request, f"Welcome, {user.first_name or user.username}.", "success")
+        flash(request, _("Welcome, %(name)s.", name=user.first_name or user.username), "success")
         response = redirect(request, next_url or landing_page(user))
         response.set_cookie(known_device_cookie(user))
         return response
@@ -171,7 +173,7 @@ class AccountPages(Controller):
         if payload is None:
             return mailed_link_page(request, UNLOCK_LINK, "", valid=False)
         await throttle.clear_account(str(payload["user"]))
-        flash(request, "Your account is unlocked: sign in.", "success")
+        flash(request, _("Your account is unlocked: sign in."), "success")
         return redirect(request, "/login")
 
     @get("/account/verify")
@@ -186,7 +188,7 @@ class AccountPages(Controller):
         user = await users.verify_email(UUID(payload["user"]), str(payload["email"])) if payload else None
         if user is None:
             return mailed_link_page(request, VERIFY_LINK, "", valid=False)
-        flash(request, f"Thank you: {user.email} is confirmed.", "success")
+        flash(request, _("Thank you: %(email)s is confirmed.", email=user.email), "success")
         return redirect(request, "/settings" if current_user(request) else "/login")
 
     @post("/settings/verification", guards=[requires_user], status_code=200)
@@ -195,7 +197,7 @@ class AccountPages(Controller):
     ) -> Response[Any]:
         form = await read_form(request, ReturnForm)
         user = await users.resend_verification(request.user.id)
-        flash(request, f"We sent a new link to {user.email}.", "success")
+        flash(request, _("We sent a new link to %(email)s.", email=user.email), "success")
         return redirect(request, safe_next(form.next, "/settings"))
 
     @post("/logout", status_code=200)
@@ -226,7 +228,7 @@ class AccountPages(Controller):
             context = {"errors": exc.errors, "form": values, "default_timezone": get_settings().default_timezone}
             return render(request, "pages/register.html", context, status_code=422)
         begin_session(request, user)
-        flash(request, "Your account is ready.", "success")
+        flash(request, _("Your account is ready."), "success")
         return redirect(request, landing_page(user))
 
     @get("/settings", guards=[requires_user], name="settings")
@@ -266,7 +268,7 @@ class AccountPages(Controller):
     ) -> Response[Any]:
         await tokens.revoke_by_id(request.user.id, token_id)
         if not is_htmx(request):
-            flash(request, "Token revoked.", "success")
+            flash(request, _("Token revoked."), "success")
             return redirect(request, "/settings")
         return await self._settings(request, tokens)
 
@@ -275,7 +277,7 @@ class AccountPages(Controller):
         self, request: Request[Any, Any, Any], users: NamedDependency[UserService]
     ) -> Response[Any]:
         begin_session(request, await users.sign_out_everywhere(request.user.id))
-        flash(request, "Signed out everywhere else; your API tokens are revoked.", "success")
+        flash(request, _("Signed out everywhere else; your API tokens are revoked."), "success")
         return redirect(request, "/settings")
 
     @post("/settings/profile", guards=[requires_user], status_code=200)
@@ -290,7 +292,7 @@ class AccountPages(Controller):
             await users.update_account(user.id, form.changes(professor=user.is_professor))
         except FieldErrors as exc:
             return form_errors(request, PROFILE_FORM_FIELDS, exc.errors)
-        flash(request, "Profile saved.", "success")
+        flash(request, _("Profile saved."), "success")
         return redirect(request, "/settings")
 
     @post("/settings/timezone", guards=[requires_user], status_code=200)
@@ -300,7 +302,7 @@ class AccountPages(Controller):
         """The time zone offer (this device's zone differs from the saved one): saved, back where the person was."""
         form = await read_form(request, TimezoneForm)
         await users.update_account(request.user.id, {"timezone": form.timezone})
-        flash(request, f"Times are now shown in {form.timezone}.", "success")
+        flash(request, _("Times are now shown in %(zone)s.", zone=form.timezone), "success")
         return redirect(request, safe_next(form.next, "/settings"))
 
     @post("/settings/calendar-feed", guards=[requires_user], status_code=200)
@@ -308,7 +310,7 @@ class AccountPages(Controller):
         self, request: Request[Any, Any, Any], users: NamedDependency[UserService]
     ) -> Response[Any]:
         await users.regenerate_feed_token(request.user.id)
-        flash(request, "New calendar link created; the old one no longer works.", "success")
+        flash(request, _("New calendar link created; the old one no longer works."), "success")
         return redirect(request, "/settings")
 
     @post("/settings/password", guards=[requires_user], status_code=200)
@@ -321,7 +323,7 @@ class AccountPages(Controller):
         except FieldErrors as exc:
             return form_errors(request, PASSWORD_FIELDS, exc.errors)
         begin_session(request, user)  # under the new session epoch: this browser stays signed in
-        flash(request, "Password changed. Other browsers are signed out and your API tokens revoked.", "success")
+        flash(request, _("Password changed. Other browsers are signed out and your API tokens revoked."), "success")
         return redirect(request, "/settings")
 
     @post("/settings/picture", guards=[requires_user], status_code=200)
@@ -334,9 +336,9 @@ class AccountPages(Controller):
         upload = data.get("profile_picture")
         try:
             if not isinstance(upload, UploadFile):
-                raise FieldErrors.single("profile_picture", "Choose an image to upload.")
+                raise FieldErrors.single("profile_picture", _("Choose an image to upload."))
             await users.set_profile_picture(request.user.id, await upload.read(), get_settings())
         except FieldErrors as exc:
             return form_errors(request, ("profile_picture",), exc.errors)
-        flash(request, "Picture updated.", "success")
+        flash(request, _("Picture updated."), "success")
         return redirect(request, "/settings")

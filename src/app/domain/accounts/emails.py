@@ -14,6 +14,7 @@ from app.domain.accounts.verification import EMAIL_VERIFICATION_KIND, VERIFY_LIN
 from app.domain.notifications.emails import Detail, EmailContent, EmailRenderers, NoLongerRelevant
 from app.domain.notifications.models import Notification
 from app.lib.clock import utcnow
+from app.lib.i18n import gettext as _
 from app.lib.signing import sign
 
 UNLOCK_PURPOSE = "unlock-account"
@@ -30,14 +31,20 @@ async def account_locked(session: AsyncSession, row: Notification, settings: Set
     return EmailContent(
         address=recipient.email,
         greeting=recipient.first_name or recipient.username,
-        subject="Your account was locked after many failed sign-ins",
-        body=(
-            "Someone tried many wrong passwords for your Office hours account, so it is locked for a while. "
-            "On a device where you signed in before, you can still sign in.\n"
-            "If it was you, or to sign in elsewhere now, unlock it with the link below (valid for 24 hours). "
-            "If it was not you, your password kept the account safe; consider changing it to a longer one."
+        subject=_("Your account was locked after many failed sign-ins"),
+        body="\n".join(
+            (
+                _(
+                    "Someone tried many wrong passwords for your Office hours account, so it is locked for a while. "
+                    "On a device where you signed in before, you can still sign in."
+                ),
+                _(
+                    "If it was you, or to sign in elsewhere now, unlock it with the link below (valid for 24 hours). "
+                    "If it was not you, your password kept the account safe; consider changing it to a longer one."
+                ),
+            )
         ),
-        link=Detail("Unlock", "Unlock my account", url=unlock_url(recipient, settings)),
+        link=Detail(_("Unlock"), _("Unlock my account"), url=unlock_url(recipient, settings)),
     )
 
 
@@ -48,13 +55,19 @@ async def email_verification(session: AsyncSession, row: Notification, settings:
     return EmailContent(
         address=recipient.email,
         greeting=recipient.first_name or recipient.username,
-        subject="Confirm your e-mail address for Office hours",
-        body=(
-            f"Please confirm that {recipient.email} is your address, so that booking confirmations, reminders and "
-            f"answers reach you. The link is valid for {VERIFY_LINK_LIFETIME.days} days.\n"
-            "If you did not create an Office hours account or change your address, ignore this e-mail."
+        subject=_("Confirm your e-mail address for Office hours"),
+        body="\n".join(
+            (
+                _(
+                    "Please confirm that %(email)s is your address, so that booking confirmations, reminders and "
+                    "answers reach you. The link is valid for %(days)s days.",
+                    email=recipient.email,
+                    days=VERIFY_LINK_LIFETIME.days,
+                ),
+                _("If you did not create an Office hours account or change your address, ignore this e-mail."),
+            )
         ),
-        link=Detail("Confirm", "Confirm my address", url=verify_url(recipient, settings)),
+        link=Detail(_("Confirm"), _("Confirm my address"), url=verify_url(recipient, settings)),
     )
 
 

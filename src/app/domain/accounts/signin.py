@@ -25,13 +25,15 @@ from app.domain.accounts.services import UserService
 from app.domain.notifications.services import NotificationService
 from app.lib.clock import utcnow
 from app.lib.errors import AuthenticationFailed, FieldErrors, TooManyAttempts
+from app.lib.i18n import N_
+from app.lib.i18n import gettext as _
 from app.lib.security import verify_password
 from app.lib.unit_of_work import UnitOfWork, unit_of_work
 
-INVALID_CREDENTIALS = "Invalid username or password."
-ACCOUNT_LOCKED = (
+INVALID_CREDENTIALS = N_("Invalid username or password.")
+ACCOUNT_LOCKED = N_(
     "This account is locked after many failed sign-ins; its owner was e-mailed a link to unlock it. "
-    "Try again in {minutes} minutes, or from a device you signed in on before."
+    "Try again in %(minutes)s minutes, or from a device you signed in on before."
 )
 ACCOUNT_LOCKED_KIND = "account_locked"
 DEVICE_COOKIE = "oh_device"
@@ -84,9 +86,12 @@ class SignInThrottle:
         window = self.settings.login_failure_window_seconds
         account_failures, client_failures, pair_failures = await self._failures(keys)
         if client_failures >= self.settings.login_failures_lock_client:
-            raise TooManyAttempts(f"Too many failed sign-ins. Try again in {window // 60} minutes.", retry_after=window)
+            raise TooManyAttempts(
+                _("Too many failed sign-ins. Try again in %(minutes)s minutes.", minutes=window // 60),
+                retry_after=window,
+            )
         if account_failures >= self.settings.login_failures_lock_account and not known_device:
-            raise TooManyAttempts(ACCOUNT_LOCKED.format(minutes=window // 60), retry_after=window)
+            raise TooManyAttempts(_(ACCOUNT_LOCKED, minutes=window // 60), retry_after=window)
         excess = pair_failures - self.settings.login_failures_slow_after
         return min(0.25 * 2**excess, 4.0) if excess >= 0 else 0.0
 
@@ -98,7 +103,10 @@ class SignInThrottle:
             select(func.count()).where(AuthFailure.key == key, AuthFailure.created_at > since)
         )
         if (failures or 0) >= self.settings.login_failures_lock_client:
-            raise TooManyAttempts(f"Too many failed attempts. Try again in {window // 60} minutes.", retry_after=window)
+            raise TooManyAttempts(
+                _("Too many failed attempts. Try again in %(minutes)s minutes.", minutes=window // 60),
+                retry_after=window,
+            )
 
     @staticmethod
     async def record(*keys: str) -> None:
@@ -153,7 +161,7 @@ async def sign_in(
     valid = await verify_password(user.password_hash if user is not None else None, password)
     if user is None or not valid or not user.is_active:
         await throttle.record_failure(keys, user)
-        raise AuthenticationFailed(INVALID_CREDENTIALS)
+        raise AuthenticationFailed(_(INVALID_CREDENTIALS))
     await throttle.clear_account(str(user.id))
     return user
 

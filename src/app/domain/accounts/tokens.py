@@ -12,6 +12,7 @@ from sqlalchemy import delete, select
 from app.domain.accounts.models import ApiToken, User
 from app.lib.clock import utcnow
 from app.lib.errors import FieldErrors, NotFound
+from app.lib.i18n import gettext as _
 from app.lib.security import new_token, token_digest
 from app.lib.text import control_character_problem
 
@@ -25,13 +26,15 @@ LAST_USED_PRECISION = timedelta(minutes=10)
 def token_problems(name: str, days: int) -> dict[str, str]:
     errors = {}
     if not name:
-        errors["name"] = 'Name the token after what uses it, e.g. "Timetable script".'
+        errors["name"] = _('Name the token after what uses it, e.g. "Timetable script".')
     elif len(name) > NAME_LIMIT:
-        errors["name"] = f"Use at most {NAME_LIMIT} characters."
+        errors["name"] = _("Use at most %(limit)s characters.", limit=NAME_LIMIT)
     elif problem := control_character_problem(name):
         errors["name"] = problem
     if not LIFETIME_DAYS[0] <= days <= LIFETIME_DAYS[1]:
-        errors["expires_in_days"] = f"Choose from {LIFETIME_DAYS[0]} to {LIFETIME_DAYS[1]} days."
+        errors["expires_in_days"] = _(
+            "Choose from %(low)s to %(high)s days.", low=LIFETIME_DAYS[0], high=LIFETIME_DAYS[1]
+        )
     return errors
 
 
@@ -87,7 +90,7 @@ class ApiTokenService(SQLAlchemyAsyncRepositoryService[ApiToken]):
             delete(ApiToken).where(ApiToken.id == token_id, ApiToken.user_id == user_id).returning(ApiToken.id)
         )
         if result.first() is None:
-            raise NotFound("Token not found.")
+            raise NotFound(_("Token not found."))
 
     async def revoke_all(self, user_id: UUID, keep: str | None = None) -> None:
         """Revoke every token of the account but `keep` (the one making the request, if any)."""

@@ -19,6 +19,7 @@ from app.config import Settings
 from app.domain.accounts.models import User
 from app.domain.notifications.services import NotificationService
 from app.lib.clock import utcnow
+from app.lib.i18n import gettext as _
 from app.lib.signing import sign
 
 VERIFY_PURPOSE = "verify-email"
@@ -50,5 +51,8 @@ def publishing_problem(user: User, settings: Settings) -> str | None:
     """Why this professor may not publish slots yet: an account registered with a password, where addresses grant
     the professor role (PROFESSOR_SIGNUP_DOMAINS), publishes once its address is proven."""
     if user.password_hash is not None and user.email_verified_at is None and settings.professor_signup_domains:
-        return f"Verify your e-mail address before publishing slots: follow the link we sent to {user.email}."
+        return _(
+            "Verify your e-mail address before publishing slots: follow the link we sent to %(email)s.",
+            email=user.email,
+        )
     return None

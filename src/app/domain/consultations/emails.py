@@ -18,19 +18,21 @@ from app.domain.notifications.emails import Detail, EmailContent, EmailRenderers
 from app.domain.notifications.models import Notification
 from app.lib.clock import utcnow
 from app.lib.formatting import describe_time, local_time
+from app.lib.i18n import N_
+from app.lib.i18n import gettext as _
 
 SUBJECTS = {
-    NotificationKind.BOOKING_REQUESTED: "New booking: {student} on {when}",
-    NotificationKind.BOOKING_RECEIVED: "Request sent: consultation with {professor} on {when}",
-    NotificationKind.BOOKING_RESCHEDULED: "Moved: {student}'s consultation, now {when}",
-    NotificationKind.BOOKING_CONFIRMED: "Confirmed: consultation with {professor} on {when}",
-    NotificationKind.BOOKING_DECLINED: "Declined: consultation with {professor} on {when}",
-    NotificationKind.BOOKING_CANCELLED: "Cancelled: consultation on {when}",
-    NotificationKind.SLOT_CANCELLED: "Cancelled by {professor}: consultation on {when}",
-    NotificationKind.BOOKING_MOVED: "Changed: consultation with {professor}, now {when}",
-    NotificationKind.REMINDER: "Reminder: consultation on {when}",
-    NotificationKind.WAITLIST_BOOKED: "Booked from the waitlist: {professor} on {when}",
-    NotificationKind.WAITLIST_OFFER: "A place is free for you: {professor} on {when}",
+    NotificationKind.BOOKING_REQUESTED: N_("New booking: %(student)s on %(when)s"),
+    NotificationKind.BOOKING_RECEIVED: N_("Request sent: consultation with %(professor)s on %(when)s"),
+    NotificationKind.BOOKING_RESCHEDULED: N_("Moved: %(student)s's consultation, now %(when)s"),
+    NotificationKind.BOOKING_CONFIRMED: N_("Confirmed: consultation with %(professor)s on %(when)s"),
+    NotificationKind.BOOKING_DECLINED: N_("Declined: consultation with %(professor)s on %(when)s"),
+    NotificationKind.BOOKING_CANCELLED: N_("Cancelled: consultation on %(when)s"),
+    NotificationKind.SLOT_CANCELLED: N_("Cancelled by %(professor)s: consultation on %(when)s"),
+    NotificationKind.BOOKING_MOVED: N_("Changed: consultation with %(professor)s, now %(when)s"),
+    NotificationKind.REMINDER: N_("Reminder: consultation on %(when)s"),
+    NotificationKind.WAITLIST_BOOKED: N_("Booked from the waitlist: %(professor)s on %(when)s"),
+    NotificationKind.WAITLIST_OFFER: N_("A place is free for you: %(professor)s on %(when)s"),
 }
 ICS_METHOD = {
     NotificationKind.BOOKING_CONFIRMED: "REQUEST",
@@ -45,7 +47,7 @@ def _greeting(user: User) -> str:
     return user.first_name or user.username
 
 
-MANAGE = "Manage this booking"
+MANAGE = N_("Manage this booking")
 
 
 def booking_actions(booking: Booking, recipient: User, settings: Settings) -> list[Detail]:
@@ -65,14 +67,16 @@ def booking_actions(booking: Booking, recipient: User, settings: Settings) -> li
         return action_url(settings.app_url, link, settings.secret_key)
 
     if recipient.id == booking.student_id:
-        return [Detail(MANAGE, "Move it to another time, or cancel it", url=signed(LinkAction.MANAGE))]
+        return [Detail(_(MANAGE), _("Move it to another time, or cancel it"), url=signed(LinkAction.MANAGE))]
     actions = []
     if booking.status == BookingStatus.PENDING:
         actions = [
-            Detail("Confirm", "Confirm the request", url=signed(LinkAction.CONFIRM)),
-            Detail("Decline", "Decline the request, with a reason for the student", url=signed(LinkAction.DECLINE)),
+            Detail(_("Confirm"), _("Confirm the request"), url=signed(LinkAction.CONFIRM)),
+            Detail(
+                _("Decline"), _("Decline the request, with a reason for the student"), url=signed(LinkAction.DECLINE)
+            ),
         ]
-    return [*actions, Detail(MANAGE, "Open the booking", url=f"{settings.app_url}/bookings/{booking.id}")]
+    return [*actions, Detail(_(MANAGE), _("Open the booking"), url=f"{settings.app_url}/bookings/{booking.id}")]
 
 
 async def booking_email(session: AsyncSession, row: Notification, settings: Settings) -> EmailContent:
@@ -101,30 +105,37 @@ async def booking_email(session: AsyncSession, row: Notification, settings: Sett
     }
     start, end = local_time(booking.start_time, zone, "full_time"), local_time(booking.end_time, zone, "time")
     details = [
-        Detail("When", f"{start}–{end} ({zone})"),
-        Detail("With", slot.professor.full_name if recipient.id == booking.student_id else booking.student.full_name),
+        Detail(_("When"), f"{start}–{end} ({zone})"),
+        Detail(
+            _("With"), slot.professor.full_name if recipient.id == booking.student_id else booking.student.full_name
+        ),
     ]
     if slot.location:
-        details.append(Detail("Where", slot.location))
+        details.append(Detail(_("Where"), slot.location))
     if slot.meeting_url:
-        details.append(Detail("Link", slot.meeting_url, url=slot.meeting_url))
+        details.append(Detail(_("Link"), slot.meeting_url, url=slot.meeting_url))
     if booking.topic:
-        details.append(Detail("Topic", booking.topic))
+        details.append(Detail(_("Topic"), booking.topic))
     if reason:
-        details.append(Detail("Reason", reason))
+        details.append(Detail(_("Reason"), reason))
     method = ICS_METHOD.get(NotificationKind(row.kind))
     actions = booking_actions(booking, recipient, settings)
     return EmailContent(
         address=recipient.email,
         greeting=_greeting(recipient),
-        subject=SUBJECTS[NotificationKind(row.kind)].format(
-            student=booking.student.full_name, professor=slot.professor.full_name, when=when
+        subject=_(
+            SUBJECTS[NotificationKind(row.kind)],
+            student=booking.student.full_name,
+            professor=slot.professor.full_name,
+            when=when,
         ),
         body=render_text("emails/booking_body.txt", **context),
         details=details,
         actions=actions,
         # A booking that is over or no longer active has nothing to act on: its page, for the record.
-        link=None if actions else Detail("Details", "See the booking", url=f"{settings.app_url}/bookings/{booking.id}"),
+        link=None
+        if actions
+        else Detail(_("Details"), _("See the booking"), url=f"{settings.app_url}/bookings/{booking.id}"),
         ics=build_ics(booking, method, settings) if method else None,
         ics_method=method,
     )
@@ -141,7 +152,7 @@ async def waitlist_offer_email(session: AsyncSession, row: Notification, setting
     return EmailContent(
         address=recipient.email,
         greeting=_greeting(recipient),
-        subject=SUBJECTS[NotificationKind.WAITLIST_OFFER].format(professor=offer.get("professor", ""), when=offer_when),
+        subject=_(SUBJECTS[NotificationKind.WAITLIST_OFFER], professor=offer.get("professor", ""), when=offer_when),
         body=render_text("emails/booking_body.txt", **context),
     )
 

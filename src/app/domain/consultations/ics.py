@@ -9,6 +9,7 @@ from icalendar import Calendar, Event, vCalAddress, vText
 from app.config import Settings
 from app.domain.consultations.models import Booking
 from app.lib.clock import utcnow
+from app.lib.i18n import gettext as _
 
 
 def booking_uid(booking: Booking) -> str:
@@ -28,7 +29,13 @@ def build_ics(booking: Booking, method: str, settings: Settings) -> bytes:
     event.add("dtstamp", utcnow())
     event.add("dtstart", booking.start_time.astimezone(UTC))
     event.add("dtend", booking.end_time.astimezone(UTC))
-    event.add("summary", f"Consultation: {slot.professor.full_name} / {booking.student.full_name}")
+    summary = _(
+        "Consultation: %(professor)s / %(student)s",
+        professor=slot.professor.full_name,
+        student=booking.student.full_name,
+    )
+    event.add("summary", summary)
+
     if slot.location or slot.meeting_url:
         event.add("location", slot.location or slot.meeting_url)
     description = "\n".join(

@@ -9,6 +9,7 @@ from app.domain.accounts.models import User
 from app.domain.google.grants import CALENDAR_DISCONNECTED
 from app.domain.notifications.emails import EmailContent, EmailRenderers, render_text
 from app.domain.notifications.models import Notification
+from app.lib.i18n import gettext as _
 
 
 async def calendar_disconnected(session: AsyncSession, row: Notification, settings: Settings) -> EmailContent:
@@ -16,7 +17,7 @@ async def calendar_disconnected(session: AsyncSession, row: Notification, settin
     return EmailContent(
         address=recipient.email,
         greeting=recipient.first_name or recipient.username,
-        subject="Google Calendar sync is off",
+        subject=_("Google Calendar sync is off"),
         body=render_text("emails/calendar_disconnected.txt", app_url=settings.app_url),
     )
 

@@ -191,7 +191,6 @@ class RosterService:
         await CourseService(session=self.session).replace_members(context.course_id, members)
 
 
-
 async def fetch_roster(target: RosterTarget, tokens: ServiceTokens = service_tokens) -> list[RosterEntry]:
     """Every active member of the course, through as many pages as the platform serves (at most MAX_PAGES)."""
     async with httpx.AsyncClient(timeout=HTTP_TIMEOUT_SECONDS) as client:
@@ -228,7 +227,6 @@ async def _memberships_page(
             )
         return response
     raise AssertionError("unreachable")  # pragma: no cover
-
 
 
 async def _access_token(client: httpx.AsyncClient, target: RosterTarget, tokens: ServiceTokens) -> str:
