@@ -74,7 +74,8 @@
   function setLive(state) {
     document.body.dataset.live = state;
     document.querySelectorAll("[data-live-status]").forEach(function (el) {
-      el.textContent = state === "on" ? "● Live" : "○ Reconnecting…";
+      // The words come from the page, in its language.
+      el.textContent = state === "on" ? el.dataset.liveOn : el.dataset.liveOff;
     });
   }
   document.addEventListener("htmx:sseOpen", function (event) {
@@ -197,12 +198,14 @@
     });
   });
 })();
-// Date fields show the date the way the app writes dates ("Tue 01 Dec 2026"), whatever the browser's own format.
+// Date fields show the date the way the app writes dates ("Tue 1 Dec 2026", "Di., 1. Dez. 2026"), in the page's
+// language, whatever the browser's own format.
 (function () {
   "use strict";
   var format;
   try {
-    format = new Intl.DateTimeFormat("en-GB", { weekday: "short", day: "2-digit", month: "short", year: "numeric", timeZone: "UTC" });
+    var language = document.documentElement.lang === "en" ? "en-GB" : document.documentElement.lang;
+    format = new Intl.DateTimeFormat(language || "en-GB", { weekday: "short", day: "numeric", month: "short", year: "numeric", timeZone: "UTC" });
   } catch (e) { return; }
   function describe(input) {
     var hint = input.nextElementSibling;
