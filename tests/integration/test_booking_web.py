@@ -50,7 +50,7 @@ async def test_week_navigation_returns_only_the_week_for_htmx(client: Any) -> No
     response = await client.get(f"/professors/{professor.id}", params={"week": "2027-01-04"}, headers=HTMX)
     assert response.status_code == 200
     assert response.text.lstrip().startswith('<div class="week-head">')
-    assert "Week of Mon 04 Jan 2027" in response.text
+    assert "Week of Mon, 4 Jan 2027" in response.text
 
 
 async def test_unknown_professor_page_is_404(client: Any) -> None:

@@ -42,8 +42,8 @@ async def test_a_burst_of_signed_in_page_loads_larger_than_the_pool_is_all_serve
 
 
 async def test_a_slowed_down_sign_in_holds_no_connection_while_it_waits(database_url: str) -> None:
-    # One connection in all. Nine recent failures slow the next attempt down by 4 s; meanwhile the database must
-    # stay free for everyone else.
+    # One connection in all. Nine recent failures from this client on this account slow the next attempt down by
+    # 4 s; meanwhile the database must stay free for everyone else.
     port = free_port()
     server = start_server(database_url, port, DATABASE_POOL_SIZE="1", DATABASE_MAX_OVERFLOW="0")
     base = f"http://127.0.0.1:{port}"
@@ -54,7 +54,7 @@ async def test_a_slowed_down_sign_in_holds_no_connection_while_it_waits(database
             conn.execute(
                 "INSERT INTO auth_failure (id, key, created_at, updated_at)"
                 " SELECT gen_random_uuid(), %s, now(), now() FROM generate_series(1, 9)",
-                (f"account:{user.username}",),
+                (f"pair:{user.id}:127.0.0.1",),
             )
         async with httpx.AsyncClient(base_url=base, timeout=30) as client:
             slow = asyncio.create_task(

@@ -25,11 +25,14 @@ ACCESS: dict[tuple[str, str], str] = {
     ("POST", "/logout"): PUBLIC,
     ("GET", "/account/unlock"): PUBLIC,  # the mailed, signed link is the key
     ("POST", "/account/unlock"): PUBLIC,
+    ("GET", "/account/verify"): PUBLIC,  # the mailed, signed, single-use link is the key
+    ("POST", "/account/verify"): PUBLIC,
     ("GET", "/register"): PUBLIC,
     ("POST", "/register"): PUBLIC,
     ("GET", "/settings"): USER,
     ("POST", "/settings/profile"): USER,
     ("POST", "/settings/password"): USER,
+    ("POST", "/settings/verification"): USER,
     ("POST", "/settings/picture"): USER,
     ("POST", "/settings/calendar-feed"): USER,
     ("POST", "/settings/timezone"): USER,
