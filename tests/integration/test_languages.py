@@ -97,3 +97,36 @@ async def test_each_party_gets_the_booking_mail_in_their_own_language(database_u
     assert text.startswith("Hallo Lena,")
     assert "Ihre Sprechstunde bei Grace Hopper ist bestätigt." in text
     assert '<html lang="de">' in to_student.get_body(("html",)).get_content()
+
+
+async def test_a_visitor_picks_german_in_the_header_and_keeps_it_on_this_browser(client: Any) -> None:
+    await client.get("/login")
+    response = await client.post("/language", data={"locale": "de", "next": "/register"}, headers=csrf_headers(client))
+    assert (response.status_code, response.headers["location"]) == (303, "/register")
+    assert "<h1>Konto anlegen</h1>" in (await client.get("/register", headers={"Accept-Language": "en"})).text
+
+
+async def test_picking_a_language_when_signed_in_saves_it_in_the_profile(client: Any, database_url: str) -> None:
+    student = await make_user(locale="en")
+    await web_login(client, student.username)
+    response = await client.post("/language", data={"locale": "de", "next": "/bookings"}, headers=csrf_headers(client))
+    assert response.status_code == 303
+    with psycopg.connect(database_url) as conn:
+        assert conn.execute("SELECT locale FROM user_account WHERE id = %s", (student.id,)).fetchone() == ("de",)
+
+
+async def test_an_unknown_language_changes_nothing(client: Any) -> None:
+    await client.get("/login")
+    response = await client.post("/language", data={"locale": "fr", "next": "/login"}, headers=csrf_headers(client))
+    assert (response.status_code, "oh_lang" in response.headers.get("set-cookie", "")) == (303, False)
+
+
+async def test_a_refusal_from_the_rules_reads_german_on_the_web(client: Any) -> None:
+    professor = await make_user("professor")
+    slot = await make_slot(professor, capacity=1)
+    await book(await make_user(), slot)
+    student = await make_user(locale="de")
+    await web_login(client, student.username)
+    response = await client.post(f"/slots/{slot.id}/book", headers={**csrf_headers(client), "HX-Request": "true"})
+    assert response.status_code == 409
+    assert "Dieser Termin ist voll." in response.text

@@ -23,6 +23,7 @@ ACCESS: dict[tuple[str, str], str] = {
     ("GET", "/login"): PUBLIC,
     ("POST", "/login"): PUBLIC,
     ("POST", "/logout"): PUBLIC,
+    ("POST", "/language"): PUBLIC,
     ("GET", "/account/unlock"): PUBLIC,  # the mailed, signed link is the key
     ("POST", "/account/unlock"): PUBLIC,
     ("GET", "/account/verify"): PUBLIC,  # the mailed, signed, single-use link is the key

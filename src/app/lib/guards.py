@@ -8,6 +8,8 @@ from litestar.connection import ASGIConnection
 from litestar.exceptions import NotAuthorizedException, PermissionDeniedException
 from litestar.handlers.base import BaseRouteHandler
 
+from app.lib.i18n import gettext as _
+
 
 class Person(Protocol):
     @property
@@ -21,24 +23,24 @@ class Person(Protocol):
 def signed_in(connection: ASGIConnection[Any, Any, Any, Any]) -> Person:
     person: Person | None = connection.scope.get("user")
     if person is None:
-        raise NotAuthorizedException("Sign in to continue.")
+        raise NotAuthorizedException(_("Sign in to continue."))
     return person
 
 
-def requires_user(connection: ASGIConnection[Any, Any, Any, Any], _: BaseRouteHandler) -> None:
+def requires_user(connection: ASGIConnection[Any, Any, Any, Any], _handler: BaseRouteHandler) -> None:
     signed_in(connection)
 
 
-def requires_professor(connection: ASGIConnection[Any, Any, Any, Any], _: BaseRouteHandler) -> None:
+def requires_professor(connection: ASGIConnection[Any, Any, Any, Any], _handler: BaseRouteHandler) -> None:
     if not signed_in(connection).is_professor:
-        raise PermissionDeniedException("Only professors can do this.")
+        raise PermissionDeniedException(_("Only professors can do this."))
 
 
-def requires_student(connection: ASGIConnection[Any, Any, Any, Any], _: BaseRouteHandler) -> None:
+def requires_student(connection: ASGIConnection[Any, Any, Any, Any], _handler: BaseRouteHandler) -> None:
     if not signed_in(connection).is_student:
-        raise PermissionDeniedException("Only students can do this.")
+        raise PermissionDeniedException(_("Only students can do this."))
 
 
-def requires_admin(connection: ASGIConnection[Any, Any, Any, Any], _: BaseRouteHandler) -> None:
+def requires_admin(connection: ASGIConnection[Any, Any, Any, Any], _handler: BaseRouteHandler) -> None:
     if not signed_in(connection).is_admin:
-        raise PermissionDeniedException("Only administrators can do this.")
+        raise PermissionDeniedException(_("Only administrators can do this."))

@@ -7,6 +7,8 @@ from io import BytesIO
 
 from PIL import Image, ImageOps, UnidentifiedImageError
 
+from app.lib.i18n import gettext as _
+
 PICTURE_FORMATS = {"PNG": "png", "JPEG": "jpg", "GIF": "gif", "WEBP": "webp"}
 # A phone photo has 12-48 megapixels; more is a decompression bomb (a few KB claiming gigapixels).
 MAX_PIXELS = 50_000_000
@@ -30,13 +32,17 @@ def clean_picture(content: bytes) -> tuple[bytes, str]:
                 if image_format not in PICTURE_FORMATS:
                     raise not_a_picture
                 if image.width * image.height > MAX_PIXELS:
-                    raise PictureRejected(f"The picture has more than {MAX_PIXELS // 1_000_000} million pixels.")
+                    raise PictureRejected(
+                        _("The picture has more than %(millions)s million pixels.", millions=MAX_PIXELS // 1000000)
+                    )
                 image.draft("RGB", (STORED_SIDE, STORED_SIDE))  # JPEG decodes at a fraction of its size
                 upright = ImageOps.exif_transpose(image)
                 upright.thumbnail((STORED_SIDE, STORED_SIDE))
                 return encode(upright, image_format), PICTURE_FORMATS[image_format]
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
-        raise PictureRejected(f"The picture has more than {MAX_PIXELS // 1_000_000} million pixels.") from exc
+        raise PictureRejected(
+            _("The picture has more than %(millions)s million pixels.", millions=MAX_PIXELS // 1000000)
+        ) from exc
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError, EOFError) as exc:
         raise not_a_picture from exc
 

@@ -29,6 +29,7 @@ from app.domain.accounts.signin import SignInThrottle, register_account, sign_in
 from app.domain.accounts.tokens import ApiTokenService
 from app.lib.guards import requires_user
 from app.lib.http import bearer_token, client_address
+from app.lib.i18n import gettext as _
 from app.lib.security import token_digest
 
 
@@ -129,7 +130,7 @@ class AccountApi(Controller):
     async def logout(self, request: Request[Any, Any, Any], tokens: NamedDependency[ApiTokenService]) -> None:
         token = bearer_token(request)
         if token is None:
-            raise NotAuthorizedException("Bearer token required.")
+            raise NotAuthorizedException(_("Bearer token required."))
         await tokens.revoke(token)
 
     @get("/me", guards=[requires_user], summary="The signed-in user and profile")

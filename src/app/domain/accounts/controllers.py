@@ -16,6 +16,7 @@ from app.domain.accounts.auth import begin_session, current_user
 from app.domain.accounts.deps import DEPENDENCIES
 from app.domain.accounts.emails import UNLOCK_PURPOSE
 from app.domain.accounts.forms import (
+    LanguageForm,
     PasswordForm,
     ProfileForm,
     RegisterForm,
@@ -44,7 +45,7 @@ from app.lib.errors import AuthenticationFailed, FieldErrors, TooManyAttempts
 from app.lib.forms import read_form
 from app.lib.guards import requires_user
 from app.lib.http import client_address, safe_next
-from app.lib.i18n import N_
+from app.lib.i18n import LANGUAGE_COOKIE, N_, SUPPORTED_LOCALES
 from app.lib.i18n import gettext as _
 from app.lib.rendering import flash, form_errors, is_htmx, redirect, render
 from app.lib.signing import verified
@@ -294,6 +295,28 @@ class AccountPages(Controller):
             return form_errors(request, PROFILE_FORM_FIELDS, exc.errors)
         flash(request, _("Profile saved."), "success")
         return redirect(request, "/settings")
+
+    @post("/language", status_code=200)
+    async def switch_language(
+        self, request: Request[Any, Any, Any], users: NamedDependency[UserService]
+    ) -> Response[Any]:
+        """The language picked in the header: kept on this browser, and in the profile of whoever is signed in."""
+        form = await read_form(request, LanguageForm)
+        target = safe_next(form.next, "/")
+        if form.locale not in SUPPORTED_LOCALES:
+            return redirect(request, target)
+        if (user := current_user(request)) is not None:
+            await users.update_account(user.id, {"locale": form.locale})
+        response = redirect(request, target)
+        response.set_cookie(
+            key=LANGUAGE_COOKIE,
+            value=form.locale,
+            max_age=400 * 24 * 3600,
+            httponly=True,
+            secure=get_settings().cookies_secure,
+            samesite="lax",
+        )
+        return response
 
     @post("/settings/timezone", guards=[requires_user], status_code=200)
     async def switch_timezone(

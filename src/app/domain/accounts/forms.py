@@ -87,6 +87,11 @@ class ReturnForm(msgspec.Struct):
     next: str = ""
 
 
+class LanguageForm(msgspec.Struct):
+    locale: str = ""
+    next: str = ""
+
+
 class TimezoneForm(msgspec.Struct):
     timezone: str = ""
     next: str = ""

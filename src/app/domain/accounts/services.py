@@ -21,6 +21,7 @@ from app.domain.accounts.verification import send_verification
 from app.lib.clock import utcnow
 from app.lib.errors import INTEGRITY_ERRORS, ConflictError, FieldErrors, NotFound
 from app.lib.i18n import SUPPORTED_LOCALES, current_locale
+from app.lib.i18n import gettext as _
 from app.lib.images import PictureRejected, clean_picture
 from app.lib.security import hash_password, verify_password
 from app.lib.text import control_character_problem
@@ -56,11 +57,11 @@ HOLD_MINUTES = (5, 2880)
 
 def password_problem(password: str, username: str = "") -> str | None:
     if len(password) < MIN_PASSWORD_LENGTH:
-        return f"Use at least {MIN_PASSWORD_LENGTH} characters."
+        return _("Use at least %(count)s characters.", count=MIN_PASSWORD_LENGTH)
     if password.lower() in COMMON_PASSWORDS or len(set(password)) < 4:
-        return "This password is too easy to guess."
+        return _("This password is too easy to guess.")
     if username and username.lower() in password.lower():
-        return "The password must not contain the username."
+        return _("The password must not contain the username.")
     return None
 
 
@@ -68,30 +69,30 @@ def account_field_problems(changes: dict[str, Any]) -> dict[str, str]:
     """Check the editable user and profile fields present in `changes`; one message per bad field."""
     errors: dict[str, str] = {}
     if "email" in changes and not EMAIL_PATTERN.match(str(changes["email"]).strip()):
-        errors["email"] = "Enter a valid email address."
+        errors["email"] = _("Enter a valid email address.")
     if "locale" in changes and changes["locale"] not in SUPPORTED_LOCALES:
-        errors["locale"] = "Choose English or Deutsch."
+        errors["locale"] = _("Choose English or Deutsch.")
     if "timezone" in changes and changes["timezone"] not in TIMEZONES:
-        errors["timezone"] = "Pick a time zone from the list (an IANA name such as Europe/Berlin)."
+        errors["timezone"] = _("Pick a time zone from the list (an IANA name such as Europe/Berlin).")
     for field, limit in TEXT_LIMITS.items():
         if field in changes and len(str(changes[field])) > limit:
-            errors[field] = f"Use at most {limit} characters."
+            errors[field] = _("Use at most %(limit)s characters.", limit=limit)
     for field in (*TEXT_LIMITS, "username", "email"):
         if problem := control_character_problem(changes.get(field), multiline=field == "bio"):
             errors[field] = problem
     for field, (low, high) in HOUR_LIMITS.items():
         if field in changes and not low <= int(changes[field]) <= high:
-            errors[field] = f"Enter a number of hours from {low} to {high}."
+            errors[field] = _("Enter a number of hours from %(low)s to %(high)s.", low=low, high=high)
     reminder = changes.get("second_reminder_minutes")
     if reminder is not None and (not isinstance(reminder, int) or not 5 <= reminder <= 10080):
-        errors["second_reminder_minutes"] = "Choose from 5 minutes to 7 days before, or none."
+        errors["second_reminder_minutes"] = _("Choose from 5 minutes to 7 days before, or none.")
     if (
         "waitlist_hold_minutes" in changes
         and not HOLD_MINUTES[0] <= int(changes["waitlist_hold_minutes"]) <= HOLD_MINUTES[1]
     ):
-        errors["waitlist_hold_minutes"] = "Hold a freed place from 5 minutes to 2 days (2880 minutes)."
+        errors["waitlist_hold_minutes"] = _("Hold a freed place from 5 minutes to 2 days (2880 minutes).")
     if "max_active_bookings_per_student" in changes and not 1 <= int(changes["max_active_bookings_per_student"]) <= 50:
-        errors["max_active_bookings_per_student"] = "Enter a number from 1 to 50."
+        errors["max_active_bookings_per_student"] = _("Enter a number from 1 to 50.")
     return errors
 
 
@@ -154,21 +155,21 @@ class UserService(SQLAlchemyAsyncRepositoryService[User]):
             # Hashed before the first query, so no pooled connection waits on it (a taken name costs the same time).
             data["password_hash"] = await hash_password(str(data.pop("password")))
         if not USERNAME_PATTERN.match(username):
-            errors["username"] = "Use 3 to 150 letters, digits or . _ @ + -"
+            errors["username"] = _("Use 3 to 150 letters, digits or . _ @ + -")
         elif await self.repository.exists(func.lower(User.username) == username.lower()):
-            errors["username"] = "This username is taken."
+            errors["username"] = _("This username is taken.")
         if "email" not in errors and await self.repository.exists(
             func.lower(User.email) == str(data["email"]).strip().lower()
         ):
-            errors["email"] = "An account with this email exists already."
+            errors["email"] = _("An account with this email exists already.")
         if data.get("user_type") not in (UserType.PROFESSOR, UserType.STUDENT):
-            errors["user_type"] = "Choose professor or student."
+            errors["user_type"] = _("Choose professor or student.")
         elif (
             not by_admin
             and data.get("user_type") == UserType.PROFESSOR
             and not may_self_register_as_professor(str(data.get("email", "")), get_settings())
         ):
-            errors["user_type"] = "Professor accounts are granted by an administrator; register as a student."
+            errors["user_type"] = _("Professor accounts are granted by an administrator; register as a student.")
         if errors:
             raise FieldErrors(errors)
         data = {**data, "username": username}
@@ -176,7 +177,7 @@ class UserService(SQLAlchemyAsyncRepositoryService[User]):
             async with savepoint(self.repository.session):
                 user = await self.create(data)
         except INTEGRITY_ERRORS as exc:  # a concurrent registration took the name first
-            raise FieldErrors({"username": "This username or email is taken."}) from exc
+            raise FieldErrors({"username": _("This username or email is taken.")}) from exc
         if by_admin:
             user.email_verified_at = utcnow()
         else:
@@ -192,7 +193,7 @@ class UserService(SQLAlchemyAsyncRepositoryService[User]):
             email = str(changes["email"]).strip()
             taken = await self.repository.exists(func.lower(User.email) == email.lower(), User.id != user.id)
             if taken:
-                raise FieldErrors.single("email", "An account with this email exists already.")
+                raise FieldErrors.single("email", _("An account with this email exists already."))
             changes = {**changes, "email": email}
             new_address = email.lower() != user.email.lower()
         for field in USER_FIELDS:
@@ -205,7 +206,7 @@ class UserService(SQLAlchemyAsyncRepositoryService[User]):
             async with savepoint(self.repository.session):
                 await self.repository.session.flush()
         except INTEGRITY_ERRORS as exc:  # a concurrent change took the address first
-            raise FieldErrors.single("email", "An account with this email exists already.") from exc
+            raise FieldErrors.single("email", _("An account with this email exists already.")) from exc
         if new_address:
             user.email_verified_at = None
             await send_verification(self.repository.session, user)
@@ -230,7 +231,7 @@ class UserService(SQLAlchemyAsyncRepositoryService[User]):
         """An administrator makes an existing account a professor."""
         user = await self.find_by_login(login)
         if user is None:
-            raise NotFound(f"No account {login!r}.")
+            raise NotFound(_("No account %(login)r.", login=login))
         user.user_type = UserType.PROFESSOR.value
         return user
 
@@ -241,9 +242,9 @@ class UserService(SQLAlchemyAsyncRepositoryService[User]):
     async def register_google(self, identity: GoogleIdentity, user_type: str) -> User:
         """A new account from a verified Google identity: no password; the username comes from the email."""
         if user_type not in (UserType.PROFESSOR, UserType.STUDENT):
-            raise FieldErrors.single("user_type", "Choose professor or student.")
+            raise FieldErrors.single("user_type", _("Choose professor or student."))
         if await self.repository.exists(func.lower(User.email) == identity.email.lower()):
-            raise ConflictError("An account with this email exists; sign in with its password to link Google.")
+            raise ConflictError(_("An account with this email exists; sign in with its password to link Google."))
         base = re.sub(r"[^A-Za-z0-9_.-]", "", identity.email.split("@")[0])[:140] or "user"
         username, suffix = base if len(base) >= 3 else f"{base}_g", 1
         while await self.repository.exists(func.lower(User.username) == username.lower()):
@@ -263,12 +264,12 @@ class UserService(SQLAlchemyAsyncRepositoryService[User]):
                     },
                 )
         except INTEGRITY_ERRORS as exc:
-            raise ConflictError("This Google account is already linked to another account.") from exc
+            raise ConflictError(_("This Google account is already linked to another account.")) from exc
 
     async def link_google(self, user_id: UUID, identity: GoogleIdentity) -> User:
         owner = await self.find_by_google(identity.sub)
         if owner is not None and owner.id != user_id:
-            raise ConflictError("This Google account is already linked to another account.")
+            raise ConflictError(_("This Google account is already linked to another account."))
         user = await self.get(user_id)
         user.google_sub = identity.sub
         if user.email_verified_at is None and identity.email.lower() == user.email.lower():
@@ -277,13 +278,13 @@ class UserService(SQLAlchemyAsyncRepositoryService[User]):
             async with savepoint(self.repository.session):
                 await self.repository.session.flush()
         except INTEGRITY_ERRORS as exc:  # linked elsewhere meanwhile
-            raise ConflictError("This Google account is already linked to another account.") from exc
+            raise ConflictError(_("This Google account is already linked to another account.")) from exc
         return user
 
     async def unlink_google(self, user_id: UUID) -> None:
         user = await self.get(user_id)
         if user.password_hash is None:
-            raise ConflictError("Set a password first: without Google you could not sign in any more.")
+            raise ConflictError(_("Set a password first: without Google you could not sign in any more."))
         user.google_sub = None
 
     async def regenerate_feed_token(self, user_id: UUID) -> str:
@@ -296,7 +297,7 @@ class UserService(SQLAlchemyAsyncRepositoryService[User]):
         """A new password ends every other sign-in: see sign_out_everywhere."""
         user = await self.get(user_id)
         if user.password_hash is not None and not await verify_password(user.password_hash, current):
-            raise FieldErrors.single("current_password", "The current password is wrong.")
+            raise FieldErrors.single("current_password", _("The current password is wrong."))
         if problem := password_problem(new, user.username):
             raise FieldErrors.single("new_password", problem)
         user.password_hash = await hash_password(new)
@@ -315,7 +316,8 @@ class UserService(SQLAlchemyAsyncRepositoryService[User]):
         user = await self.get(user_id)
         if len(content) > settings.max_upload_bytes:
             raise FieldErrors.single(
-                "profile_picture", f"The picture is larger than {settings.max_upload_bytes // (1024 * 1024)} MB."
+                "profile_picture",
+                _("The picture is larger than %(value)s MB.", value=settings.max_upload_bytes // (1024 * 1024)),
             )
         try:
             stored, extension = clean_picture(content)

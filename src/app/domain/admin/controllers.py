@@ -16,6 +16,7 @@ from app.domain.notifications.emails import EmailBook, NoLongerRelevant, Rendere
 from app.domain.notifications.models import Notification
 from app.domain.notifications.services import NotificationService, delivery_state
 from app.lib.guards import requires_admin
+from app.lib.i18n import gettext as _
 from app.lib.rendering import render
 
 MAX_LISTED = 200
@@ -67,7 +68,7 @@ class DevMailbox(Controller):
             raise NotFoundException()
         email = await rendered(db_session, row, emails)
         if email is None:
-            raise NotFoundException("This message would not be sent any more.")
+            raise NotFoundException(_("This message would not be sent any more."))
         # The e-mail's own HTML, shown as the recipient's client would; it has no scripts to run.
         return Response(email.html, media_type="text/html", headers={"Content-Security-Policy": MAIL_PREVIEW_CSP})
 

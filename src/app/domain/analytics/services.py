@@ -18,6 +18,7 @@ from app.domain.accounts.models import User
 from app.domain.consultations.models import Booking
 from app.domain.consultations.rules import MIN_RATINGS_SHOWN
 from app.lib.errors import FieldErrors
+from app.lib.i18n import gettext as _
 from app.lib.spreadsheet import safe_cell
 
 MAX_STATS_RANGE = timedelta(days=2 * 366)
@@ -117,9 +118,9 @@ class DateRange:
         start = start or today - timedelta(days=90)
         end = end or today + timedelta(days=30)
         if end < start:
-            raise FieldErrors.single("end", "The end must not be before the start.")
+            raise FieldErrors.single("end", _("The end must not be before the start."))
         if end - start > MAX_STATS_RANGE:
-            raise FieldErrors.single("end", "Choose a range of at most two years.")
+            raise FieldErrors.single("end", _("Choose a range of at most two years."))
         return cls(start, end)
 
     def bounds(self, timezone: str) -> tuple[datetime, datetime]:

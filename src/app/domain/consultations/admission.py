@@ -19,6 +19,7 @@ from app.domain.notifications.services import NotificationService
 from app.lib.clock import utcnow
 from app.lib.errors import ConflictError
 from app.lib.formatting import describe_time
+from app.lib.i18n import gettext as _
 from app.lib.live import announce
 
 
@@ -30,11 +31,16 @@ def professor_profile(slot: ConsultationSlot) -> Profile:
 def require_bookable(slot: ConsultationSlot, profile: Profile) -> None:
     now = utcnow()
     if slot.status == SlotStatus.CANCELLED:
-        raise ConflictError("This slot has been cancelled.")
+        raise ConflictError(_("This slot has been cancelled."))
     if slot.start_time <= now or slot.status == SlotStatus.COMPLETED:
-        raise ConflictError("This slot is in the past.")
+        raise ConflictError(_("This slot is in the past."))
     if slot.start_time < now + timedelta(hours=profile.booking_notice_hours):
-        raise ConflictError(f"Book at least {profile.booking_notice_hours} hours before the start.")
+        raise ConflictError(
+            _(
+                "Book at least %(booking_notice_hours)s hours before the start.",
+                booking_notice_hours=profile.booking_notice_hours,
+            )
+        )
 
 
 async def holds_booking_on(session: AsyncSession, slot: ConsultationSlot, student: User) -> bool:
@@ -56,7 +62,7 @@ async def require_eligible(
     """
     await require_course_member(session, student, slot)
     if await holds_booking_on(session, slot, student):
-        raise ConflictError("You have booked this slot already.")
+        raise ConflictError(_("You have booked this slot already."))
     others = [Booking.id != moving.id] if moving is not None else []
     overlapping = select(Booking).where(
         Booking.student_id == student.id,
@@ -68,7 +74,7 @@ async def require_eligible(
     clash = (await session.scalars(overlapping.limit(1))).unique().first()
     if clash is not None:
         when = describe_time(clash.start_time, clash.end_time, student.timezone)
-        raise ConflictError(f"You already have a consultation then ({when}).")
+        raise ConflictError(_("You already have a consultation then (%(when)s).", when=when))
     held = await session.scalar(
         select(func.count())
         .select_from(Booking)
@@ -83,7 +89,11 @@ async def require_eligible(
     )
     if (held or 0) >= profile.max_active_bookings_per_student:
         raise ConflictError(
-            f"You hold {held} upcoming bookings with this professor, the most allowed; cancel one to book another."
+            _(
+                "You hold %(held)s upcoming bookings with this professor, the most allowed; cancel one to book"
+                " another.",
+                held=held,
+            )
         )
 
 

@@ -45,6 +45,7 @@ from app.domain.consultations.waitlist import WaitlistService
 from app.domain.google.calendar_api import busy_between
 from app.lib.errors import NotFound
 from app.lib.guards import requires_professor, requires_student, requires_user
+from app.lib.i18n import gettext as _
 
 Limit = Annotated[int, QueryParameter(ge=1, le=500)]
 # Bounded so no offset can overflow the database's integers.
@@ -183,7 +184,7 @@ class SlotApi(Controller):
     async def get_slot(self, slot_id: FromPath[UUID], slots: NamedDependency[SlotService]) -> SlotOut:
         slot = await slots.get_one_or_none(id=slot_id)
         if slot is None:
-            raise NotFound("Slot not found.")
+            raise NotFound(_("Slot not found."))
         return (await slots_out(slots, [slot]))[0]
 
     @patch("/{slot_id:uuid}", guards=[requires_professor], summary="Change one of your slots")

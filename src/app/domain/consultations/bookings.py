@@ -37,6 +37,7 @@ from app.domain.notifications.services import NotificationService
 from app.lib.clock import utcnow
 from app.lib.errors import INTEGRITY_ERRORS, ConflictError, FieldErrors, Forbidden, NotFound
 from app.lib.formatting import describe_time
+from app.lib.i18n import gettext as _
 from app.lib.live import announce
 from app.lib.unit_of_work import savepoint
 
@@ -81,13 +82,13 @@ class BookingService(SQLAlchemyAsyncRepositoryService[Booking]):
             async with savepoint(self.repository.session):
                 return await self._book(student, slot_id, topic.strip())
         except INTEGRITY_ERRORS as exc:  # the partial unique index or the exclusion constraint caught a race
-            raise ConflictError("You already hold a booking at this time.") from exc
+            raise ConflictError(_("You already hold a booking at this time.")) from exc
 
     async def _book(self, student: User, slot_id: UUID, topic: str) -> Booking:
         if errors := text_problems({"topic": topic}):
             raise FieldErrors(errors)
         if not student.is_student:
-            raise ConflictError("Only students can book consultation slots.")
+            raise ConflictError(_("Only students can book consultation slots."))
         session = self.repository.session
         slot = await lock_slot(session, slot_id)
         profile = professor_profile(slot)
@@ -95,7 +96,7 @@ class BookingService(SQLAlchemyAsyncRepositoryService[Booking]):
         # A student holding a waitlist offer for this slot takes the held place.
         offer = await open_offer(session, slot, student)
         if offer is None and (await places_of(session, slot)).taken >= slot.capacity:
-            raise ConflictError("This slot is full.")
+            raise ConflictError(_("This slot is full."))
         await require_eligible(session, student, slot, profile)
         if offer is not None:
             accepted(offer)  # before the booking, so the held place is not counted twice
@@ -113,7 +114,7 @@ class BookingService(SQLAlchemyAsyncRepositoryService[Booking]):
         )
         booking: Booking | None = (await self.repository.session.scalars(query)).unique().one_or_none()
         if booking is None:
-            raise NotFound("Booking not found.")
+            raise NotFound(_("Booking not found."))
         return booking
 
     def _filters(self, user: User, status: str | None, upcoming: bool | None) -> list[ColumnElement[bool]]:
@@ -168,9 +169,11 @@ class BookingService(SQLAlchemyAsyncRepositoryService[Booking]):
         booking, slot = await self._transition(professor, booking_id, sequence)
         require_professor(professor, slot)
         if booking.status != BookingStatus.PENDING:
-            raise ConflictError(f"Only a pending booking can be confirmed; this one is {booking.status}.")
+            raise ConflictError(
+                _("Only a pending booking can be confirmed; this one is %(status)s.", status=booking.status)
+            )
         if slot.start_time <= utcnow():
-            raise ConflictError("This consultation has started; it can no longer be confirmed.")
+            raise ConflictError(_("This consultation has started; it can no longer be confirmed."))
         booking.status, booking.confirmed_at = BookingStatus.CONFIRMED.value, utcnow()
         booking.sequence += 1
         await self.notifications.record(
@@ -186,13 +189,18 @@ class BookingService(SQLAlchemyAsyncRepositoryService[Booking]):
         if errors := text_problems({"reason": reason}):
             raise FieldErrors(errors)
         if booking.status not in ACTIVE:
-            raise ConflictError(f"Only a pending or confirmed booking can be cancelled; this one is {booking.status}.")
+            raise ConflictError(
+                _(
+                    "Only a pending or confirmed booking can be cancelled; this one is %(status)s.",
+                    status=booking.status,
+                )
+            )
         by_professor = slot.professor_id == user.id
         if by_professor and not reason:
-            raise FieldErrors.single("reason", "Tell the student why you cancel.")
+            raise FieldErrors.single("reason", _("Tell the student why you cancel."))
         if not by_professor and utcnow() > cancellation_deadline(slot):
             notice = professor_profile(slot).cancellation_notice_hours
-            raise ConflictError(f"Bookings can be cancelled up to {notice} hours before the start.")
+            raise ConflictError(_("Bookings can be cancelled up to %(notice)s hours before the start.", notice=notice))
         # A professor saying no to a request declines it: an outcome of its own, in wording and in the data.
         declined = by_professor and booking.status == BookingStatus.PENDING
         booking.status = (BookingStatus.DECLINED if declined else BookingStatus.CANCELLED).value
@@ -218,9 +226,11 @@ class BookingService(SQLAlchemyAsyncRepositoryService[Booking]):
         booking, slot = await self._transition(professor, booking_id, sequence)
         require_professor(professor, slot)
         if booking.status != BookingStatus.PENDING:
-            raise ConflictError(f"Only a pending request can be declined; this one is {booking.status}.")
+            raise ConflictError(
+                _("Only a pending request can be declined; this one is %(status)s.", status=booking.status)
+            )
         if not reason.strip():
-            raise FieldErrors.single("reason", "Tell the student why you decline the request.")
+            raise FieldErrors.single("reason", _("Tell the student why you decline the request."))
         return await self.cancel(professor, booking_id, reason)
 
     async def reschedule(
@@ -236,36 +246,44 @@ class BookingService(SQLAlchemyAsyncRepositoryService[Booking]):
             async with savepoint(self.repository.session):
                 return await self._reschedule(student, booking_id, slot_id, sequence)
         except INTEGRITY_ERRORS as exc:  # the partial unique index or the exclusion constraint caught a race
-            raise ConflictError("You already hold a booking at this time.") from exc
+            raise ConflictError(_("You already hold a booking at this time.")) from exc
 
     async def _reschedule(self, student: User, booking_id: UUID, slot_id: UUID, sequence: int | None) -> Booking:
         session = self.repository.session
         booking = await self.get_visible(student, booking_id)
         if booking.student_id != student.id:
-            raise NotFound("Booking not found.")
+            raise NotFound(_("Booking not found."))
         if slot_id == booking.slot_id:
-            raise ConflictError("Your booking is at this time already; choose another time.")
+            raise ConflictError(_("Your booking is at this time already; choose another time."))
         locked = {each: await lock_slot(session, each) for each in sorted((booking.slot_id, slot_id))}
         old_slot, new_slot = locked[booking.slot_id], locked[slot_id]
         await self._lock(booking, sequence)
         if booking.status not in ACTIVE:
-            raise ConflictError(f"Only a pending or confirmed booking can be moved; this one is {booking.status}.")
+            raise ConflictError(
+                _("Only a pending or confirmed booking can be moved; this one is %(status)s.", status=booking.status)
+            )
         profile = professor_profile(old_slot)
         if not profile.students_may_reschedule:
             raise Forbidden(
-                f"{old_slot.professor.full_name} does not let students move bookings; cancel it and book again."
+                _(
+                    "%(full_name)s does not let students move bookings; cancel it and book again.",
+                    full_name=old_slot.professor.full_name,
+                )
             )
         if utcnow() > cancellation_deadline(old_slot):
             raise ConflictError(
-                f"Bookings can be moved up to {profile.cancellation_notice_hours} hours before the start."
+                _(
+                    "Bookings can be moved up to %(cancellation_notice_hours)s hours before the start.",
+                    cancellation_notice_hours=profile.cancellation_notice_hours,
+                )
             )
         if new_slot.professor_id != old_slot.professor_id:
-            raise ConflictError("A booking moves only to another time of the same professor.")
+            raise ConflictError(_("A booking moves only to another time of the same professor."))
         require_bookable(new_slot, profile)
         # A student holding a waitlist offer for the new slot takes the held place.
         offer = await open_offer(session, new_slot, student)
         if offer is None and (await places_of(session, new_slot)).taken >= new_slot.capacity:
-            raise ConflictError("This slot is full.")
+            raise ConflictError(_("This slot is full."))
         await require_eligible(session, student, new_slot, profile, moving=booking)
         if offer is not None:
             accepted(offer)
@@ -331,16 +349,16 @@ class BookingService(SQLAlchemyAsyncRepositoryService[Booking]):
         """Whether the student may still cancel or move `booking`, and the free slots it could move to."""
         slot, profile = booking.slot, professor_profile(booking.slot)
         if booking.student_id != student.id:
-            raise NotFound("Booking not found.")
+            raise NotFound(_("Booking not found."))
         if booking.status not in ACTIVE:
-            problem = "This booking is no longer active: there is nothing to change."
+            problem = _("This booking is no longer active: there is nothing to change.")
             return StudentChoices(cancel_problem=problem, move_problem=problem)
         deadline = cancellation_deadline(slot)
         if utcnow() > deadline:
             hours = profile.cancellation_notice_hours
             return StudentChoices(
-                cancel_problem=f"Bookings can be cancelled up to {hours} hours before the start.",
-                move_problem=f"Bookings can be moved up to {hours} hours before the start.",
+                cancel_problem=_("Bookings can be cancelled up to %(notice)s hours before the start.", notice=hours),
+                move_problem=_("Bookings can be moved up to %(notice)s hours before the start.", notice=hours),
             )
         if not profile.students_may_reschedule:
             problem = f"{slot.professor.full_name} does not let students move bookings; cancel it and book again."
@@ -379,10 +397,14 @@ class BookingService(SQLAlchemyAsyncRepositoryService[Booking]):
         require_professor(professor, slot)
         if booking.status != BookingStatus.CONFIRMED:
             raise ConflictError(
-                f"Only a confirmed booking can be marked {outcome.value}; this one is {booking.status}."
+                _(
+                    "Only a confirmed booking can be marked %(outcome)s; this one is %(status)s.",
+                    outcome=outcome.value,
+                    status=booking.status,
+                )
             )
         if slot.start_time > utcnow():
-            raise ConflictError("The consultation has not started yet.")
+            raise ConflictError(_("The consultation has not started yet."))
         booking.status = outcome.value
         await announce(self.repository.session, "booking_changed", slot.professor_id, slot.id, booking.id)
         return booking
@@ -396,4 +418,4 @@ def cancellation_deadline(slot: ConsultationSlot) -> datetime:
 def require_professor(user: User, slot: ConsultationSlot) -> None:
     if slot.professor_id != user.id:
         # The student of the booking may see it, but only its professor decides on it.
-        raise Forbidden("Only the professor of this slot can do that.")
+        raise Forbidden(_("Only the professor of this slot can do that."))

@@ -23,6 +23,7 @@ from app.domain.consultations.models import (
 )
 from app.lib.clock import utcnow
 from app.lib.errors import NotFound
+from app.lib.i18n import gettext as _
 
 
 @dataclass(frozen=True)
@@ -70,7 +71,7 @@ async def lock_slot(session: AsyncSession, slot_id: UUID) -> ConsultationSlot:
     query = select(ConsultationSlot).where(ConsultationSlot.id == slot_id).with_for_update(of=ConsultationSlot)
     slot: ConsultationSlot | None = (await session.scalars(query)).unique().one_or_none()
     if slot is None:
-        raise NotFound("Slot not found.")
+        raise NotFound(_("Slot not found."))
     return slot
 
 

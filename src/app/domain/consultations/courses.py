@@ -19,6 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from app.domain.accounts.models import User
 from app.domain.consultations.models import ConsultationSlot, Course, CourseMember, CourseRole, slot_course
 from app.lib.errors import ConflictError, FieldErrors
+from app.lib.i18n import gettext as _
 
 MAX_COURSES_PER_SLOT = 20
 
@@ -50,7 +51,7 @@ async def closed_to(session: AsyncSession, student: User, slot_ids: Sequence[UUI
 
 async def require_course_member(session: AsyncSession, student: User, slot: ConsultationSlot) -> None:
     if slot.courses and slot.id in await closed_to(session, student, [slot.id]):
-        raise ConflictError(f"This slot is reserved for {reserved_for(slot)}.")
+        raise ConflictError(_("This slot is reserved for %(courses)s.", courses=reserved_for(slot)))
 
 
 class CourseService(SQLAlchemyAsyncRepositoryService[Course]):
@@ -73,10 +74,16 @@ class CourseService(SQLAlchemyAsyncRepositoryService[Course]):
         """The courses named, when the professor teaches each; else a FieldErrors on `course_ids`."""
         wanted = list(dict.fromkeys(course_ids))
         if len(wanted) > MAX_COURSES_PER_SLOT:
-            raise FieldErrors.single("course_ids", f"Reserve a slot for at most {MAX_COURSES_PER_SLOT} courses.")
+            raise FieldErrors.single(
+                "course_ids",
+                _(
+                    "Reserve a slot for at most %(max_courses_per_slot)s courses.",
+                    max_courses_per_slot=MAX_COURSES_PER_SLOT,
+                ),
+            )
         taught = {course.id: course for course in await self.taught_by(professor)} if wanted else {}
         if any(course_id not in taught for course_id in wanted):
-            raise FieldErrors.single("course_ids", "Choose among the courses you teach.")
+            raise FieldErrors.single("course_ids", _("Choose among the courses you teach."))
         return [taught[course_id] for course_id in wanted]
 
     async def teaches(self, professor: User, course_id: UUID) -> bool:

@@ -23,6 +23,7 @@ from app.lib.errors import ConflictError, FieldErrors, NotFound
 from app.lib.formatting import local_time
 from app.lib.forms import decode_form, read_form
 from app.lib.guards import requires_professor
+from app.lib.i18n import gettext as _
 from app.lib.rendering import form_errors, form_errors_html, fragments, render, render_html, toast_html
 
 SLOT_FORM_FIELDS = tuple(SlotForm.__struct_fields__)
@@ -68,7 +69,7 @@ class DashboardPages(Controller):
         when = local_time(slot.start_time, request.user.timezone, "day_time")
         return fragments(
             form_errors_html(request, SLOT_FORM_FIELDS, {}, prefix="new-slot"),
-            toast_html(request, f"Slot published for {when}.", "success"),
+            toast_html(request, _("Slot published for %(when)s.", when=when), "success"),
             headers={"HX-Trigger": "slots-changed"},
         )
 
@@ -118,7 +119,7 @@ class DashboardPages(Controller):
     async def _row(
         self, request: Request[User, Any, Any], slots: SlotService, slot: ConsultationSlot, **extra: Any
     ) -> str:
-        rows, _ = await slot_rows_context(slots.repository.session, request.user, [slot])
+        rows, _total = await slot_rows_context(slots.repository.session, request.user, [slot])
         return render_html(request, "components/dashboard_slot_row.html", {**rows, "slot": slot, **extra})
 
     @get("/slots/{slot_id:uuid}/row")
@@ -150,7 +151,7 @@ class DashboardPages(Controller):
             slot = await slots.get_owned(request.user.id, slot_id)  # as it is now (a refused change was undone)
             html = await self._row(request, slots, slot, editing=True, errors=errors, form=typed)
             return fragments(html, status_code=exc.status_code)
-        return fragments(await self._row(request, slots, slot), toast_html(request, "Slot saved.", "success"))
+        return fragments(await self._row(request, slots, slot), toast_html(request, _("Slot saved."), "success"))
 
     @post("/slots/{slot_id:uuid}/cancel", status_code=200)
     async def cancel_slot(
@@ -160,7 +161,7 @@ class DashboardPages(Controller):
         slot = await slots.cancel_slot(request.user, slot_id, form.reason)
         return fragments(
             await self._row(request, slots, slot),
-            toast_html(request, "Slot cancelled; booked students are told.", "success"),
+            toast_html(request, _("Slot cancelled; booked students are told."), "success"),
         )
 
     def _booking_item(self, request: Request[User, Any, Any], booking: Booking, message: str) -> Response[Any]:
@@ -197,6 +198,6 @@ class DashboardPages(Controller):
         bookings: NamedDependency[BookingService],
     ) -> Response[Any]:
         if outcome not in OUTCOMES:
-            raise NotFound("Unknown outcome.")
+            raise NotFound(_("Unknown outcome."))
         booking = await bookings.mark_outcome(request.user, booking_id, OUTCOMES[outcome])
         return self._booking_item(request, booking, f"Marked {booking.status.replace('_', ' ')}.")

@@ -10,6 +10,7 @@ from zoneinfo import ZoneInfo
 import msgspec
 
 from app.lib.errors import FieldErrors
+from app.lib.i18n import gettext as _
 
 
 class TopicForm(msgspec.Struct):
@@ -29,7 +30,7 @@ class RescheduleForm(msgspec.Struct):
         try:
             return UUID(self.slot_id)
         except ValueError as exc:
-            raise FieldErrors.single("slot_id", "Choose one of the free times listed.") from exc
+            raise FieldErrors.single("slot_id", _("Choose one of the free times listed.")) from exc
 
 
 class NotesForm(msgspec.Struct):
@@ -71,7 +72,7 @@ class SlotForm(msgspec.Struct):
             try:
                 times[name] = datetime.fromisoformat(f"{self.date}T{clock}").replace(tzinfo=ZoneInfo(timezone))
             except ValueError:
-                errors[name] = "Enter a valid date and time."
+                errors[name] = _("Enter a valid date and time.")
         if errors:
             raise FieldErrors(errors)
         return {

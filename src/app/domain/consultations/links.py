@@ -23,6 +23,7 @@ from datetime import UTC, datetime, timedelta
 from uuid import UUID
 
 from app.lib.errors import ConflictError, DomainError, Forbidden, NotFound
+from app.lib.i18n import gettext as _
 
 MAX_LINK_AGE = timedelta(days=14)
 _VERSION = 1
@@ -64,7 +65,7 @@ class LinkExpired(DomainError):
 class LinkUsed(ConflictError):
     def __init__(self) -> None:
         super().__init__(
-            "This link has been used already, or the booking changed since the e-mail was sent; nothing was changed."
+            _("This link has been used already, or the booking changed since the e-mail was sent; nothing was changed.")
         )
 
 

@@ -35,15 +35,17 @@ from app.lib.errors import ConflictError, DomainError, FieldErrors, NotFound
 from app.lib.formatting import describe_time
 from app.lib.forms import read_form
 from app.lib.guards import requires_professor, requires_student, requires_user
+from app.lib.i18n import N_
+from app.lib.i18n import gettext as _
 from app.lib.rendering import flash, form_errors, form_errors_html, fragments, is_htmx, redirect, render, toast_html
 
 NOTE_FIELDS = ("professor_notes",)
 # What the page of a refused link is titled.
 PROBLEM_TITLES: dict[type[DomainError], str] = {
-    LinkForAnotherAccount: "This link is for another account",
-    LinkInvalid: "This link is not valid",
-    LinkUsed: "This link can't be used any more",
-    LinkExpired: "This link has expired",
+    LinkForAnotherAccount: N_("This link is for another account"),
+    LinkInvalid: N_("This link is not valid"),
+    LinkUsed: N_("This link can't be used any more"),
+    LinkExpired: N_("This link has expired"),
 }
 
 
@@ -80,8 +82,8 @@ async def booking_page(
 def moved_message(booking: Booking, timezone: str) -> str:
     when = describe_time(booking.start_time, booking.end_time, timezone)
     if booking.status == BookingStatus.PENDING:
-        return f"Moved to {when}. The professor will confirm the new time."
-    return f"Moved to {when}."
+        return _("Moved to %(when)s. The professor will confirm the new time.", when=when)
+    return _("Moved to %(when)s.", when=when)
 
 
 class BookingManagePages(Controller):
@@ -109,7 +111,7 @@ class BookingManagePages(Controller):
         """The student cancels from the booking page (a refusal is a toast, or the error page without htmx)."""
         form = await read_form(request, ReasonForm)
         await bookings.cancel(request.user, booking_id, form.reason)
-        flash(request, "Booking cancelled. The professor is told.", "success")
+        flash(request, _("Booking cancelled. The professor is told."), "success")
         return redirect(request, f"/bookings/{booking_id}")
 
     @post("/bookings/{booking_id:uuid}/reschedule", guards=[requires_student], status_code=200)
@@ -161,8 +163,10 @@ class BookingManagePages(Controller):
                 request, bookings, notes, booking, errors=exc.errors, values=values, status_code=422
             )
         if is_htmx(request):
-            return fragments(form_errors_html(request, NOTE_FIELDS, {}), toast_html(request, "Notes saved.", "success"))
-        flash(request, "Notes saved.", "success")
+            return fragments(
+                form_errors_html(request, NOTE_FIELDS, {}), toast_html(request, _("Notes saved."), "success")
+            )
+        flash(request, _("Notes saved."), "success")
         return redirect(request, f"/bookings/{booking_id}")
 
 
@@ -233,7 +237,7 @@ class EmailActions(Controller):
             try:
                 moved = await bookings.reschedule(actor, link.booking_id, choice.target(), sequence=link.sequence)
             except NotFound as exc:  # the link's booking was checked: it is the time chosen that is gone
-                raise FieldErrors.single("slot_id", "Choose one of the free times listed.") from exc
+                raise FieldErrors.single("slot_id", _("Choose one of the free times listed.")) from exc
             return moved, moved_message(moved, actor.timezone) + " A new e-mail tells you how to manage it."
         form = await read_form(request, ReasonForm)
         typed["reason"] = form.reason
@@ -277,6 +281,6 @@ class EmailActions(Controller):
 
 def problem_page(request: Request[Any, Any, Any], exc: DomainError) -> Response[Any]:
     """Why a link does nothing (invalid, for another account, expired, used): nothing about the booking is shown."""
-    title = PROBLEM_TITLES.get(type(exc), "This can't be done")
+    title = _(PROBLEM_TITLES.get(type(exc), N_("This can't be done")))
     context = {"problem": exc.message, "problem_title": title, "status_code": exc.status_code}
     return render(request, "pages/email_action.html", context, status_code=exc.status_code)

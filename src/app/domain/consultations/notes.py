@@ -18,6 +18,7 @@ from app.domain.consultations.models import Booking, BookingStatus, Consultation
 from app.domain.consultations.rules import FEEDBACK_EDIT_WINDOW, MIN_RATINGS_SHOWN
 from app.lib.clock import utcnow
 from app.lib.errors import ConflictError, FieldErrors
+from app.lib.i18n import gettext as _
 
 
 @dataclass(frozen=True)
@@ -53,23 +54,23 @@ class NoteService(SQLAlchemyAsyncRepositoryService[ConsultationNote]):
         allowed = (
             {"professor_notes"} if current.viewer_is_professor else {"student_feedback", "rating", "feedback_signed"}
         )
-        errors = {name: "This field is not yours to change." for name in changes if name not in allowed}
+        errors = {name: _("This field is not yours to change.") for name in changes if name not in allowed}
         if len(str(changes.get("professor_notes", ""))) > 10_000:
-            errors["professor_notes"] = "Use at most 10000 characters."
+            errors["professor_notes"] = _("Use at most 10000 characters.")
         if len(str(changes.get("student_feedback", ""))) > 5000:
-            errors["student_feedback"] = "Use at most 5000 characters."
+            errors["student_feedback"] = _("Use at most 5000 characters.")
         rating = changes.get("rating")
         if "rating" in changes and (not isinstance(rating, int) or isinstance(rating, bool) or not 1 <= rating <= 5):
-            errors["rating"] = "Rate from 1 to 5."
+            errors["rating"] = _("Rate from 1 to 5.")
         if errors:
             raise FieldErrors(errors)
         if not current.viewer_is_professor:
             if booking.status != BookingStatus.COMPLETED:
-                raise ConflictError("You can leave feedback once the consultation is marked completed.")
+                raise ConflictError(_("You can leave feedback once the consultation is marked completed."))
             if note is not None and note.rated_at is not None and utcnow() > note.rated_at + FEEDBACK_EDIT_WINDOW:
-                raise ConflictError("Feedback can be changed for 7 days after it was given.")
+                raise ConflictError(_("Feedback can be changed for 7 days after it was given."))
             if (note is None or note.rating is None) and changes.get("rating") is None:
-                raise FieldErrors.single("rating", "Rate from 1 to 5.")
+                raise FieldErrors.single("rating", _("Rate from 1 to 5."))
         if note is None:
             note = ConsultationNote(booking_id=booking.id)
             self.repository.session.add(note)

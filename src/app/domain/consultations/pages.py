@@ -26,6 +26,7 @@ from app.domain.consultations.waitlist import WaitlistService
 from app.lib.errors import ConflictError, FieldErrors, NotFound
 from app.lib.forms import read_form
 from app.lib.guards import requires_student, requires_user
+from app.lib.i18n import gettext as _
 from app.lib.rendering import flash, form_errors, fragments, redirect, render, render_html, toast_html
 
 FEEDBACK_FIELDS = ("rating", "student_feedback")
@@ -65,7 +66,7 @@ class BookingPages(Controller):
     ) -> Response[Any]:
         slot = await slots.get_one_or_none(id=slot_id)
         if slot is None:
-            raise NotFound("Slot not found.")
+            raise NotFound(_("Slot not found."))
         (cell,) = await build_cells(slots.repository.session, [slot], request.user)
         return render(request, "components/booking_dialog.html", {"cell": cell, "error": None, "errors": {}})
 
@@ -85,7 +86,7 @@ class BookingPages(Controller):
             # professor's next free slot); the cell refreshes (it may have just filled up).
             slot = await slots.get_one_or_none(id=slot_id)
             if slot is None:
-                raise NotFound("Slot not found.") from exc
+                raise NotFound(_("Slot not found.")) from exc
             (cell,) = await build_cells(slots.repository.session, [slot], request.user)
             context = {
                 "cell": cell,
@@ -127,7 +128,7 @@ class BookingPages(Controller):
         booking = await bookings.cancel(request.user, booking_id, form.reason)
         return fragments(
             render_html(request, "components/booking_row.html", {"booking": booking}),
-            toast_html(request, "Booking cancelled.", "success"),
+            toast_html(request, _("Booking cancelled."), "success"),
         )
 
     @post("/bookings/{booking_id:uuid}/feedback", guards=[requires_student], status_code=200)
@@ -146,7 +147,7 @@ class BookingPages(Controller):
             return form_errors(request, FEEDBACK_FIELDS, exc.errors, prefix=f"fb-{booking_id}")
         return fragments(
             render_html(request, "components/booking_row.html", {"booking": view.booking, "note": view.note}),
-            toast_html(request, "Thank you for your feedback.", "success"),
+            toast_html(request, _("Thank you for your feedback."), "success"),
         )
 
 
@@ -174,7 +175,7 @@ class WaitlistPages(Controller):
     ) -> Response[Any]:
         """Let a held place go to the next student."""
         await waitlist.decline(request.user, entry_id)
-        flash(request, "The place goes to the next student on the waitlist.", "success")
+        flash(request, _("The place goes to the next student on the waitlist."), "success")
         return redirect(request, "/waitlist")
 
     @post("/waitlist/{entry_id:uuid}/leave", status_code=200)
@@ -182,7 +183,7 @@ class WaitlistPages(Controller):
         self, request: Request[User, Any, Any], entry_id: FromPath[UUID], waitlist: NamedDependency[WaitlistService]
     ) -> Response[Any]:
         await waitlist.leave_entry(request.user, entry_id)
-        flash(request, "You left the waitlist.", "success")
+        flash(request, _("You left the waitlist."), "success")
         return redirect(request, "/waitlist")
 
     @post("/slots/{slot_id:uuid}/waitlist", status_code=200)
@@ -198,7 +199,7 @@ class WaitlistPages(Controller):
         self, request: Request[User, Any, Any], slot_id: FromPath[UUID], waitlist: NamedDependency[WaitlistService]
     ) -> Response[Any]:
         await waitlist.leave(request.user, slot_id)
-        return await self._cell(request, waitlist, slot_id, "You left the waitlist.")
+        return await self._cell(request, waitlist, slot_id, _("You left the waitlist."))
 
     @post("/slots/{slot_id:uuid}/waitlist/accept", status_code=200)
     async def accept_in_grid(
@@ -206,7 +207,7 @@ class WaitlistPages(Controller):
     ) -> Response[Any]:
         entry = await waitlist.get_one_or_none(offered_slot_id=slot_id, student_id=request.user.id, status="offered")
         if entry is None:
-            raise ConflictError("There is no open offer for you on this slot.")
+            raise ConflictError(_("There is no open offer for you on this slot."))
         await waitlist.accept(request.user, entry.id)
         return await self._cell(request, waitlist, slot_id, "It's yours: booked.")
 
@@ -222,11 +223,11 @@ class WaitlistPages(Controller):
         entry = await waitlist.get_one_or_none(id=entry_id, student_id=request.user.id)
         problem = None
         if entry is None or entry.offered_slot is None:
-            problem = "This offer does not exist, or it is not yours."
+            problem = _("This offer does not exist, or it is not yours.")
         elif entry.status != "offered":
-            problem = "This offer is no longer open (it was used, declined or has expired)."
+            problem = _("This offer is no longer open (it was used, declined or has expired).")
         elif entry.offer_nonce != t:
-            problem = "This link is not valid (it may have been used already)."
+            problem = _("This link is not valid (it may have been used already).")
         context = {"entry": entry, "token": t, "problem": problem}
         return render(request, "pages/waitlist_accept.html", context, status_code=200 if problem is None else 409)
 

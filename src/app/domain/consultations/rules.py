@@ -13,6 +13,7 @@ import msgspec
 
 from app.domain.accounts.models import Profile
 from app.domain.consultations.models import ConsultationSlot, Course
+from app.lib.i18n import gettext as _
 from app.lib.text import control_character_problem
 
 MAX_CAPACITY = 500
@@ -34,12 +35,12 @@ def text_problems(values: dict[str, Any]) -> dict[str, str]:
     errors: dict[str, str] = {}
     for name, limit in TEXT_LIMITS.items():
         if name in values and len(str(values[name])) > limit:
-            errors[name] = f"Use at most {limit} characters."
+            errors[name] = _("Use at most %(limit)s characters.", limit=limit)
         elif problem := control_character_problem(values.get(name), multiline=name in MULTILINE_FIELDS):
             errors[name] = problem
     url = values.get("meeting_url")
     if url and not URL_PATTERN.match(str(url)):
-        errors["meeting_url"] = "Enter a link starting with http:// or https://"
+        errors["meeting_url"] = _("Enter a link starting with http:// or https://")
     return errors
 
 
@@ -48,21 +49,21 @@ def time_problems(start: Any, end: Any, *, now: datetime) -> dict[str, str]:
     errors: dict[str, str] = {}
     for name, value in (("start_time", start), ("end_time", end)):
         if not isinstance(value, datetime) or value.tzinfo is None or value.utcoffset() is None:
-            errors[name] = "Give a timestamp with a UTC offset, e.g. 2026-12-01T10:00:00+01:00."
+            errors[name] = _("Give a timestamp with a UTC offset, e.g. 2026-12-01T10:00:00+01:00.")
     if errors:
         return errors
     if end <= start:
-        errors["end_time"] = "The end must be after the start."
+        errors["end_time"] = _("The end must be after the start.")
     elif end - start > MAX_SLOT_LENGTH:
-        errors["end_time"] = "A slot lasts at most 12 hours."
+        errors["end_time"] = _("A slot lasts at most 12 hours.")
     if start <= now:
-        errors["start_time"] = "The slot must start in the future."
+        errors["start_time"] = _("The slot must start in the future.")
     return errors
 
 
 def capacity_problem(capacity: Any) -> str | None:
     if not isinstance(capacity, int) or isinstance(capacity, bool) or not 1 <= capacity <= MAX_CAPACITY:
-        return f"Capacity must be a whole number from 1 to {MAX_CAPACITY}."
+        return _("Capacity must be a whole number from 1 to %(most)s.", most=MAX_CAPACITY)
     return None
 
 
@@ -101,28 +102,28 @@ class SlotRule(msgspec.Struct, forbid_unknown_fields=True):
             {"location": self.location, "meeting_url": self.meeting_url, "title": self.title, "notes": self.notes}
         )
         if self.end_date < self.start_date:
-            errors["end_date"] = "The end date must not be before the start date."
+            errors["end_date"] = _("The end date must not be before the start date.")
         elif (self.end_date - self.start_date).days >= MAX_RANGE_DAYS:
-            errors["end_date"] = "Generate at most one year of slots at once."
+            errors["end_date"] = _("Generate at most one year of slots at once.")
         if not self.weekdays:
-            errors["weekdays"] = "Pick at least one weekday."
+            errors["weekdays"] = _("Pick at least one weekday.")
         elif any(not isinstance(day, int) or not 0 <= day <= 6 for day in self.weekdays):
-            errors["weekdays"] = "Weekdays are numbers from 0 (Monday) to 6 (Sunday)."
+            errors["weekdays"] = _("Weekdays are numbers from 0 (Monday) to 6 (Sunday).")
         for name in ("day_start", "day_end"):
             if not TIME_PATTERN.match(getattr(self, name)):
-                errors[name] = "Use HH:MM, e.g. 09:30."
+                errors[name] = _("Use HH:MM, e.g. 09:30.")
         if not 5 <= self.duration_minutes <= 480:
-            errors["duration_minutes"] = "A slot lasts from 5 to 480 minutes."
+            errors["duration_minutes"] = _("A slot lasts from 5 to 480 minutes.")
         if not 0 <= self.buffer_minutes <= 240:
-            errors["buffer_minutes"] = "The buffer is from 0 to 240 minutes."
+            errors["buffer_minutes"] = _("The buffer is from 0 to 240 minutes.")
         if problem := capacity_problem(self.capacity):
             errors["capacity"] = problem
         if not errors:
             window = _minutes(self.day_end) - _minutes(self.day_start)
             if window <= 0:
-                errors["day_end"] = "The daily window must end after it starts."
+                errors["day_end"] = _("The daily window must end after it starts.")
             elif self.duration_minutes > window:
-                errors["duration_minutes"] = "The slot length does not fit in the daily window."
+                errors["duration_minutes"] = _("The slot length does not fit in the daily window.")
         return errors
 
     def local_times(self, timezone: str) -> list[tuple[datetime, datetime]]:

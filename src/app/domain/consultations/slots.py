@@ -33,6 +33,7 @@ from app.domain.notifications.services import NotificationService
 from app.lib.clock import utcnow
 from app.lib.errors import INTEGRITY_ERRORS, ConflictError, FieldErrors, Forbidden, NotFound
 from app.lib.formatting import describe_time
+from app.lib.i18n import gettext as _
 from app.lib.live import announce
 from app.lib.unit_of_work import savepoint
 
@@ -94,7 +95,7 @@ class SlotService(SQLAlchemyAsyncRepositoryService[ConsultationSlot]):
             query = query.with_for_update(of=ConsultationSlot)
         slot: ConsultationSlot | None = (await self.repository.session.scalars(query)).unique().one_or_none()
         if slot is None:
-            raise NotFound("Slot not found.")
+            raise NotFound(_("Slot not found."))
         return slot
 
     async def find_clash(
@@ -159,7 +160,7 @@ class SlotService(SQLAlchemyAsyncRepositoryService[ConsultationSlot]):
                     {**values, "professor_id": professor.id, "start_time": start, "end_time": end, "courses": courses}
                 )
         except INTEGRITY_ERRORS as exc:  # a concurrent request took the time first
-            raise ConflictError("This time overlaps another of your slots.") from exc
+            raise ConflictError(_("This time overlaps another of your slots.")) from exc
         await announce(self.repository.session, "slots_added", professor.id, slot.id)
         return slot
 
@@ -212,8 +213,11 @@ class SlotService(SQLAlchemyAsyncRepositoryService[ConsultationSlot]):
         if all_or_nothing and result.clashes:
             first = result.clashes[0]
             raise ConflictError(
-                f"{len(result.clashes)} generated slot(s) overlap existing ones, the first on "
-                f"{describe_time(first[0], first[1], professor.timezone)}; nothing was created."
+                _(
+                    "%(count)s generated slot(s) overlap existing ones, the first on %(when)s; nothing was created.",
+                    count=len(result.clashes),
+                    when=describe_time(first[0], first[1], professor.timezone),
+                )
             )
         if not result.free:
             return result
@@ -238,14 +242,14 @@ class SlotService(SQLAlchemyAsyncRepositoryService[ConsultationSlot]):
             async with savepoint(self.repository.session):
                 result.created = list(await self.create_many(to_create))
         except INTEGRITY_ERRORS as exc:
-            raise ConflictError("Another change overlapped these slots meanwhile; nothing was created.") from exc
+            raise ConflictError(_("Another change overlapped these slots meanwhile; nothing was created.")) from exc
         await announce(self.repository.session, "slots_added", professor.id)
         return result
 
     async def update_slot(self, professor: User, slot_id: UUID, changes: dict[str, Any]) -> ConsultationSlot:
         slot = await self.get_owned(professor.id, slot_id, lock=True)
         if slot.status in (SlotStatus.CANCELLED, SlotStatus.COMPLETED) or slot.end_time <= utcnow():
-            raise ConflictError("Only upcoming slots that are not cancelled can be changed.")
+            raise ConflictError(_("Only upcoming slots that are not cancelled can be changed."))
         errors = text_problems(changes)
         moved = "start_time" in changes or "end_time" in changes
         start = changes.get("start_time", slot.start_time)
@@ -259,7 +263,7 @@ class SlotService(SQLAlchemyAsyncRepositoryService[ConsultationSlot]):
             raise FieldErrors(errors)
         booked = (await places_of(self.repository.session, slot)).booked
         if changes.get("capacity", slot.capacity) < booked:
-            raise ConflictError(f"{booked} students are booked; the capacity cannot go below that.")
+            raise ConflictError(_("%(booked)s students are booked; the capacity cannot go below that.", booked=booked))
         if moved:
             start, end = start.astimezone(UTC), end.astimezone(UTC)
             if clash := await self.find_clash(professor.id, start, end, exclude=slot.id):
@@ -280,7 +284,7 @@ class SlotService(SQLAlchemyAsyncRepositoryService[ConsultationSlot]):
                     await self._tell_booked_students_of_move(slot)
                 await self.repository.session.flush()
         except INTEGRITY_ERRORS as exc:  # a booked student holds another booking at the new time
-            raise ConflictError("A booked student has another consultation at the new time.") from exc
+            raise ConflictError(_("A booked student has another consultation at the new time.")) from exc
         await announce(self.repository.session, "slot_changed", professor.id, slot.id)
         return slot
 
@@ -311,9 +315,9 @@ class SlotService(SQLAlchemyAsyncRepositoryService[ConsultationSlot]):
         if errors := text_problems({"reason": reason}):
             raise FieldErrors(errors)
         if slot.status == SlotStatus.CANCELLED:
-            raise ConflictError("This slot is cancelled already.")
+            raise ConflictError(_("This slot is cancelled already."))
         if slot.status == SlotStatus.COMPLETED or slot.end_time <= utcnow():
-            raise ConflictError("A slot that has ended cannot be cancelled.")
+            raise ConflictError(_("A slot that has ended cannot be cancelled."))
         notifications = NotificationService(session=self.repository.session)
         now = utcnow()
         for booking in await self.active_bookings(slot.id):
@@ -345,4 +349,6 @@ class SlotService(SQLAlchemyAsyncRepositoryService[ConsultationSlot]):
 
 
 def clash_message(clash: ConsultationSlot, timezone: str) -> str:
-    return f"This time overlaps your slot on {describe_time(clash.start_time, clash.end_time, timezone)}."
+    return _(
+        "This time overlaps your slot on %(when)s.", when=describe_time(clash.start_time, clash.end_time, timezone)
+    )

@@ -34,6 +34,7 @@ from app.domain.consultations.views import professor_or_404, slot_rows_context
 from app.lib.clock import utcnow
 from app.lib.formatting import local_time
 from app.lib.guards import requires_professor, requires_user
+from app.lib.i18n import gettext as _
 from app.lib.live import LiveEvent, professor_channel
 from app.lib.rendering import render_html
 from app.lib.unit_of_work import unit_of_work
@@ -257,14 +258,18 @@ async def dashboard_fragments(
 
 def offer_toast(request: Request[User, Any, Any], snapshot: SlotSnapshot, hold: datetime, zone: str) -> str:
     when = local_time(snapshot.slot.start_time, zone, "day_time")
-    message = f"A place is free for you: {when}. It is held until {local_time(hold, zone, 'time')}."
+    message = _(
+        "A place is free for you: %(when)s. It is held until %(until)s.",
+        when=when,
+        until=local_time(hold, zone, "time"),
+    )
     return render_html(request, "components/toast.html", {"message": message, "level": "success"})
 
 
 def toast_message(event: LiveEvent, booking: Booking, timezone: str) -> str | None:
     when = local_time(booking.start_time, timezone, "day_time")
     if event.kind == "booking_created":
-        return f"New booking: {booking.student.full_name}, {when}."
+        return _("New booking: %(student)s, %(when)s.", student=booking.student.full_name, when=when)
     if booking.status == BookingStatus.CANCELLED and booking.cancelled_by == booking.student_id:
-        return f"{booking.student.full_name} cancelled {when}."
+        return _("%(student)s cancelled %(when)s.", student=booking.student.full_name, when=when)
     return None

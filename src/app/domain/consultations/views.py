@@ -23,13 +23,14 @@ from app.domain.consultations.slots import SlotService, slot_filters
 from app.domain.consultations.waitlist import WaitlistService
 from app.lib.clock import monday_of, today_in, utcnow
 from app.lib.errors import NotFound
+from app.lib.i18n import gettext as _
 from app.lib.rendering import render_html
 
 
 async def professor_or_404(users: UserService, professor_id: UUID) -> User:
     professor = await users.get_one_or_none(id=professor_id, is_active=True)
     if professor is None or not professor.is_professor:
-        raise NotFound("Professor not found.")
+        raise NotFound(_("Professor not found."))
     return professor
 
 
@@ -62,7 +63,7 @@ async def slot_cell_html(
     """The grid cell of one slot as the viewer sees it now (out-of-band when it rides along another swap)."""
     slot = await SlotService(session=session).get_one_or_none(id=slot_id)
     if slot is None:
-        raise NotFound("Slot not found.")
+        raise NotFound(_("Slot not found."))
     (cell,) = await build_cells(session, [slot], request.user, timezone if timezone in TIMEZONES else None)
     return render_html(request, "components/slot_cell.html", {"cell": cell, "oob": oob})
 

@@ -34,6 +34,7 @@ from app.domain.notifications.services import NotificationService
 from app.lib.clock import utcnow
 from app.lib.errors import INTEGRITY_ERRORS, ConflictError, FieldErrors, NotFound
 from app.lib.formatting import describe_time
+from app.lib.i18n import gettext as _
 from app.lib.live import announce
 from app.lib.unit_of_work import savepoint
 
@@ -141,11 +142,11 @@ class WaitlistService(SQLAlchemyAsyncRepositoryService[WaitlistEntry]):
         require_bookable(slot, professor_profile(slot))
         await require_course_member(session, student, slot)
         if (await places_of(session, slot)).taken < slot.capacity:
-            raise ConflictError("This slot has free places: book it instead.")
+            raise ConflictError(_("This slot has free places: book it instead."))
         if await holds_booking_on(session, slot, student):
-            raise ConflictError("You have booked this slot already.")
+            raise ConflictError(_("You have booked this slot already."))
         if await self.get_one_or_none(slot_id=slot.id, student_id=student.id, status=WaitlistStatus.WAITING.value):
-            raise ConflictError("You are on this slot's waitlist already.")
+            raise ConflictError(_("You are on this slot's waitlist already."))
         try:
             async with savepoint(session):
                 return await self.create(
@@ -158,20 +159,20 @@ class WaitlistService(SQLAlchemyAsyncRepositoryService[WaitlistEntry]):
                     },
                 )
         except INTEGRITY_ERRORS as exc:
-            raise ConflictError("You are on this slot's waitlist already.") from exc
+            raise ConflictError(_("You are on this slot's waitlist already.")) from exc
 
     async def join_window(self, student: User, professor: User, start: datetime, end: datetime) -> WaitlistEntry:
         """Wait for any free slot of the professor between start and end (e.g. "Tue–Thu")."""
         errors: dict[str, str] = {}
         for name, value in (("start", start), ("end", end)):
             if value.tzinfo is None:
-                errors[name] = "Give a timestamp with a UTC offset."
+                errors[name] = _("Give a timestamp with a UTC offset.")
         if not errors and end <= start:
-            errors["end"] = "The end must be after the start."
+            errors["end"] = _("The end must be after the start.")
         elif not errors and end - start > MAX_WAIT_WINDOW:
-            errors["end"] = "Wait for at most two weeks at once."
+            errors["end"] = _("Wait for at most two weeks at once.")
         elif not errors and end <= utcnow():
-            errors["end"] = "The window has passed."
+            errors["end"] = _("The window has passed.")
         if errors:
             raise FieldErrors(errors)
         return await self.create(
@@ -187,14 +188,14 @@ class WaitlistService(SQLAlchemyAsyncRepositoryService[WaitlistEntry]):
     async def leave(self, student: User, slot_id: UUID) -> None:
         entry = await self.get_one_or_none(slot_id=slot_id, student_id=student.id, status=WaitlistStatus.WAITING.value)
         if entry is None:
-            raise NotFound("You are not on this slot's waitlist.")
+            raise NotFound(_("You are not on this slot's waitlist."))
         entry.status = WaitlistStatus.LEFT.value
 
     async def leave_entry(self, student: User, entry_id: UUID) -> None:
         """Leave a waiting place (for a slot or a window) by its id."""
         entry = await self.get_one_or_none(id=entry_id, student_id=student.id, status=WaitlistStatus.WAITING.value)
         if entry is None:
-            raise NotFound("You are not waiting there.")
+            raise NotFound(_("You are not waiting there."))
         entry.status = WaitlistStatus.LEFT.value
 
     async def position(self, entry: WaitlistEntry) -> int | None:
@@ -229,13 +230,13 @@ class WaitlistService(SQLAlchemyAsyncRepositoryService[WaitlistEntry]):
     async def _open_offer(self, student: User, entry_id: UUID) -> tuple[WaitlistEntry, ConsultationSlot]:
         entry = await self.get_one_or_none(id=entry_id, student_id=student.id)
         if entry is None or entry.offered_slot_id is None:
-            raise NotFound("Waitlist offer not found.")
+            raise NotFound(_("Waitlist offer not found."))
         slot = await lock_slot(self.repository.session, entry.offered_slot_id)  # the same lock as booking
         await self.repository.session.refresh(entry)
         if entry.status != WaitlistStatus.OFFERED:
-            raise ConflictError("This offer is no longer open.")
+            raise ConflictError(_("This offer is no longer open."))
         if entry.hold_expires_at is None or entry.hold_expires_at <= utcnow():
-            raise ConflictError("This offer has expired; the place went to the next student.")
+            raise ConflictError(_("This offer has expired; the place went to the next student."))
         return entry, slot
 
     async def accept(self, student: User, entry_id: UUID, nonce: str | None = None) -> Booking:
@@ -243,7 +244,7 @@ class WaitlistService(SQLAlchemyAsyncRepositoryService[WaitlistEntry]):
         session = self.repository.session
         entry, slot = await self._open_offer(student, entry_id)
         if nonce is not None and not secrets.compare_digest(nonce, entry.offer_nonce or ""):
-            raise ConflictError("This link is not valid (it may have been used already).")
+            raise ConflictError(_("This link is not valid (it may have been used already)."))
         profile = professor_profile(slot)
         await require_eligible(session, student, slot, profile)
         accepted(entry)  # before the booking, so the held place is not counted twice

@@ -23,6 +23,7 @@ from app.lib.errors import ConflictError, FieldErrors
 from app.lib.forms import read_form
 from app.lib.guards import requires_user
 from app.lib.http import safe_next
+from app.lib.i18n import gettext as _
 from app.lib.rendering import flash, redirect, render
 
 FLOW_KEY = "google_flow"
@@ -82,10 +83,12 @@ class GoogleAuth(Controller):
         if error:
             return self._refused(
                 request,
-                "You cancelled the Google sign-in." if error == "access_denied" else "Google refused the sign-in.",
+                _("You cancelled the Google sign-in.")
+                if error == "access_denied"
+                else _("Google refused the sign-in."),
             )
         if not flow or not returned_state or returned_state != flow.get("state"):
-            return self._refused(request, "This sign-in link is not valid any more (it was used or it expired).")
+            return self._refused(request, _("This sign-in link is not valid any more (it was used or it expired)."))
         provider = GoogleProvider(get_settings())
         try:
             token = await provider.exchange(code, flow["verifier"], callback_url())
@@ -96,11 +99,11 @@ class GoogleAuth(Controller):
         try:
             if flow["intent"] == "calendar" and user is not None:
                 await CalendarConnection(users.repository.session, get_settings()).connect(user.id, token)
-                flash(request, "Google Calendar connected: confirmed consultations will appear there.", "success")
+                flash(request, _("Google Calendar connected: confirmed consultations will appear there."), "success")
                 return redirect(request, "/settings")
             if flow["intent"] == "link" and user is not None:
                 await users.link_google(user.id, identity)
-                flash(request, "Google sign-in linked to your account.", "success")
+                flash(request, _("Google sign-in linked to your account."), "success")
                 return redirect(request, "/settings")
         except (ConflictError, CalendarAccessLost) as exc:
             return self._refused(request, str(exc))
@@ -116,7 +119,9 @@ class GoogleAuth(Controller):
         if await users.find_by_login(identity.email) is not None:
             # Same email, not yet linked: only the account's owner (by password) may link it.
             request.session[PENDING_GOOGLE_KEY] = asdict(identity)
-            flash(request, "An account with this email exists. Sign in with its password once to link Google.", "info")
+            flash(
+                request, _("An account with this email exists. Sign in with its password once to link Google."), "info"
+            )
             return redirect(request, "/login")
         role = role_for_email(identity.email, get_settings())
         if role is None:
@@ -133,7 +138,7 @@ class GoogleAuth(Controller):
             return self._refused(request, exc.message)
         request.session.pop(PENDING_GOOGLE_KEY, None)
         begin_session(request, user)
-        flash(request, "Your account is ready.", "success")
+        flash(request, _("Your account is ready."), "success")
         return redirect(request, landing_page(user))
 
     @get("/auth/google/choose")
@@ -159,11 +164,11 @@ class GoogleAuth(Controller):
     @post("/settings/google/unlink", guards=[requires_user], status_code=200)
     async def unlink(self, request: Request[Any, Any, Any], users: NamedDependency[UserService]) -> Response[Any]:
         await users.unlink_google(request.user.id)
-        flash(request, "Google sign-in unlinked.", "success")
+        flash(request, _("Google sign-in unlinked."), "success")
         return redirect(request, "/settings")
 
     @post("/settings/calendar/disconnect", guards=[requires_user], status_code=200)
     async def disconnect(self, request: Request[Any, Any, Any], users: NamedDependency[UserService]) -> Response[Any]:
         await CalendarConnection(users.repository.session, get_settings()).disconnect(request.user.id)
-        flash(request, "Google Calendar disconnected.", "success")
+        flash(request, _("Google Calendar disconnected."), "success")
         return redirect(request, "/settings")

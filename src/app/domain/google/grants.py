@@ -18,6 +18,7 @@ from app.domain.google.provider import CALENDAR_SCOPE, GoogleProvider
 from app.domain.notifications.services import NotificationService
 from app.lib.clock import utcnow
 from app.lib.crypto import decrypt_json, encrypt_json
+from app.lib.i18n import gettext as _
 
 logger = logging.getLogger(__name__)
 DISCONNECTED = "Google Calendar stopped accepting our access (it was revoked or expired). Connect it again."
@@ -47,7 +48,7 @@ class CalendarConnection:
 
     async def connect(self, user_id: UUID, token: dict[str, Any]) -> None:
         if CALENDAR_SCOPE not in str(token.get("scope", "")).split():
-            raise CalendarAccessLost("Google did not grant access to the calendar.")
+            raise CalendarAccessLost(_("Google did not grant access to the calendar."))
         profile = await self.profile(user_id)
         previous = self.grant(profile)
         grant = {

@@ -22,6 +22,7 @@ from joserfc.errors import JoseError
 from app.config import Settings
 from app.domain.accounts.models import UserType
 from app.domain.accounts.schemas import GoogleIdentity
+from app.lib.i18n import gettext as _
 from app.lib.jwks import KeysUnavailable, jwks_cache, verified_claims
 
 SIGN_IN_SCOPES = "openid email profile"
@@ -85,7 +86,7 @@ class GoogleProvider:
         if login_hint:
             extra["login_hint"] = login_hint
         async with self._client(redirect_uri) as client:
-            url, _ = client.create_authorization_url(
+            url, _state = client.create_authorization_url(
                 meta["authorization_endpoint"],
                 state=state,
                 code_verifier=verifier,
@@ -102,7 +103,7 @@ class GoogleProvider:
                     meta["token_endpoint"], code=code, code_verifier=code_verifier
                 )
             except Exception as exc:  # authlib raises OAuthError and httpx errors alike
-                raise GoogleError("Google did not accept the sign-in. Please try again.") from exc
+                raise GoogleError(_("Google did not accept the sign-in. Please try again.")) from exc
         return token
 
     async def verify_id_token(self, id_token: str, nonce: str) -> GoogleIdentity:
@@ -120,9 +121,9 @@ class GoogleProvider:
         try:
             registry.validate(claims)
         except JoseError as exc:
-            raise GoogleError("The sign-in could not be verified (it may have expired). Please try again.") from exc
+            raise GoogleError(_("The sign-in could not be verified (it may have expired). Please try again.")) from exc
         if claims.get("email_verified") is not True or not claims.get("email"):
-            raise GoogleError("Your Google account's email address is not verified.")
+            raise GoogleError(_("Your Google account's email address is not verified."))
         return GoogleIdentity(
             sub=str(claims["sub"]),
             email=str(claims["email"]),
@@ -134,7 +135,7 @@ class GoogleProvider:
         try:
             return await verified_claims(id_token, jwks_uri, jwks_cache)
         except (JoseError, ValueError, KeysUnavailable) as exc:
-            raise GoogleError("The sign-in could not be verified. Please try again.") from exc
+            raise GoogleError(_("The sign-in could not be verified. Please try again.")) from exc
 
     async def revoke(self, token: str) -> None:
         meta = await self.metadata()

@@ -24,6 +24,7 @@ from app.domain.lti.registration import DynamicRegistration
 from app.domain.lti.schemas import LaunchForm, LoginParams, RegistrationRequest, StoredLaunchForm, VerifiedLaunch
 from app.lib.forms import decode_form, read_form
 from app.lib.headers import content_security_policy
+from app.lib.i18n import gettext as _
 from app.lib.rendering import redirect, render
 from app.lib.sessions import partitioned_cookie
 
@@ -81,13 +82,19 @@ class LtiController(Controller):
         """The platform's form post of the id_token: verified, then the person is signed in and lands on a view."""
         form = await read_form(request, LaunchForm)
         if form.error:
-            raise LaunchRefused(f"The platform did not sign you in ({form.error}: {form.error_description}).")
+            raise LaunchRefused(
+                _(
+                    "The platform did not sign you in (%(error)s: %(error_description)s).",
+                    error=form.error,
+                    error_description=form.error_description,
+                )
+            )
         state, id_token = form.state, form.id_token
         launch = await launches.verify(id_token)
         if request.cookies.get(state_cookie(state)) is None:
             target = storage_target_of(state)
             if target is None:
-                raise LaunchRefused("This launch was not started in this browser (state mismatch).", 401)
+                raise LaunchRefused(_("This launch was not started in this browser (state mismatch)."), 401)
             context = {
                 "mode": "launch",
                 "target": target,
@@ -106,12 +113,12 @@ class LtiController(Controller):
         """A launch whose state the platform's frame kept: the storage page posts it with what it read back."""
         # Only the storage page itself may vouch for the values read from the platform: a cross-site form could not.
         if request.headers.get("sec-fetch-site") != "same-origin":
-            raise LaunchRefused("This step of the launch only accepts the tool's own page.", 403)
+            raise LaunchRefused(_("This step of the launch only accepts the tool's own page."), 403)
         form = await read_form(request, StoredLaunchForm)
         state = form.state
         launch = await launches.verify(form.id_token)
         if form.stored_state != state or form.stored_nonce != launch.nonce:
-            raise LaunchRefused("The course page does not hold this launch's state (state mismatch).", 401)
+            raise LaunchRefused(_("The course page does not hold this launch's state (state mismatch)."), 401)
         return await signed_in(request, launches, launch, state)
 
     @get("/jwks")

@@ -32,6 +32,7 @@ from app.domain.lti.models import LtiContext, LtiIdentity, LtiRosterMember
 from app.domain.notifications.services import NotificationService
 from app.lib.clock import utcnow
 from app.lib.errors import FieldErrors, NotFound
+from app.lib.i18n import gettext as _
 
 INVITATION_KIND = "course_office_hours_invitation"
 # A booking that happened (or is to happen) counts; a declined or cancelled one does not.
@@ -79,7 +80,7 @@ class CourseDashboard:
         """The LMS course, for one of its instructors only."""
         context = await self.session.scalar(select(LtiContext).where(LtiContext.course_id == course_id))
         if context is None or not await CourseService(session=self.session).teaches(professor, course_id):
-            raise NotFound("Course not found.")
+            raise NotFound(_("Course not found."))
         return context
 
     async def students(self, professor: User, course_id: UUID) -> CourseStudents:
@@ -161,6 +162,6 @@ class CourseDashboard:
     async def set_term_start(self, professor: User, course_id: UUID, term_start: date | None) -> LtiContext:
         context = await self.context_for(professor, course_id)
         if term_start is not None and term_start > utcnow().date():
-            raise FieldErrors.single("term_start", "The term must have started: choose today or an earlier date.")
+            raise FieldErrors.single("term_start", _("The term must have started: choose today or an earlier date."))
         context.term_start = term_start
         return context

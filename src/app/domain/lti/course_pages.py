@@ -17,6 +17,7 @@ from app.domain.lti.course_dashboard import CourseDashboard
 from app.lib.errors import FieldErrors
 from app.lib.forms import read_form
 from app.lib.guards import requires_professor
+from app.lib.i18n import gettext as _
 from app.lib.rendering import form_errors, fragments, render, render_html, toast_html
 
 
@@ -61,5 +62,5 @@ class CoursePages(Controller):
         course = await dashboard.students(request.user, course_id)
         return fragments(
             render_html(request, "components/course_students.html", {"students": course}),
-            toast_html(request, "Term start saved.", "success"),
+            toast_html(request, _("Term start saved."), "success"),
         )

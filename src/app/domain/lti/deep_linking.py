@@ -26,6 +26,7 @@ from app.domain.lti.platforms import LaunchRefused
 from app.domain.lti.schemas import VerifiedLaunch
 from app.lib.clock import utcnow
 from app.lib.errors import FieldErrors, NotFound
+from app.lib.i18n import gettext as _
 from app.lib.text import control_character_problem
 
 CLAIM = "https://purl.imsglobal.org/spec/lti/claim/"
@@ -58,7 +59,7 @@ async def open_deep_link(session: AsyncSession, launch: VerifiedLaunch, user: Us
     """Keep a deep-linking launch until the instructor has chosen (at most DEEP_LINK_LIFETIME)."""
     accepted = launch.deep_linking.get("accept_types") or []
     if RESOURCE_LINK not in accepted:
-        raise LaunchRefused("The platform accepts no LTI resource links here, which is what this tool places.")
+        raise LaunchRefused(_("The platform accepts no LTI resource links here, which is what this tool places."))
     now = utcnow()
     await session.execute(delete(LtiDeepLinkRequest).where(LtiDeepLinkRequest.expires_at < now))
     data = launch.deep_linking.get("data")
@@ -91,12 +92,12 @@ class DeepLinkService:
             )
         )
         if request is None:
-            raise NotFound("This choice has expired: add the tool to your course again.")
+            raise NotFound(_("This choice has expired: add the tool to your course again."))
         return request
 
     async def choosable(self) -> list[User]:
         """The professors whose office hours may be placed, by name."""
-        professors, _ = await self.users.search_professors(limit=CHOOSABLE_PROFESSORS)
+        professors, _total = await self.users.search_professors(limit=CHOOSABLE_PROFESSORS)
         return professors
 
     async def respond(self, user: User, request_id: UUID, choice: PlacementForm) -> DeepLinkResponse:
@@ -139,11 +140,13 @@ class DeepLinkService:
         errors: dict[str, str] = {}
         wanted = list(dict.fromkeys(choice.professor_ids))
         if not wanted:
-            errors["professor_ids"] = "Choose at least one professor."
+            errors["professor_ids"] = _("Choose at least one professor.")
         elif len(wanted) > MAX_PROFESSORS_PLACED:
-            errors["professor_ids"] = f"Choose at most {MAX_PROFESSORS_PLACED} professors."
+            errors["professor_ids"] = _(
+                "Choose at most %(max_professors_placed)s professors.", max_professors_placed=MAX_PROFESSORS_PLACED
+            )
         if len(choice.title) > MAX_TITLE:
-            errors["title"] = f"Use at most {MAX_TITLE} characters."
+            errors["title"] = _("Use at most %(max_title)s characters.", max_title=MAX_TITLE)
         elif problem := control_character_problem(choice.title, multiline=False):
             errors["title"] = problem
         found = {
@@ -154,7 +157,7 @@ class DeepLinkService:
             if professor.is_professor and professor.is_active
         }
         if wanted and len(found) < len(wanted):
-            errors.setdefault("professor_ids", "Choose among the professors listed.")
+            errors.setdefault("professor_ids", _("Choose among the professors listed."))
         if errors:
             raise FieldErrors(errors)
         return [found[professor_id] for professor_id in wanted]

@@ -34,6 +34,7 @@ from app.lib.csrf import csrf_cookie_name
 from app.lib.errors import AuthenticationFailed, NotFound, TooManyAttempts
 from app.lib.forms import read_form
 from app.lib.http import client_address
+from app.lib.i18n import gettext as _
 from app.lib.rendering import redirect, render
 
 
@@ -98,7 +99,7 @@ class EmbedPages(Controller):
             try:
                 chosen.append(await professor_or_404(users, UUID(text.strip())))
             except ValueError as exc:
-                raise NotFound("Professor not found.") from exc
+                raise NotFound(_("Professor not found.")) from exc
         return render(request, "pages/embed_office_hours.html", {"professors": chosen})
 
     @get("/dashboard")
@@ -115,7 +116,7 @@ class EmbedPages(Controller):
         if professor is None:
             return sign_in_gate(request, launch)
         if not professor.is_professor:
-            raise PermissionDeniedException("Only professors have a dashboard.")
+            raise PermissionDeniedException(_("Only professors have a dashboard."))
         context = await dashboard_overview(professor, slots, bookings)
         return render(request, "pages/dashboard.html", {**context, "course_id": course}, block="overview")
 

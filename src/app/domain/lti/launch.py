@@ -39,6 +39,7 @@ from app.domain.lti.schemas import LaunchOutcome, LoginParams, LoginRedirect, Ve
 from app.lib.clock import utcnow
 from app.lib.errors import INTEGRITY_ERRORS
 from app.lib.i18n import current_locale, supported
+from app.lib.i18n import gettext as _
 from app.lib.jwks import KeySetCache, KeysUnavailable, jwks_cache, verified_claims
 from app.lib.security import new_token, token_digest
 from app.lib.text import one_line
@@ -68,7 +69,7 @@ def new_state(storage_target: str) -> str:
 
 def storage_target_of(state: str) -> str | None:
     """The platform frame that keeps this login's state when no cookie can, if the platform offered one."""
-    _, _, target = state.partition(".")
+    _head, _dot, target = state.partition(".")
     return target if STORAGE_TARGET.match(target) else None
 
 
@@ -88,7 +89,7 @@ def person_name(claims: dict[str, Any]) -> tuple[str, str]:
         return given[:150], family[:150]
     name = one_line(str(claims.get("name") or ""))
     if name:
-        first, _, last = name.rpartition(" ")
+        first, _space, last = name.rpartition(" ")
         return (first or last)[:150], (last if first else "")[:150]
     return one_line(str(claims.get("preferred_username") or ""))[:150], ""
 
@@ -111,12 +112,14 @@ class LaunchService:
         """Step 1: the platform names the person (login_hint); the browser goes on to the platform's OIDC endpoint."""
         missing = [name for name in ("iss", "login_hint", "target_link_uri") if not getattr(params, name)]
         if missing:
-            raise LaunchRefused(f"The login request lacks {', '.join(missing)}.")
+            raise LaunchRefused(_("The login request lacks %(missing)s.", missing=", ".join(missing)))
         platform = await self._platform(params.iss, params.client_id)
         if params.lti_deployment_id:
             require_deployment(platform, params.lti_deployment_id)
         if origin_of(params.target_link_uri) != origin_of(self.settings.app_url):
-            raise LaunchRefused(f"The target link {params.target_link_uri!r} is not on this tool.")
+            raise LaunchRefused(
+                _("The target link %(target_link_uri)r is not on this tool.", target_link_uri=params.target_link_uri)
+            )
         state = new_state(params.lti_storage_target)
         nonce = nonce_for(state, self.settings.secret_key)
         query = {
@@ -147,19 +150,28 @@ class LaunchService:
             unverified = jws.extract_compact(id_token.encode())
             header, claims = unverified.headers(), json.loads(unverified.payload)
         except (JoseError, ValueError) as exc:
-            raise LaunchRefused("The launch carries no readable id_token.") from exc
+            raise LaunchRefused(_("The launch carries no readable id_token.")) from exc
         if not isinstance(claims, dict):
-            raise LaunchRefused("The launch carries no readable id_token.")
+            raise LaunchRefused(_("The launch carries no readable id_token."))
         platform = await self._platform(str(claims.get("iss", "")), audience_client(claims))
         verified = await self._checked_claims(id_token, header.get("kid"), platform)
         deployment = verified.get(f"{CLAIM}deployment_id")
         require_deployment(platform, deployment)
         if (message_type := verified.get(f"{CLAIM}message_type")) not in MESSAGE_TYPES:
             raise LaunchRefused(
-                f"Message type {message_type!r} is not supported: this tool takes resource links and deep linking."
+                _(
+                    "Message type %(message_type)r is not supported: this tool takes resource links and deep linking.",
+                    message_type=message_type,
+                )
             )
         if (version := verified.get(f"{CLAIM}version")) != LTI_VERSION:
-            raise LaunchRefused(f"LTI version {version!r} is not supported: this tool speaks {LTI_VERSION}.")
+            raise LaunchRefused(
+                _(
+                    "LTI version %(version)r is not supported: this tool speaks %(lti_version)s.",
+                    version=version,
+                    lti_version=LTI_VERSION,
+                )
+            )
         roles = verified.get(f"{CLAIM}roles")
         context = verified.get(f"{CLAIM}context") or {}
         custom = verified.get(f"{CLAIM}custom") or {}
@@ -168,9 +180,9 @@ class LaunchService:
         presentation = verified.get(f"{CLAIM}launch_presentation") or {}
         objects = (context, custom, names_and_roles, deep_linking)
         if not (isinstance(roles, list) and all(isinstance(value, dict) for value in objects)):
-            raise LaunchRefused("The roles, context, custom, names and roles or deep linking claim is malformed.")
+            raise LaunchRefused(_("The roles, context, custom, names and roles or deep linking claim is malformed."))
         if message_type == DEEP_LINKING_LAUNCH and not deep_linking.get("deep_link_return_url"):
-            raise LaunchRefused("The deep linking request names no deep_link_return_url.")
+            raise LaunchRefused(_("The deep linking request names no deep_link_return_url."))
         return VerifiedLaunch(
             platform=platform,
             message_type=message_type,
@@ -193,7 +205,7 @@ class LaunchService:
         platform = await self.platforms.find(issuer, client_id)
         if not platform.is_approved:
             raise LaunchRefused(
-                "This platform's registration waits for an administrator of office hours to approve it.", 403
+                _("This platform's registration waits for an administrator of office hours to approve it."), 403
             )
         return platform
 
@@ -202,13 +214,13 @@ class LaunchService:
             claims = await verified_claims(id_token, platform.jwks_url, self.keys)
         except KeysUnavailable as exc:
             logger.warning("LTI platform keys unavailable: %s", exc)
-            raise LaunchRefused("The platform's public keys could not be fetched; try again shortly.", 502) from exc
+            raise LaunchRefused(_("The platform's public keys could not be fetched; try again shortly."), 502) from exc
         except InvalidKeyIdError as exc:
             raise LaunchRefused(
-                f"The id_token is signed with a key the platform does not publish: {kid}.", 401
+                _("The id_token is signed with a key the platform does not publish: %(kid)s.", kid=kid), 401
             ) from exc
         except JoseError as exc:
-            raise LaunchRefused("The id_token's signature is not valid.", 401) from exc
+            raise LaunchRefused(_("The id_token's signature is not valid."), 401) from exc
         registry = jwt.JWTClaimsRegistry(
             leeway=CLOCK_LEEWAY_SECONDS,
             iss={"essential": True, "value": platform.issuer},
@@ -221,17 +233,21 @@ class LaunchService:
         try:
             registry.validate(claims)
         except ExpiredTokenError as exc:
-            raise LaunchRefused("The launch has expired; open the tool again from your course.", 401) from exc
+            raise LaunchRefused(_("The launch has expired; open the tool again from your course."), 401) from exc
         except MissingClaimError as exc:
-            raise LaunchRefused(f"The id_token lacks a required claim ({exc.description}).") from exc
+            raise LaunchRefused(
+                _("The id_token lacks a required claim (%(description)s).", description=exc.description)
+            ) from exc
         except JoseError as exc:
-            raise LaunchRefused(f"The id_token is not valid ({exc.description}).", 401) from exc
+            raise LaunchRefused(
+                _("The id_token is not valid (%(description)s).", description=exc.description), 401
+            ) from exc
         return claims
 
     async def complete(self, launch: VerifiedLaunch, state: str) -> LaunchOutcome:
         """A verified launch from this browser (`state`): the nonce spent, the person found or created, the landing."""
         if not hmac.compare_digest(launch.nonce, nonce_for(state, self.settings.secret_key)):
-            raise LaunchRefused("The id_token was not issued for this sign-in (nonce mismatch).", 401)
+            raise LaunchRefused(_("The id_token was not issued for this sign-in (nonce mismatch)."), 401)
         # A refusal ends the request with an error, which undoes all of it: the nonce stays unspent, no account.
         await self._spend_nonce(launch)
         user = await self._person(launch)
@@ -259,7 +275,7 @@ class LaunchService:
             .returning(LtiNonce.id)
         )
         if spent is None:
-            raise LaunchRefused("This launch was used already (replayed nonce); open the tool again.", 401)
+            raise LaunchRefused(_("This launch was used already (replayed nonce); open the tool again."), 401)
 
     async def _person(self, launch: VerifiedLaunch) -> User:
         issuer = launch.platform.issuer
@@ -272,11 +288,11 @@ class LaunchService:
             except INTEGRITY_ERRORS as exc:  # the same person's first launch in another tab won the race
                 identity = await self._identity(issuer, launch.subject)
                 if identity is None:
-                    raise LaunchRefused("Your account could not be set up; open the tool again.", 409) from exc
+                    raise LaunchRefused(_("Your account could not be set up; open the tool again."), 409) from exc
             else:
                 return user
         if not identity.user.is_active:
-            raise LaunchRefused("This account is disabled.", 401)
+            raise LaunchRefused(_("This account is disabled."), 401)
         first, last = launch.names
         if first and (identity.user.first_name, identity.user.last_name) != (first, last):
             # The platform knows the person's name better: it is taken again at each launch.
@@ -298,11 +314,11 @@ class LaunchService:
         # else anyone who registered a student's address first would receive the student's launches.
         if owner is not None and launch.platform.trust_email and owner.email_verified_at is not None:
             if not owner.is_active:
-                raise LaunchRefused("This account is disabled.", 401)
+                raise LaunchRefused(_("This account is disabled."), 401)
             return owner
         role = course_role(launch.roles)
         if role is None:
-            raise LaunchRefused("The launch names no Instructor, Teaching Assistant or Learner role in the course.")
+            raise LaunchRefused(_("The launch names no Instructor, Teaching Assistant or Learner role in the course."))
         username = "lti-" + hashlib.sha256(f"{launch.platform.issuer} {launch.subject}".encode()).hexdigest()[:16]
         # Without an address of its own the account gets a placeholder until the person enters one in Settings.
         return await self.users.create(
@@ -324,7 +340,7 @@ class LaunchService:
         context = await self._course(launch, user, role)
         if launch.message_type == DEEP_LINKING_LAUNCH:
             if role != UserType.PROFESSOR or not user.is_professor:
-                raise LaunchRefused("Only the course's instructors can place office hours in it.", 403)
+                raise LaunchRefused(_("Only the course's instructors can place office hours in it."), 403)
             request = await open_deep_link(self.session, launch, user)
             return f"/embed/deep-link/{request.id}"
         if user.is_professor:
@@ -359,7 +375,7 @@ class LaunchService:
             except INTEGRITY_ERRORS as exc:  # the course's first launch in another tab won the race
                 context = await self._context(launch)
                 if context is None:
-                    raise LaunchRefused("Your course could not be set up; open the tool again.", 409) from exc
+                    raise LaunchRefused(_("Your course could not be set up; open the tool again."), 409) from exc
         if launch.context_title and context.course.title != launch.context_title[:500]:
             context.course.title = launch.context_title[:500]
         context.platform_id = launch.platform.id
@@ -388,15 +404,23 @@ class LaunchService:
             for name in names[:MAX_PROFESSORS_SHOWN]:
                 professor = await self._professor_named(name)
                 if professor is None:
-                    raise LaunchRefused(f"The link's custom parameter {parameter} names {name}: no professor here.")
+                    raise LaunchRefused(
+                        _(
+                            "The link's custom parameter %(parameter)s names %(name)s: no professor here.",
+                            parameter=parameter,
+                            name=name,
+                        )
+                    )
                 professors.append(professor)
             return professors
         professor_id = context.professor_id if context else None
         professor = await self.users.get_one_or_none(id=professor_id) if professor_id else None
         if professor is None or not professor.is_active:
             raise LaunchRefused(
-                "No professor is linked to this course yet: the instructor opens the tool once from the course, "
-                "or sets the custom parameter professor=<username>."
+                _(
+                    "No professor is linked to this course yet: the instructor opens the tool once from the course, "
+                    "or sets the custom parameter professor=<username>."
+                )
             )
         return [professor]
 
@@ -426,7 +450,7 @@ class LaunchService:
         ).one_or_none()
         user = await self.users.get_one_or_none(id=row.user_id, is_active=True) if row else None
         if row is None or user is None:
-            raise LaunchRefused("This link has expired or was used already: open the tool again from your course.")
+            raise LaunchRefused(_("This link has expired or was used already: open the tool again from your course."))
         return user, str(row.target)
 
 
@@ -436,8 +460,8 @@ def audience_client(claims: dict[str, Any]) -> str:
     audiences = [audience] if isinstance(audience, str) else audience if isinstance(audience, list) else []
     azp = claims.get("azp")
     if len(audiences) > 1 and (not isinstance(azp, str) or azp not in audiences):
-        raise LaunchRefused("The id_token has several audiences but no authorized party (azp) among them.")
+        raise LaunchRefused(_("The id_token has several audiences but no authorized party (azp) among them."))
     client_id = azp if len(audiences) > 1 else (audiences[0] if audiences else "")
     if not isinstance(client_id, str) or not client_id or (azp is not None and azp != client_id):
-        raise LaunchRefused("The id_token's audience does not name this tool's client id.")
+        raise LaunchRefused(_("The id_token's audience does not name this tool's client id."))
     return client_id

@@ -23,6 +23,7 @@ from app.domain.lti.platforms import frame_ancestors, origin_of
 from app.lib.errors import FieldErrors
 from app.lib.forms import read_form
 from app.lib.headers import FRAME_ANCESTORS_NONE, content_security_policy
+from app.lib.i18n import gettext as _
 from app.lib.rendering import render
 
 
@@ -30,7 +31,7 @@ def instructor(request: Request[Any, Any, Any]) -> User | None:
     """The signed-in professor; None when this frame kept no session (the sign-in gate is shown instead)."""
     user = current_user(request)
     if user is not None and not user.is_professor:
-        raise PermissionDeniedException("Only instructors place office hours in a course.")
+        raise PermissionDeniedException(_("Only instructors place office hours in a course."))
     return user
 
 
@@ -61,7 +62,7 @@ class DeepLinkPages(Controller):
         """The signed LtiDeepLinkingResponse, posted on to the platform by the browser."""
         user = instructor(request)
         if user is None:
-            raise NotAuthorizedException("Sign in to continue.")
+            raise NotAuthorizedException(_("Sign in to continue."))
         service = DeepLinkService(db_session, get_settings())
         try:
             choice = await read_form(request, PlacementForm)

@@ -15,6 +15,7 @@ from app.domain.lti.models import LtiContext, LtiPlatform, RegisteredVia
 from app.domain.lti.schemas import PlatformRegistration
 from app.lib.clock import utcnow
 from app.lib.errors import DomainError, FieldErrors, NotFound
+from app.lib.i18n import gettext as _
 from app.lib.unit_of_work import unit_of_work
 
 LOOPBACK_HOSTS = frozenset({"localhost", "127.0.0.1", "::1"})
@@ -40,15 +41,17 @@ def url_problem(url: str) -> str | None:
         return None
     if parts.scheme == "http" and parts.hostname in LOOPBACK_HOSTS:
         return None
-    return "Give an https:// URL (http:// only for localhost)."
+    return _("Give an https:// URL (http:// only for localhost).")
 
 
 def require_deployment(platform: LtiPlatform, deployment_id: object) -> None:
     """A registered deployment of the platform; a platform registered without any accepts each of its client's."""
     if not isinstance(deployment_id, str) or not deployment_id:
-        raise LaunchRefused("The launch names no deployment.")
+        raise LaunchRefused(_("The launch names no deployment."))
     if platform.deployment_ids and deployment_id not in platform.deployment_ids:
-        raise LaunchRefused(f"Deployment {deployment_id!r} of this platform is not registered.")
+        raise LaunchRefused(
+            _("Deployment %(deployment_id)r of this platform is not registered.", deployment_id=deployment_id)
+        )
 
 
 class PlatformService(SQLAlchemyAsyncRepositoryService[LtiPlatform]):
@@ -70,14 +73,14 @@ class PlatformService(SQLAlchemyAsyncRepositoryService[LtiPlatform]):
             if (value or name != "token_url") and (problem := url_problem(value)):
                 errors[name] = problem
         if not data.client_id.strip():
-            errors["client_id"] = "Give the client id the platform assigned to this tool."
+            errors["client_id"] = _("Give the client id the platform assigned to this tool.")
         deployments = tuple(d.strip() for d in data.deployment_ids if d.strip())
         if not deployments and via == RegisteredVia.MANUAL:
-            errors["deployment_ids"] = "Give at least one deployment id."
+            errors["deployment_ids"] = _("Give at least one deployment id.")
         if not errors and await self.repository.exists(
             LtiPlatform.issuer == data.issuer, LtiPlatform.client_id == data.client_id.strip()
         ):
-            errors["client_id"] = "This issuer and client id are registered already; remove them first."
+            errors["client_id"] = _("This issuer and client id are registered already; remove them first.")
         if errors:
             raise FieldErrors(errors)
         return await self.create(
@@ -99,7 +102,7 @@ class PlatformService(SQLAlchemyAsyncRepositoryService[LtiPlatform]):
         """An administrator accepts the platform's launches from now on (approving twice changes nothing)."""
         platform = await self.get_one_or_none(id=platform_id)
         if platform is None:
-            raise NotFound("No such platform.")
+            raise NotFound(_("No such platform."))
         platform.approved_at = platform.approved_at or utcnow()
         return platform
 
@@ -108,7 +111,7 @@ class PlatformService(SQLAlchemyAsyncRepositoryService[LtiPlatform]):
         the slots reserved for them stay, bookable by nobody until their professor changes them)."""
         platform = await self.get_one_or_none(id=platform_id)
         if platform is None:
-            raise NotFound("No such platform.")
+            raise NotFound(_("No such platform."))
         session = self.repository.session
         courses = list(await session.scalars(select(LtiContext.course_id).where(LtiContext.platform_id == platform_id)))
         await CourseService(session=session).forget_members(courses)
@@ -127,7 +130,7 @@ class PlatformService(SQLAlchemyAsyncRepositoryService[LtiPlatform]):
         if len(found) != 1:
             detail = f"issuer {issuer!r}" + (f" and client id {client_id!r}" if client_id else "")
             reason = "no registration" if not found else "several registrations (the client id is needed)"
-            raise LaunchRefused(f"Unknown platform: {reason} for {detail}.")
+            raise LaunchRefused(_("Unknown platform: %(reason)s for %(detail)s.", reason=reason, detail=detail))
         return found[0]
 
 

@@ -22,6 +22,7 @@ from app.domain.lti.platforms import LaunchRefused, PlatformService, origin_of, 
 from app.domain.lti.roster import NRPS_SCOPE
 from app.domain.lti.schemas import PlatformRegistration, RegistrationRequest
 from app.lib.errors import FieldErrors
+from app.lib.i18n import gettext as _
 
 TOOL_NAME = "Office hours"
 TOOL_CONFIGURATION = "https://purl.imsglobal.org/spec/lti-tool-configuration"
@@ -92,17 +93,26 @@ class DynamicRegistration:
         url = params.openid_configuration
         if not url or url_problem(url):
             raise LaunchRefused(
-                "Open this page from your LMS's tool registration: it needs the platform's openid_configuration URL."
+                _("Open this page from your LMS's tool registration: it needs the platform's openid_configuration URL.")
             )
         try:
             async with httpx.AsyncClient(timeout=HTTP_TIMEOUT_SECONDS) as client:
                 response = await client.get(url, headers=self._headers(params))
             body: Any = response.json()
         except (httpx.HTTPError, ValueError) as exc:
-            raise LaunchRefused(f"The platform's configuration could not be read from {url} ({exc}).", 502) from exc
+            raise LaunchRefused(
+                _("The platform's configuration could not be read from %(url)s (%(exc)s).", url=url, exc=exc), 502
+            ) from exc
         if response.status_code != 200 or not isinstance(body, dict):
             status = response.status_code
-            raise LaunchRefused(f"The platform's configuration could not be read from {url} (HTTP {status}).", 502)
+            raise LaunchRefused(
+                _(
+                    "The platform's configuration could not be read from %(url)s (HTTP %(status)s).",
+                    url=url,
+                    status=status,
+                ),
+                502,
+            )
         return checked_configuration(url, body)
 
     async def register(self, params: RegistrationRequest) -> LtiPlatform:
@@ -117,13 +127,18 @@ class DynamicRegistration:
                 )
             body: Any = response.json() if response.content else {}
         except (httpx.HTTPError, ValueError) as exc:
-            raise LaunchRefused(f"The platform's registration endpoint could not be reached ({exc}).", 502) from exc
+            raise LaunchRefused(
+                _("The platform's registration endpoint could not be reached (%(exc)s).", exc=exc), 502
+            ) from exc
         if response.status_code not in (200, 201) or not isinstance(body, dict) or not body.get("client_id"):
             detail = (body.get("error_description") or body.get("error")) if isinstance(body, dict) else ""
             status = f"HTTP {response.status_code}" + (f": {detail}" if detail else "")
             raise LaunchRefused(
-                f"The platform refused the registration ({status}). "
-                "Start it again from the platform: its registration token may have expired.",
+                _(
+                    "The platform refused the registration (%(status)s). Start it again from the platform: its"
+                    " registration token may have expired.",
+                    status=status,
+                ),
                 502 if response.status_code >= 500 else 400,
             )
         answer = body.get(TOOL_CONFIGURATION)
@@ -142,7 +157,9 @@ class DynamicRegistration:
                 registration, via=RegisteredVia.DYNAMIC, approved=self.settings.lti_auto_approve
             )
         except FieldErrors as exc:
-            raise LaunchRefused(f"The platform's answer cannot be stored: {exc.in_words()}") from exc
+            raise LaunchRefused(
+                _("The platform's answer cannot be stored: %(problem)s", problem=exc.in_words())
+            ) from exc
 
     @staticmethod
     def _headers(params: RegistrationRequest) -> dict[str, str]:
@@ -157,7 +174,11 @@ def checked_configuration(url: str, body: dict[str, Any]) -> PlatformConfigurati
     issuer = str(body.get("issuer") or "")
     if not issuer or origin_of(issuer) != origin_of(url):
         raise LaunchRefused(
-            f"The platform's issuer {issuer!r} does not match the origin of its configuration URL ({origin_of(url)})."
+            _(
+                "The platform's issuer %(issuer)r does not match the origin of its configuration URL (%(origin)s).",
+                issuer=issuer,
+                origin=origin_of(url),
+            )
         )
     problems = []
     for name, meaning in ENDPOINTS.items():
@@ -168,7 +189,7 @@ def checked_configuration(url: str, body: dict[str, Any]) -> PlatformConfigurati
     if not isinstance(algorithms, list) or "RS256" not in algorithms:
         problems.append("RS256 signatures (id_token_signing_alg_values_supported)")
     if problems:
-        raise LaunchRefused(f"The platform's configuration lacks {', '.join(problems)}.")
+        raise LaunchRefused(_("The platform's configuration lacks %(problems)s.", problems=", ".join(problems)))
     platform = body.get(PLATFORM_CONFIGURATION)
     product = platform.get("product_family_code") if isinstance(platform, dict) else ""
     scopes = body.get("scopes_supported")
