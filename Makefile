@@ -26,7 +26,7 @@ $(VENV)/.installed: pyproject.toml requirements.lock
 # After changing texts: extract them, merge them into each language's catalogue (translate the new ones), compile.
 i18n: $(VENV)/.installed
 	$(BIN)/pybabel extract -F babel.cfg -k lazy_gettext --sort-by-file --no-wrap --omit-header -o $(TRANSLATIONS)/messages.pot .
-	$(BIN)/pybabel update -i $(TRANSLATIONS)/messages.pot -d $(TRANSLATIONS) --no-wrap --ignore-obsolete
+	$(BIN)/pybabel update -i $(TRANSLATIONS)/messages.pot -d $(TRANSLATIONS) --no-wrap --ignore-obsolete --no-fuzzy-matching
 	$(MAKE) $(CATALOGUES)
 
 run: install
