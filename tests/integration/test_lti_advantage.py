@@ -420,7 +420,7 @@ async def test_the_course_dashboard_lists_booked_waiting_and_not_booked_and_e_ma
         headers={**FRAMED, "x-csrftoken": client.cookies["csrftoken"], "hx-request": "true"},
     )
     assert reminded.status_code == 200
-    assert "E-mailed 1 student who have not booked yet." in reminded.text
+    assert "E-mailed 1 student who has not booked yet." in reminded.text
     ((notification_id,),) = rows(database_url, "SELECT id FROM notification WHERE kind = 'course_office_hours_invitation'")
     await deliver_notification({}, notification_id=str(notification_id))
     (message,) = mailbox.to("lea@uni.example")

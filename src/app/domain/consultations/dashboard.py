@@ -17,6 +17,7 @@ from app.domain.consultations.forms import ReasonForm, SlotForm, slot_form_error
 from app.domain.consultations.models import Booking, BookingStatus, ConsultationSlot
 from app.domain.consultations.schemas import BulkSlotsIn
 from app.domain.consultations.slots import SlotService
+from app.domain.consultations.states import state_of
 from app.domain.consultations.views import dashboard_overview, slot_rows_context
 from app.domain.google.calendar_api import busy_between
 from app.lib.errors import ConflictError, FieldErrors, NotFound
@@ -175,7 +176,7 @@ class DashboardPages(Controller):
         self, request: Request[User, Any, Any], booking_id: FromPath[UUID], bookings: NamedDependency[BookingService]
     ) -> Response[Any]:
         booking = await bookings.confirm(request.user, booking_id)
-        return self._booking_item(request, booking, f"Confirmed {booking.student.full_name}.")
+        return self._booking_item(request, booking, _("Confirmed %(student)s.", student=booking.student.full_name))
 
     @post("/bookings/{booking_id:uuid}/cancel", status_code=200)
     async def cancel_booking(
@@ -186,8 +187,11 @@ class DashboardPages(Controller):
             booking = await bookings.cancel(request.user, booking_id, form.reason)
         except FieldErrors as exc:
             return form_errors(request, ("reason",), exc.errors, prefix=f"cancel-{booking_id}")
-        done = "Declined" if booking.status == BookingStatus.DECLINED else "Cancelled"
-        return self._booking_item(request, booking, f"{done}; {booking.student.full_name} is told.")
+        if booking.status == BookingStatus.DECLINED:
+            told = _("Declined; %(student)s is told.", student=booking.student.full_name)
+        else:
+            told = _("Cancelled; %(student)s is told.", student=booking.student.full_name)
+        return self._booking_item(request, booking, told)
 
     @post("/bookings/{booking_id:uuid}/{outcome:str}", status_code=200)
     async def mark(
@@ -200,4 +204,4 @@ class DashboardPages(Controller):
         if outcome not in OUTCOMES:
             raise NotFound(_("Unknown outcome."))
         booking = await bookings.mark_outcome(request.user, booking_id, OUTCOMES[outcome])
-        return self._booking_item(request, booking, f"Marked {booking.status.replace('_', ' ')}.")
+        return self._booking_item(request, booking, _("Marked: %(state)s.", state=state_of(booking.status).label))

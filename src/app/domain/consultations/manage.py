@@ -230,7 +230,7 @@ class EmailActions(Controller):
         """Do what the link is for, only on the version of the booking it was made for."""
         if link.action == LinkAction.CONFIRM:
             booking = await bookings.confirm(actor, link.booking_id, sequence=link.sequence)
-            return booking, f"Confirmed. {booking.student.full_name} is told."
+            return booking, _("Confirmed. %(student)s is told.", student=booking.student.full_name)
         if link.action == LinkAction.MANAGE:
             choice = await read_form(request, RescheduleForm)
             typed["slot_id"] = choice.slot_id
@@ -243,9 +243,9 @@ class EmailActions(Controller):
         typed["reason"] = form.reason
         if link.action == LinkAction.DECLINE:
             booking = await bookings.decline(actor, link.booking_id, form.reason, sequence=link.sequence)
-            return booking, f"Declined. {booking.student.full_name} is told, with your reason."
+            return booking, _("Declined. %(student)s is told, with your reason.", student=booking.student.full_name)
         booking = await bookings.cancel(actor, link.booking_id, form.reason, sequence=link.sequence)
-        return booking, f"Cancelled. {booking.slot.professor.full_name} is told."
+        return booking, _("Cancelled. %(professor)s is told.", professor=booking.slot.professor.full_name)
 
     async def _ask(
         self,

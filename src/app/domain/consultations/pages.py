@@ -192,7 +192,9 @@ class WaitlistPages(Controller):
     ) -> Response[Any]:
         entry = await waitlist.join_slot(request.user, slot_id)
         position = await waitlist.position(entry)
-        return await self._cell(request, waitlist, slot_id, f"You are number {position} on the waitlist.")
+        return await self._cell(
+            request, waitlist, slot_id, _("You are number %(position)s on the waitlist.", position=position)
+        )
 
     @post("/slots/{slot_id:uuid}/waitlist/leave", status_code=200)
     async def leave(
