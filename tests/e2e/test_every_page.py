@@ -276,6 +276,21 @@ def action_link(action: str) -> Callable[[World], str]:
     return path
 
 
+def mailed_account_link(which: str) -> Callable[[World], str]:
+    """The page an account e-mail's signed link opens (confirm the address, unlock the account), signed out."""
+
+    def path(world: World) -> str:
+        from app.config import get_settings
+        from app.domain.accounts.emails import unlock_url
+        from app.domain.accounts.verification import verify_url
+
+        settings = get_settings()
+        url = verify_url(world.student, settings) if which == "verify" else unlock_url(world.student, settings)
+        return url.removeprefix(settings.app_url)
+
+    return path
+
+
 @dataclass(frozen=True)
 class Shown:
     role: str
@@ -292,6 +307,8 @@ PAGES = (
     Shown("anonymous", "embed-sign-in", embedded_sign_in),
     Shown("anonymous", "e-mailed-decline-link", plain(action_link("decline"))),
     Shown("anonymous", "e-mailed-manage-link", plain(action_link("manage"))),
+    Shown("anonymous", "e-mailed-address-confirmation", plain(mailed_account_link("verify"))),
+    Shown("anonymous", "e-mailed-unlock-link", plain(mailed_account_link("unlock"))),
     Shown("student", "professors", plain("/professors")),
     Shown("student", "grid", grid),
     Shown("student", "grid-past-week", past_grid),
@@ -312,6 +329,7 @@ PAGES = (
     Shown("professor", "embed-dashboard", embedded_dashboard),
     Shown("admin", "admin-notifications", plain("/admin/notifications?status=all")),
     Shown("admin", "dev-mailbox", plain("/dev/mail")),
+    Shown("admin", "admin-lms-platforms", plain("/admin/lti")),
 )
 CASES = [(shown, width) for width in WIDTHS for shown in PAGES]
 
