@@ -387,3 +387,95 @@ def live_server(database_url: str) -> Iterator[str]:
     finally:
         process.terminate()
         process.wait(timeout=15)
+
+
+REDIS_DATABASES = range(1, 16)  # database 0 holds the leases: which test process uses which number
+
+
+@pytest.fixture(scope="session")
+def redis_url() -> Iterator[str]:
+    """A Redis database number of this test process's own (parallel runs and xdist workers never share one),
+    leased in database 0 for the run, emptied before and after."""
+    import redis
+
+    description, answers = redis_server()
+    if not answers:
+        if in_ci():
+            pytest.fail(f"CI=true and Redis is needed: {description}")
+        pytest.skip(f"Redis-mode variant: {description}")
+    base = TEST_REDIS_URL.rstrip("/")
+    with redis.Redis.from_url(f"{base}/0") as leases:
+        number = next(
+            (n for n in REDIS_DATABASES if leases.set(f"office-hours-test:db:{n}", os.getpid(), nx=True, ex=6 * 3600)),
+            None,
+        )
+        if number is None:
+            pytest.fail(f"every Redis database {REDIS_DATABASES} is leased by another test run")
+        url = f"{base}/{number}"
+        with redis.Redis.from_url(url) as client:
+            client.flushdb()
+        try:
+            yield url
+        finally:
+            with redis.Redis.from_url(url) as client:
+                client.flushdb()
+            leases.delete(f"office-hours-test:db:{number}")
+
+
+def flush_redis(url: str) -> None:
+    import redis
+
+    with redis.Redis.from_url(url) as client:
+        client.flushdb()
+
+
+@pytest.fixture(params=["postgres", "redis"])
+async def backend(request: pytest.FixtureRequest, app: Any) -> AsyncIterator[str]:
+    """Runs the test twice: queue and live events on PostgreSQL (the default), then both on Redis
+    (QUEUE_URL and CHANNELS_URL), in this process as the settings would have them; processes the test starts
+    inherit the choice through the environment."""
+    if request.param == "postgres":
+        yield "postgres"
+        return
+    from app.config import get_settings
+    from app.lib import live, queue
+
+    url = request.getfixturevalue("redis_url")
+    kept = queue._config
+    os.environ.update({"QUEUE_URL": url, "CHANNELS_URL": url})
+    get_settings.cache_clear()
+    live._redis_client.cache_clear()
+    queue._config = None  # the next job queued builds the queue from the settings: on Redis
+    try:
+        yield "redis"
+    finally:
+        if queue._config is not None and queue._config is not kept:
+            await queue.close_queue()
+        if live._redis_client.cache_info().currsize:
+            await live._redis_client().aclose()
+        live._redis_client.cache_clear()
+        queue._config = kept
+        for name in ("QUEUE_URL", "CHANNELS_URL"):
+            os.environ.pop(name, None)
+        get_settings.cache_clear()
+        flush_redis(url)
+
+
+@pytest.fixture(scope="session")
+def redis_live_server(database_url: str, redis_url: str) -> Iterator[str]:
+    """`live_server` with its queue and live events on Redis."""
+    port = free_port()
+    process = start_server(database_url, port, QUEUE_URL=redis_url, CHANNELS_URL=redis_url)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        wait_until_up(url, process)
+        yield url
+    finally:
+        process.terminate()
+        process.wait(timeout=15)
+
+
+@pytest.fixture
+def served(backend: str, request: pytest.FixtureRequest) -> str:
+    """The app in its own process, on the `backend` of the test (PostgreSQL or Redis)."""
+    return str(request.getfixturevalue("redis_live_server" if backend == "redis" else "live_server"))
