@@ -17,7 +17,7 @@ import pytest
 from tests.conftest import ROOT, Mailbox, free_port, start_server, wait_until_up
 from tests.helpers import PASSWORD, in_hours, make_slot, make_user
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.serial]
 STUDENTS, SLOTS, CAPACITY = 30, 3, 2
 
 
