@@ -19,6 +19,7 @@ import tempfile
 import threading
 import time
 from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager
 from email import message_from_bytes
 from email.message import EmailMessage
 from email.policy import default as default_policy
@@ -288,7 +289,7 @@ TABLES = (
 @pytest.fixture(autouse=True)
 def clean_tables(request: pytest.FixtureRequest) -> Iterator[None]:
     yield
-    if "database_url" in request.fixturenames:
+    if "database_url" in request.fixturenames and not request.node.get_closest_marker("shared_data"):
         url = request.getfixturevalue("database_url")
         with psycopg.connect(url, autocommit=True) as conn:
             existing = {row[0] for row in conn.execute("SELECT tablename FROM pg_tables WHERE schemaname = 'public'")}
@@ -429,25 +430,23 @@ def flush_redis(url: str) -> None:
         client.flushdb()
 
 
-@pytest.fixture(params=["postgres", "redis"])
-async def backend(request: pytest.FixtureRequest, app: Any) -> AsyncIterator[str]:
-    """Runs the test twice: queue and live events on PostgreSQL (the default), then both on Redis
-    (QUEUE_URL and CHANNELS_URL), in this process as the settings would have them; processes the test starts
-    inherit the choice through the environment."""
-    if request.param == "postgres":
-        yield "postgres"
-        return
+@asynccontextmanager
+async def on_backend(redis: str | None) -> AsyncIterator[None]:
+    """This process's queue and live events on Redis (QUEUE_URL and CHANNELS_URL = `redis`) for the block, as the
+    settings would have them; processes started inside inherit the choice through the environment."""
     from app.config import get_settings
     from app.lib import live, queue
 
-    url = request.getfixturevalue("redis_url")
+    if redis is None:
+        yield
+        return
     kept = queue._config
-    os.environ.update({"QUEUE_URL": url, "CHANNELS_URL": url})
+    os.environ.update({"QUEUE_URL": redis, "CHANNELS_URL": redis})
     get_settings.cache_clear()
     live._redis_client.cache_clear()
     queue._config = None  # the next job queued builds the queue from the settings: on Redis
     try:
-        yield "redis"
+        yield
     finally:
         if queue._config is not None and queue._config is not kept:
             await queue.close_queue()
@@ -458,7 +457,14 @@ async def backend(request: pytest.FixtureRequest, app: Any) -> AsyncIterator[str
         for name in ("QUEUE_URL", "CHANNELS_URL"):
             os.environ.pop(name, None)
         get_settings.cache_clear()
-        flush_redis(url)
+        flush_redis(redis)
+
+
+@pytest.fixture(params=["postgres", "redis"])
+async def backend(request: pytest.FixtureRequest, app: Any) -> AsyncIterator[str]:
+    """Runs the test twice: queue and live events on PostgreSQL (the default), then both on Redis."""
+    async with on_backend(request.getfixturevalue("redis_url") if request.param == "redis" else None):
+        yield request.param
 
 
 @pytest.fixture(scope="session")
