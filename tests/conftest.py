@@ -225,6 +225,9 @@ def database_url(
             "APP_ENV": "test",
             "DATA_DIR": str(data_dir),
             "RUN_WORKER_IN_PROCESS": "false",
+            # Fewer idle connections per app process: the run's processes (two per xdist worker, and the app and
+            # worker processes tests start) share the server's max_connections; bursts still get the overflow.
+            "DATABASE_POOL_SIZE": "2",
             "SECRET_KEY": "test-secret-key-" + "x" * 32,
             "SMTP_HOST": "127.0.0.1",
             "SMTP_PORT": str(mailbox_server[1]),

@@ -34,7 +34,8 @@ from tests.e2e.conftest import empty_tables
 from tests.helpers import api_token, book, in_hours, make_slot, make_user
 from tests.integration.test_google import connect_calendar
 
-pytestmark = [pytest.mark.slow, pytest.mark.shared_data]
+# One xdist process runs the whole module (`--dist loadgroup`), so its runs are prepared and waited for once.
+pytestmark = [pytest.mark.slow, pytest.mark.shared_data, pytest.mark.xdist_group("worker")]
 MOVED = timedelta(hours=3)
 DEADLINE_SECONDS = 150  # the sweeps run at the top of each real minute; allow two of them and a slow machine
 
