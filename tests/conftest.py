@@ -25,6 +25,7 @@ from email.message import EmailMessage
 from email.policy import default as default_policy
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import httpx
 import psycopg
@@ -407,7 +408,8 @@ def redis_url() -> Iterator[str]:
         if in_ci():
             pytest.fail(f"CI=true and Redis is needed: {description}")
         pytest.skip(f"Redis-mode variant: {description}")
-    base = TEST_REDIS_URL.rstrip("/")
+    parts = urlsplit(TEST_REDIS_URL)
+    base = f"{parts.scheme}://{parts.netloc}"  # the server; the database number is chosen here
     with redis.Redis.from_url(f"{base}/0") as leases:
         number = next(
             (n for n in REDIS_DATABASES if leases.set(f"office-hours-test:db:{n}", os.getpid(), nx=True, ex=6 * 3600)),
