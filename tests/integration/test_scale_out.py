@@ -17,7 +17,7 @@ import pytest
 from tests.conftest import ROOT, Mailbox, free_port, start_server, wait_until_up
 from tests.helpers import PASSWORD, in_hours, make_slot, make_user
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.serial]
 STUDENTS, SLOTS, CAPACITY = 30, 3, 2
 
 
@@ -44,8 +44,9 @@ async def tokens(base: str, users: list[Any]) -> dict[Any, dict[str, str]]:
 
 
 async def test_a_rush_through_two_app_processes_never_overbooks_and_mails_once(
-    database_url: str, mailbox: Mailbox, mailbox_server: tuple[Mailbox, int]
+    database_url: str, mailbox: Mailbox, mailbox_server: tuple[Mailbox, int], backend: str
 ) -> None:
+    """On both backends: the processes inherit QUEUE_URL/CHANNELS_URL (Redis) or leave them to the database."""
     ports = [free_port(), free_port()]
     apps = [start_server(database_url, port, RUN_WORKER_IN_PROCESS="false") for port in ports]
     workers = [start_worker(database_url, mailbox_server[1]) for _ in range(2)]

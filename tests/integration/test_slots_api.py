@@ -10,6 +10,7 @@ from zoneinfo import ZoneInfo
 import psycopg
 import pytest
 
+from app.lib.clock import fixed_clock
 from app.lib.formatting import describe_time
 from tests.helpers import api_token, in_hours, make_slot, make_user
 
@@ -62,10 +63,10 @@ def span(start: datetime, end: datetime, zone: str = BERLIN) -> str:
     return describe_time(start, end, zone)
 
 
-def next_clock_change(zone: str, *, back: bool) -> date:
-    """The next day (from next week on) on which the zone's clocks go back (or forward), e.g. 2027-10-31 in Berlin."""
+def next_clock_change(zone: str, *, back: bool, after: date) -> date:
+    """The first day from `after` on which the zone's clocks go back (or forward), e.g. 2027-10-31 in Berlin."""
     tz = ZoneInfo(zone)
-    day = date.today() + timedelta(days=7)
+    day = after
     while True:
         before = datetime.combine(day, time(0), tz).utcoffset()
         after = datetime.combine(day + timedelta(days=1), time(0), tz).utcoffset()
@@ -233,21 +234,30 @@ async def test_generated_slots_follow_each_professors_own_time_zone(client: Any)
     }
 
 
+# "Now" is fixed a month before a known change, so the weeks on both sides are ahead on every day of the year.
+AUTUMN_2027 = datetime(2027, 10, 1, 12, 0, tzinfo=UTC)
+SPRING_2027 = datetime(2027, 2, 26, 12, 0, tzinfo=UTC)
+
+
 @pytest.mark.parametrize(
-    ("zone", "back", "utc_hours_before", "utc_hours_after"),
+    ("zone", "back", "now", "change", "utc_hours_before", "utc_hours_after"),
     [
-        pytest.param(BERLIN, True, 8, 9, id="Europe/Berlin-summer-time-ends"),
-        pytest.param("America/New_York", True, 14, 15, id="America/New_York-daylight-time-ends"),
-        pytest.param(BERLIN, False, 9, 8, id="Europe/Berlin-summer-time-starts"),
+        pytest.param(BERLIN, True, AUTUMN_2027, date(2027, 10, 31), 8, 9, id="Europe/Berlin-summer-time-ends"),
+        pytest.param(
+            "America/New_York", True, AUTUMN_2027, date(2027, 11, 7), 14, 15, id="America/New_York-daylight-time-ends"
+        ),
+        pytest.param(BERLIN, False, SPRING_2027, date(2027, 3, 28), 9, 8, id="Europe/Berlin-summer-time-starts"),
     ],
 )
 async def test_weekly_slots_keep_their_local_time_across_a_clock_change(
-    client: Any, zone: str, back: bool, utc_hours_before: int, utc_hours_after: int
+    client: Any, zone: str, back: bool, now: datetime, change: date, utc_hours_before: int, utc_hours_after: int
 ) -> None:
-    change = next_clock_change(zone, back=back)  # 2027-10-31, 2027-11-07 and 2027-03-28 as of writing
+    assert next_clock_change(zone, back=back, after=now.date()) == change
     professor = await make_user("professor", timezone=zone)
     payload = rule(change - timedelta(days=14), change + timedelta(days=14), [change.weekday()])
-    response = await client.post("/api/v1/slots/bulk", json=payload, headers=await headers_for(client, professor))
+    with fixed_clock(now):  # the token too is issued and checked on that day
+        headers = await headers_for(client, professor)
+        response = await client.post("/api/v1/slots/bulk", json=payload, headers=headers)
     assert response.status_code == 201
     starts = [parsed(item["start_time"]) for item in response.json()["items"]]
     walls = [start.astimezone(ZoneInfo(zone)) for start in starts]

@@ -131,7 +131,12 @@ async def test_accepting_after_the_hold_expired_fails_cleanly(client: Any, datab
         assert conn.execute("SELECT count(*) FROM booking WHERE student_id = %s", (student.id,)).fetchone() == (0,)
 
 
-async def test_an_expired_hold_moves_to_the_next_student_who_is_emailed(client: Any, database_url: str) -> None:
+async def test_an_expired_hold_moves_to_the_next_student_who_is_emailed(
+    client: Any, database_url: str, backend: str
+) -> None:
+    """On both queue backends: the offer's mail is queued on PostgreSQL, or on Redis with QUEUE_URL=redis://."""
+    from app.lib.queue import get_queue
+
     _, slot, (taken,) = await full_slot()
     first, second = await make_user(), await make_user()
     for student in (first, second):
@@ -142,6 +147,9 @@ async def test_an_expired_hold_moves_to_the_next_student_who_is_emailed(client: 
     assert await expire_waitlist_holds({}) == 1
     assert entries(database_url) == [(first.id, "expired"), (second.id, "offered")]
     assert kinds_for(database_url, second.id) == ["waitlist_offer"]
+    with psycopg.connect(database_url) as conn:
+        (offer,) = conn.execute("SELECT id FROM notification WHERE user_id = %s", (second.id,)).fetchone()
+    assert await (await get_queue()).job(f"deliver:{offer}:0") is not None
 
 
 async def test_auto_book_mode_books_the_next_student_at_once(client: Any, database_url: str) -> None:
@@ -273,7 +281,7 @@ async def test_a_window_entry_is_offered_any_matching_slot(client: Any, database
     assert entries(database_url) == [(student.id, "offered")]
 
 
-async def test_stats_count_promotions_and_expired_holds(client: Any, database_url: str) -> None:
+async def test_stats_count_promotions_and_expired_holds(client: Any, database_url: str, backend: str) -> None:
     professor, slot, (taken,) = await full_slot()
     first, second = await make_user(), await make_user()
     for student in (first, second):

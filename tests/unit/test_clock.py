@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
+from typing import Any
 
 from app.lib.clock import day_bounds, monday_of
 from app.lib.formatting import describe_time, local_time
@@ -27,3 +28,48 @@ def test_a_day_with_the_spring_clock_change_lasts_twenty_three_hours() -> None:
 def test_a_week_starts_on_monday() -> None:
     assert monday_of(date(2026, 12, 6)) == date(2026, 11, 30)
     assert monday_of(date(2026, 11, 30)) == date(2026, 11, 30)
+
+
+def test_a_fixed_clock_is_now_inside_its_block_only() -> None:
+    from app.lib.clock import fixed_clock, utcnow
+
+    at = datetime(2027, 10, 1, 12, 0, tzinfo=UTC)
+    with fixed_clock(at):
+        assert utcnow() == at
+    assert utcnow() > datetime(2026, 1, 1, tzinfo=UTC)
+    assert utcnow() != at
+
+
+def test_a_clock_file_with_an_instant_stands_time_still_there(tmp_path: Any, monkeypatch: Any) -> None:
+    from app.lib.clock import utcnow
+
+    clock = tmp_path / "clock"
+    clock.write_text("2027-03-01T09:30:00+00:00")
+    monkeypatch.setenv("TEST_CLOCK_FILE", str(clock))
+    assert utcnow() == datetime(2027, 3, 1, 9, 30, tzinfo=UTC)
+
+
+def test_a_clock_file_with_seconds_moves_the_real_time_on(tmp_path: Any, monkeypatch: Any) -> None:
+    from app.lib.clock import utcnow
+
+    clock = tmp_path / "clock"
+    clock.write_text("+86400")
+    monkeypatch.setenv("TEST_CLOCK_FILE", str(clock))
+    ahead = utcnow() - datetime.now(UTC)
+    assert timedelta(hours=23, minutes=59) < ahead <= timedelta(days=1)
+
+
+def test_production_ignores_and_refuses_a_clock_file(tmp_path: Any, monkeypatch: Any) -> None:
+    import pytest
+
+    from app.config import SettingsError, load_settings
+    from app.lib.clock import utcnow
+
+    clock = tmp_path / "clock"
+    clock.write_text("2027-03-01T09:30:00+00:00")
+    monkeypatch.setenv("TEST_CLOCK_FILE", str(clock))
+    monkeypatch.setenv("APP_ENV", "production")
+    monkeypatch.setenv("SECRET_KEY", "x" * 48)
+    assert utcnow() != datetime(2027, 3, 1, 9, 30, tzinfo=UTC)
+    with pytest.raises(SettingsError, match="TEST_CLOCK_FILE"):
+        load_settings()

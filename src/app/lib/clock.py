@@ -2,13 +2,51 @@
 
 from __future__ import annotations
 
+import os
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from datetime import UTC, date, datetime, time, timedelta
 from functools import lru_cache
+from pathlib import Path
 from zoneinfo import ZoneInfo, available_timezones
+
+# Every service reads "now" through utcnow(). Tests fix or move it: in this process with `fixed_clock`, and for
+# app and worker processes they start through TEST_CLOCK_FILE (refused in production, see app.config): the file
+# holds an ISO 8601 instant (time stands still there) or a signed number of seconds added to the real time.
+_override: Callable[[], datetime] | None = None
 
 
 def utcnow() -> datetime:
+    if _override is not None:
+        return _override()
+    path = os.environ.get("TEST_CLOCK_FILE")
+    if path and os.environ.get("APP_ENV") != "production":
+        return _from_clock_file(Path(path))
     return datetime.now(UTC)
+
+
+def _from_clock_file(path: Path) -> datetime:
+    try:
+        text = path.read_text().strip()
+    except FileNotFoundError:
+        text = ""
+    if not text:
+        return datetime.now(UTC)
+    if text[0] in "+-" or (text[0].isdigit() and "T" not in text):
+        return datetime.now(UTC) + timedelta(seconds=float(text))
+    return datetime.fromisoformat(text).astimezone(UTC)
+
+
+@contextmanager
+def fixed_clock(at: datetime | Callable[[], datetime]) -> Iterator[None]:
+    """In this process, "now" is `at` (an instant, or a function giving one) until the block ends."""
+    global _override
+    kept = _override
+    _override = at if callable(at) else (lambda: at)
+    try:
+        yield
+    finally:
+        _override = kept
 
 
 def today_in(timezone: str) -> date:

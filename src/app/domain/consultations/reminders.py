@@ -32,8 +32,8 @@ CROSS JOIN LATERAL (
     UNION SELECT p.second_reminder_minutes WHERE p.second_reminder_minutes IS NOT NULL
 ) AS lead
 WHERE b.status = 'confirmed'
-  AND b.start_time > now()
-  AND b.start_time - make_interval(mins => lead.minutes) <= now()
+  AND b.start_time > :now
+  AND b.start_time - make_interval(mins => lead.minutes) <= :now
   AND b.created_at <= b.start_time - make_interval(mins => lead.minutes)
 ON CONFLICT (dedupe_key) DO NOTHING
 RETURNING id
@@ -43,7 +43,7 @@ RETURNING id
 
 async def queue_due_reminders(session: AsyncSession) -> list[UUID]:
     """Write the reminders that are due into the outbox (each once); they are delivered after the commit."""
-    result = await session.execute(DUE_REMINDERS_SQL, {"default_minutes": DEFAULT_REMINDER_MINUTES})
+    result = await session.execute(DUE_REMINDERS_SQL, {"default_minutes": DEFAULT_REMINDER_MINUTES, "now": utcnow()})
     ids = [row[0] for row in result.all()]
     deliver_after_commit(session, ids)
     return ids
