@@ -39,6 +39,7 @@ from app.domain.lti.placements import DeepLinkPages
 from app.domain.lti.platforms import frame_ancestors
 from app.domain.notifications.emails import EmailBook
 from app.domain.system.controllers import SystemController
+from app.domain.system.metrics import MetricsController
 from app.lib.body import JsonBodyGuardMiddleware
 from app.lib.csrf import SameOriginMiddleware, csrf_cookie_name
 from app.lib.database import EmbeddedDatabasePlugin, get_alchemy_config
@@ -48,6 +49,7 @@ from app.lib.headers import SecurityHeadersMiddleware
 from app.lib.i18n import LocaleMiddleware
 from app.lib.live import create_channels_plugin
 from app.lib.methods import answer_head_and_options
+from app.lib.metrics import METRICS_PATH, prometheus_config
 from app.lib.openapi import document_errors, operation_id
 from app.lib.sessions import DatabaseSessionConfig
 from app.lib.templates import create_template_engine
@@ -56,7 +58,7 @@ from app.services import EMAILS
 from app.worker import saq_config
 
 UNSAFE_EXEMPT_PATHS = ("/api/", "/lti/login", "/lti/launch")
-UNAUTHENTICATED_PATHS = ["/static", "/media", "/health", "/schema"]
+UNAUTHENTICATED_PATHS = ["/static", "/media", "/health", "/schema", METRICS_PATH]
 
 
 def provide_emails() -> EmailBook:
@@ -88,6 +90,7 @@ def create_app() -> Litestar:
     app = Litestar(
         route_handlers=[
             SystemController,
+            MetricsController,
             AccountPages,
             AccountApi,
             GoogleAuth,
@@ -127,6 +130,7 @@ def create_app() -> Litestar:
             EmbeddedDatabasePlugin(),
         ],
         middleware=[
+            prometheus_config().middleware,
             SecurityHeadersMiddleware(hsts=settings.cookies_secure),
             FrameAncestorsMiddleware(origins=lambda: frame_ancestors(settings)),
             SameOriginMiddleware(settings.app_url, exempt=UNSAFE_EXEMPT_PATHS),
