@@ -6,7 +6,6 @@ from advanced_alchemy.extensions.litestar import SQLAlchemyPlugin
 from litestar import Litestar
 from litestar.config.csrf import CSRFConfig
 from litestar.di import Provide
-from litestar.logging import LoggingConfig
 from litestar.middleware import DefineMiddleware
 from litestar.openapi import OpenAPIConfig
 from litestar.openapi.plugins import ScalarRenderPlugin
@@ -48,6 +47,7 @@ from app.lib.framing import FrameAncestorsMiddleware
 from app.lib.headers import SecurityHeadersMiddleware
 from app.lib.i18n import LocaleMiddleware
 from app.lib.live import create_channels_plugin
+from app.lib.logs import logging_config, with_request_id
 from app.lib.methods import answer_head_and_options
 from app.lib.metrics import METRICS_PATH, prometheus_config
 from app.lib.openapi import document_errors, operation_id
@@ -146,8 +146,7 @@ def create_app() -> Litestar:
         csrf_config=csrf,
         template_config=template_config,
         exception_handlers=exception_handlers(),
-        # Handled errors (a 404, a refused booking) are answers, not log lines; lib/exceptions logs the real ones.
-        logging_config=LoggingConfig(log_exceptions="never"),
+        logging_config=logging_config(settings),
         openapi_config=OpenAPIConfig(
             title="Office hours API",
             version="1.0.0",
@@ -162,5 +161,6 @@ def create_app() -> Litestar:
         debug=settings.app_env == "development",
     )
     document_errors(app.openapi_schema)
-    app.asgi_handler = answer_head_and_options(app)
+    # Outermost: every answer, a 404 for no route included, carries its request id (and, as JSON, one access line).
+    app.asgi_handler = with_request_id(answer_head_and_options(app), access_log=settings.log_format == "json")
     return app
