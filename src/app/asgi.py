@@ -53,6 +53,7 @@ from app.lib.metrics import METRICS_PATH, prometheus_config
 from app.lib.openapi import document_errors, operation_id
 from app.lib.sessions import DatabaseSessionConfig
 from app.lib.templates import create_template_engine
+from app.lib.tracing import configure_tracing
 from app.lib.unit_of_work import UnitOfWorkMiddleware
 from app.services import EMAILS
 from app.worker import saq_config
@@ -87,6 +88,15 @@ def create_app() -> Litestar:
         exclude=list(UNSAFE_EXEMPT_PATHS),
     )
     template_config = TemplateConfig(engine=create_template_engine(TEMPLATE_GLOBALS))
+    tracing = configure_tracing(settings)  # None unless OTEL_EXPORTER_OTLP_ENDPOINT is set
+
+    def start_tracing() -> None:
+        if tracing is not None:
+            tracing.trace_database(alchemy.get_engine())
+
+    def stop_tracing() -> None:
+        if tracing is not None:
+            tracing.shutdown()
     app = Litestar(
         route_handlers=[
             SystemController,
@@ -120,12 +130,15 @@ def create_app() -> Litestar:
             ),
         ],
         dependencies={"emails": Provide(provide_emails, sync_to_thread=False)},
+        on_startup=[start_tracing],
+        on_shutdown=[stop_tracing],
         plugins=[
             SQLAlchemyPlugin(config=alchemy),
             HTMXPlugin(),
             FlashPlugin(config=FlashConfig(template_config=template_config)),
             SAQPlugin(config=saq_config()),
             create_channels_plugin(),
+            *([tracing.plugin] if tracing is not None else []),
             # last, so the embedded server stops after every other shutdown hook has used it
             EmbeddedDatabasePlugin(),
         ],
