@@ -78,7 +78,8 @@ async def test_a_request_is_a_server_span_named_by_its_route_with_its_queries_as
     assert {span.context.trace_id for span in queries} == {server.context.trace_id}
     assert all(span.parent is not None for span in queries)
     statements = " ".join(str(span.attributes.get("db.statement", "")) for span in queries)
-    assert "api_token" in statements and "user_account" in statements
+    assert "api_token" in statements
+    assert "user_account" in statements
 
 
 async def test_a_failed_request_is_marked_on_its_span(traced_app: Any, exporter: InMemorySpanExporter) -> None:

@@ -48,7 +48,7 @@ class Tracing:
 
         instrumentor: Any = SQLAlchemyInstrumentor()
         if not instrumentor.is_instrumented_by_opentelemetry:
-            # The instrumentation declares SQLAlchemy < 2.1; its event hooks work on 2.1 (tests/integration/test_tracing.py).
+            # It declares SQLAlchemy < 2.1; its event hooks work on 2.1 (tests/integration/test_tracing.py).
             instrumentor.instrument(engine=engine.sync_engine, tracer_provider=self.provider, skip_dep_check=True)
 
     def shutdown(self) -> None:
