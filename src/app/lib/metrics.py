@@ -5,8 +5,9 @@ the change is durable (`count_after_commit`). State (the outbox, the queue) is r
 and the queue, so every process answers the same, whichever one the scrape reaches. Open SSE streams are a gauge
 per process.
 
-With several processes per machine (`app run --wc N`), set PROMETHEUS_MULTIPROC_DIR to an empty directory shared by
-them: prometheus_client then sums the counters of all of them (see docs/deploy.md).
+Counters are per process: scrape each app process directly (docs/deploy.md §7 runs one per port). Like Litestar's own
+controller, the exposition honours prometheus_client's multiprocess mode (PROMETHEUS_MULTIPROC_DIR) for
+`app run --wc N`; that mode is not exercised by the tests.
 """
 
 from __future__ import annotations
