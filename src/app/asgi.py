@@ -97,6 +97,7 @@ def create_app() -> Litestar:
     def stop_tracing() -> None:
         if tracing is not None:
             tracing.shutdown()
+
     app = Litestar(
         route_handlers=[
             SystemController,
