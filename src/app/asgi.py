@@ -6,7 +6,6 @@ from advanced_alchemy.extensions.litestar import SQLAlchemyPlugin
 from litestar import Litestar
 from litestar.config.csrf import CSRFConfig
 from litestar.di import Provide
-from litestar.logging import LoggingConfig
 from litestar.middleware import DefineMiddleware
 from litestar.openapi import OpenAPIConfig
 from litestar.openapi.plugins import ScalarRenderPlugin
@@ -39,6 +38,7 @@ from app.domain.lti.placements import DeepLinkPages
 from app.domain.lti.platforms import frame_ancestors
 from app.domain.notifications.emails import EmailBook
 from app.domain.system.controllers import SystemController
+from app.domain.system.metrics import MetricsController
 from app.lib.body import JsonBodyGuardMiddleware
 from app.lib.csrf import SameOriginMiddleware, csrf_cookie_name
 from app.lib.database import EmbeddedDatabasePlugin, get_alchemy_config
@@ -47,16 +47,19 @@ from app.lib.framing import FrameAncestorsMiddleware
 from app.lib.headers import SecurityHeadersMiddleware
 from app.lib.i18n import LocaleMiddleware
 from app.lib.live import create_channels_plugin
+from app.lib.logs import logging_config, with_request_id
 from app.lib.methods import answer_head_and_options
+from app.lib.metrics import METRICS_PATH, prometheus_config
 from app.lib.openapi import document_errors, operation_id
 from app.lib.sessions import DatabaseSessionConfig
 from app.lib.templates import create_template_engine
+from app.lib.tracing import configure_tracing
 from app.lib.unit_of_work import UnitOfWorkMiddleware
 from app.services import EMAILS
 from app.worker import saq_config
 
 UNSAFE_EXEMPT_PATHS = ("/api/", "/lti/login", "/lti/launch")
-UNAUTHENTICATED_PATHS = ["/static", "/media", "/health", "/schema"]
+UNAUTHENTICATED_PATHS = ["/static", "/media", "/health", "/schema", METRICS_PATH]
 
 
 def provide_emails() -> EmailBook:
@@ -85,9 +88,20 @@ def create_app() -> Litestar:
         exclude=list(UNSAFE_EXEMPT_PATHS),
     )
     template_config = TemplateConfig(engine=create_template_engine(TEMPLATE_GLOBALS))
+    tracing = configure_tracing(settings)  # None unless OTEL_EXPORTER_OTLP_ENDPOINT is set
+
+    def start_tracing() -> None:
+        if tracing is not None:
+            tracing.trace_database(alchemy.get_engine())
+
+    def stop_tracing() -> None:
+        if tracing is not None:
+            tracing.shutdown()
+
     app = Litestar(
         route_handlers=[
             SystemController,
+            MetricsController,
             AccountPages,
             AccountApi,
             GoogleAuth,
@@ -117,16 +131,20 @@ def create_app() -> Litestar:
             ),
         ],
         dependencies={"emails": Provide(provide_emails, sync_to_thread=False)},
+        on_startup=[start_tracing],
+        on_shutdown=[stop_tracing],
         plugins=[
             SQLAlchemyPlugin(config=alchemy),
             HTMXPlugin(),
             FlashPlugin(config=FlashConfig(template_config=template_config)),
             SAQPlugin(config=saq_config()),
             create_channels_plugin(),
+            *([tracing.plugin] if tracing is not None else []),
             # last, so the embedded server stops after every other shutdown hook has used it
             EmbeddedDatabasePlugin(),
         ],
         middleware=[
+            prometheus_config().middleware,
             SecurityHeadersMiddleware(hsts=settings.cookies_secure),
             FrameAncestorsMiddleware(origins=lambda: frame_ancestors(settings)),
             SameOriginMiddleware(settings.app_url, exempt=UNSAFE_EXEMPT_PATHS),
@@ -142,8 +160,7 @@ def create_app() -> Litestar:
         csrf_config=csrf,
         template_config=template_config,
         exception_handlers=exception_handlers(),
-        # Handled errors (a 404, a refused booking) are answers, not log lines; lib/exceptions logs the real ones.
-        logging_config=LoggingConfig(log_exceptions="never"),
+        logging_config=logging_config(settings),
         openapi_config=OpenAPIConfig(
             title="Office hours API",
             version="1.0.0",
@@ -158,5 +175,6 @@ def create_app() -> Litestar:
         debug=settings.app_env == "development",
     )
     document_errors(app.openapi_schema)
-    app.asgi_handler = answer_head_and_options(app)
+    # Outermost: every answer, a 404 for no route included, carries its request id (and, as JSON, one access line).
+    app.asgi_handler = with_request_id(answer_head_and_options(app), access_log=settings.log_format == "json")
     return app

@@ -70,6 +70,12 @@ class Settings:
     database_max_overflow: int = 10
     # LMS platforms registered by LTI Dynamic Registration are accepted at once instead of waiting for an admin.
     lti_auto_approve: bool = False
+    # /metrics answers only `Authorization: Bearer <metrics_token>`; unset, the route is off (404).
+    metrics_token: str | None = None
+    # Log lines as JSON objects (production default) or as text (development and tests).
+    log_format: Literal["json", "text"] = "text"
+    # OpenTelemetry traces are exported over OTLP/HTTP when this is set (the exporter reads the other OTEL_* settings).
+    otel_endpoint: str | None = None
 
     @property
     def is_production(self) -> bool:
@@ -104,6 +110,10 @@ def load_settings() -> Settings:
     default_timezone = os.environ.get("DEFAULT_TIMEZONE", "Europe/Berlin")
     if default_timezone not in available_timezones():
         raise SettingsError(f"DEFAULT_TIMEZONE {default_timezone!r} is not an IANA time zone")
+
+    log_format = os.environ.get("LOG_FORMAT", "json" if app_env == "production" else "text").lower()
+    if log_format not in ("json", "text"):
+        raise SettingsError(f"LOG_FORMAT must be json or text, not {log_format!r}")
 
     data_dir = Path(os.environ.get("DATA_DIR", PROJECT_ROOT / ".data"))
     if app_env == "production" and os.environ.get("TEST_CLOCK_FILE"):
@@ -141,6 +151,9 @@ def load_settings() -> Settings:
         database_pool_size=_count("DATABASE_POOL_SIZE", "5", least=1),
         database_max_overflow=_count("DATABASE_MAX_OVERFLOW", "10", least=0),
         lti_auto_approve=os.environ.get("LTI_AUTO_APPROVE", "false").lower() in ("1", "true", "yes"),
+        metrics_token=os.environ.get("METRICS_TOKEN") or None,
+        log_format=log_format,  # type: ignore[arg-type]
+        otel_endpoint=os.environ.get("OTEL_EXPORTER_OTLP_ENDPOINT") or None,
     )
 
 

@@ -32,6 +32,12 @@ async def deliver_notification(ctx: Context, *, notification_id: str) -> str:
     async with provide_services() as services:
         delivery = OutboxDelivery(services.session, get_settings(), EMAILS)
         outcome = await delivery.deliver(UUID(notification_id))
+    logger.info(
+        "notification %s: %s",
+        notification_id,
+        outcome.value,
+        extra={"notification_id": notification_id, "outcome": outcome.value},
+    )
     return outcome.value
 
 

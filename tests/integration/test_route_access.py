@@ -20,6 +20,7 @@ PUBLIC, USER, STUDENT, PROFESSOR, ADMIN = "public", "user", "student", "professo
 ACCESS: dict[tuple[str, str], str] = {
     ("GET", "/"): PUBLIC,
     ("GET", "/health"): PUBLIC,
+    ("GET", "/metrics"): PUBLIC,  # its own bearer token (METRICS_TOKEN): tests/integration/test_metrics.py
     ("GET", "/login"): PUBLIC,
     ("POST", "/login"): PUBLIC,
     ("POST", "/logout"): PUBLIC,

@@ -62,3 +62,30 @@ def test_an_https_app_url_turns_on_secure_cookies(monkeypatch: pytest.MonkeyPatc
     monkeypatch.setenv("APP_URL", "https://office-hours.uni.example/")
     settings = load_settings()
     assert (settings.app_url, settings.cookies_secure) == ("https://office-hours.uni.example", True)
+
+
+@pytest.mark.parametrize(("app_env", "expected"), [("production", "json"), ("test", "text"), ("development", "text")])
+def test_logs_are_json_lines_by_default_only_in_production(
+    monkeypatch: pytest.MonkeyPatch, app_env: str, expected: str
+) -> None:
+    monkeypatch.setenv("APP_ENV", app_env)
+    monkeypatch.delenv("LOG_FORMAT", raising=False)
+    assert load_settings().log_format == expected
+
+
+def test_the_log_format_can_be_chosen_and_must_be_known(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("APP_ENV", "production")
+    monkeypatch.setenv("LOG_FORMAT", "TEXT")
+    assert load_settings().log_format == "text"
+    assert refusal(monkeypatch, "LOG_FORMAT", "xml") == "LOG_FORMAT must be json or text, not 'xml'"
+
+
+def test_metrics_and_tracing_are_off_unless_configured(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in ("METRICS_TOKEN", "OTEL_EXPORTER_OTLP_ENDPOINT"):
+        monkeypatch.delenv(name, raising=False)
+    settings = load_settings()
+    assert (settings.metrics_token, settings.otel_endpoint) == (None, None)
+    monkeypatch.setenv("METRICS_TOKEN", "scrape-me")
+    monkeypatch.setenv("OTEL_EXPORTER_OTLP_ENDPOINT", "http://collector:4318")
+    settings = load_settings()
+    assert (settings.metrics_token, settings.otel_endpoint) == ("scrape-me", "http://collector:4318")

@@ -18,6 +18,7 @@ from saq.types import Function, ReceivesContext
 
 from app.config import Settings, get_settings
 from app.lib.database import get_database_url, libpq_url
+from app.lib.logs import bind_job, tag_job
 
 logger = logging.getLogger(__name__)
 # SAQ logs every job (and the cron sweeps run each minute) at INFO; keep its warnings and errors only.
@@ -74,6 +75,7 @@ def configure_queue(
                 # In-process worker for `make run`; otherwise `app workers run` starts worker processes.
                 separate_process=not settings.run_worker_in_process,
                 startup=list(startup),
+                before_process=[bind_job],  # a job's log lines carry the id of the request that queued it
                 concurrency=10,
             )
         ],
@@ -89,6 +91,7 @@ def get_saq_config() -> SAQConfig:
 
 async def get_queue() -> Queue:
     queue = get_saq_config().get_queues().get(QUEUE_NAME)
+    queue.register_before_enqueue(tag_job)  # jobs carry the request id (idempotent: keyed by the function)
     await queue.connect()
     return queue
 

@@ -21,6 +21,7 @@ from app.lib.errors import ConflictError
 from app.lib.formatting import describe_time
 from app.lib.i18n import gettext as _
 from app.lib.live import announce
+from app.lib.metrics import booking_created_after_commit
 
 
 def professor_profile(slot: ConsultationSlot) -> Profile:
@@ -151,4 +152,5 @@ async def take_place(
             user_id=student.id, booking_id=booking.id, kind=NotificationKind.BOOKING_RECEIVED, context=moved
         )
     await announce(session, "booking_created", slot.professor_id, slot.id, booking.id)
+    booking_created_after_commit(session, booking.id)
     return booking

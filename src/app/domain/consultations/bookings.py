@@ -39,6 +39,7 @@ from app.lib.errors import INTEGRITY_ERRORS, ConflictError, FieldErrors, Forbidd
 from app.lib.formatting import describe_time
 from app.lib.i18n import gettext as _
 from app.lib.live import announce
+from app.lib.metrics import BOOKING_CONFLICTS
 from app.lib.unit_of_work import savepoint
 
 # How far ahead a student is offered other times to move their booking to.
@@ -82,7 +83,11 @@ class BookingService(SQLAlchemyAsyncRepositoryService[Booking]):
             async with savepoint(self.repository.session):
                 return await self._book(student, slot_id, topic.strip())
         except INTEGRITY_ERRORS as exc:  # the partial unique index or the exclusion constraint caught a race
+            BOOKING_CONFLICTS.inc()
             raise ConflictError(_("You already hold a booking at this time.")) from exc
+        except ConflictError:
+            BOOKING_CONFLICTS.inc()
+            raise
 
     async def _book(self, student: User, slot_id: UUID, topic: str) -> Booking:
         if errors := text_problems({"topic": topic}):

@@ -36,6 +36,7 @@ from app.lib.formatting import local_time
 from app.lib.guards import requires_professor, requires_user
 from app.lib.i18n import gettext as _
 from app.lib.live import LiveEvent, professor_channel
+from app.lib.metrics import SSE_STREAMS
 from app.lib.rendering import render_html
 from app.lib.unit_of_work import unit_of_work
 
@@ -151,6 +152,7 @@ async def events_of(
             subscriber.put_nowait(KEEPALIVE)
 
     ticker = asyncio.create_task(tick())
+    SSE_STREAMS.inc()
     try:
         yield None
         if resumed_after is not None:
@@ -158,6 +160,7 @@ async def events_of(
         async for raw in subscriber.iter_events():
             yield None if raw == KEEPALIVE else LiveEvent.decode(raw)
     finally:
+        SSE_STREAMS.dec()
         ticker.cancel()
         with anyio.CancelScope(shield=True):
             await channels.unsubscribe(subscriber)

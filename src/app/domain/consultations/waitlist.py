@@ -36,6 +36,7 @@ from app.lib.errors import INTEGRITY_ERRORS, ConflictError, FieldErrors, NotFoun
 from app.lib.formatting import describe_time
 from app.lib.i18n import gettext as _
 from app.lib.live import announce
+from app.lib.metrics import promotion_after_commit
 from app.lib.unit_of_work import savepoint
 
 
@@ -102,6 +103,7 @@ async def place_freed(session: AsyncSession, slot: ConsultationSlot) -> None:
                 kind=NotificationKind.WAITLIST_BOOKED,
                 variant=str(entry.id),
             )
+            promotion_after_commit(session, "booked")
         else:
             entry.status, entry.offered_slot_id = WaitlistStatus.OFFERED.value, slot.id
             entry.hold_expires_at, entry.offer_nonce = hold_until(slot, profile, now), secrets.token_urlsafe(24)
@@ -112,6 +114,7 @@ async def place_freed(session: AsyncSession, slot: ConsultationSlot) -> None:
                 variant=f"{entry.id}:{slot.id}",
                 context=offer_context(entry, slot),
             )
+            promotion_after_commit(session, "offered")
         free -= 1
     await session.flush()
     await announce(session, "slot_changed", slot.professor_id, slot.id)
