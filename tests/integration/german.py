@@ -36,6 +36,7 @@ ENGLISH_PHRASES = ("Sign in", "Sign out", "Time zone", "Office hours", "No-show"
 READ_ATTRIBUTES = ("aria-label", "title", "placeholder", "alt", "hx-confirm", "data-label", "label")
 # Shown in every language by design: each language's own name in the switch.
 ALWAYS_SHOWN = ("English", "Deutsch")
+URL = re.compile(r"https?://\S+")
 TIME_ZONES = sorted(zoneinfo.available_timezones(), key=len, reverse=True)
 
 
@@ -83,7 +84,7 @@ def without(text: str, known: Iterable[str]) -> str:
 def english_in_text(text: str, known: Iterable[str] = ()) -> list[str]:
     """Each English word or phrase found in `text`, with a little context, after the known data is removed."""
     known = [*known, *ALWAYS_SHOWN]
-    cleaned = without(text, known)
+    cleaned = URL.sub(" ", without(text, known))
     found = []
     for phrase in ENGLISH_PHRASES:
         if phrase in cleaned:

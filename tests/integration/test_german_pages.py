@@ -293,3 +293,9 @@ async def test_the_csv_export_speaks_german(client: Any, world: World) -> None:
         "Buchungs-ID,Beginn,Ende,Status,Benutzername,Vorname,Nachname,E-Mail,Thema,Gebucht am,Abgesagt am,"
         "Abgesagt von,Absagegrund,Ort"
     )
+
+
+async def test_the_check_finds_english_on_an_english_readers_page(client: Any) -> None:
+    """The same check on an English reader's page: it would notice words left in English."""
+    await web_login(client, (await make_user(locale="en")).username)
+    assert english_in_html((await client.get("/bookings")).text) != []

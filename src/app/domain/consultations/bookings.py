@@ -292,9 +292,11 @@ class BookingService(SQLAlchemyAsyncRepositoryService[Booking]):
         )
         when = describe_time(new_slot.start_time, new_slot.end_time, student.timezone)
         booking.status, booking.cancelled_by, booking.cancelled_at = BookingStatus.CANCELLED.value, student.id, utcnow()
-        booking.cancel_reason = f"Moved to {when}"
+        booking.cancel_reason = _("Moved to %(when)s", when=when)  # in the mover's language, as they read it
         booking.sequence += 1
-        await self._withdraw_from_calendar(booking, {"reason": booking.cancel_reason, "moved": True})
+        # The e-mail says it again in its reader's language, from the new times kept with it.
+        moved_to = {"moved_to_start": new_slot.start_time.isoformat(), "moved_to_end": new_slot.end_time.isoformat()}
+        await self._withdraw_from_calendar(booking, {"reason": booking.cancel_reason, "moved": True, **moved_to})
         # The professor's notes for the consultation go with it.
         await session.execute(
             update(ConsultationNote).where(ConsultationNote.booking_id == booking.id).values(booking_id=moved.id)
