@@ -41,9 +41,9 @@ NOT_RENDERED_HERE = {
     "/professors/{professor_id:uuid}/events": "a Server-Sent Events stream: tests/integration/test_german_live.py",
     "/dashboard/events": "a Server-Sent Events stream: tests/integration/test_german_live.py",
     "/dashboard/export.csv": "CSV, not HTML: its headers are checked in test_the_csv_export_speaks_german below",
-    "/embed/open": "redeems a launch token and redirects: the landing page is test_german_lti.py's",
+    "/embed/open": "redeems a launch token and redirects to an embed page rendered here",
     "/embed/probe": "JSON for the embed sign-in script",
-    "/embed/deep-link/{request_id:uuid}": "needs a deep-linking launch from an LMS; its page is rendered in "
+    "/embed/deep-link/{request_id:uuid}": "opened by a deep-linking launch from an LMS: rendered in German by "
     "test_german_lti.py",
 }
 

@@ -32,6 +32,7 @@ from app.domain.consultations.models import (
     SlotStatus,
 )
 from app.domain.consultations.rules import text_problems
+from app.domain.consultations.states import status_word
 from app.domain.consultations.waitlist import accepted, open_offer, place_freed
 from app.domain.notifications.services import NotificationService
 from app.lib.clock import utcnow
@@ -170,7 +171,10 @@ class BookingService(SQLAlchemyAsyncRepositoryService[Booking]):
         require_professor(professor, slot)
         if booking.status != BookingStatus.PENDING:
             raise ConflictError(
-                _("Only a pending booking can be confirmed; this one is %(status)s.", status=booking.status)
+                _(
+                    "Only a pending booking can be confirmed; this one is %(status)s.",
+                    status=status_word(booking.status),
+                )
             )
         if slot.start_time <= utcnow():
             raise ConflictError(_("This consultation has started; it can no longer be confirmed."))
@@ -192,7 +196,7 @@ class BookingService(SQLAlchemyAsyncRepositoryService[Booking]):
             raise ConflictError(
                 _(
                     "Only a pending or confirmed booking can be cancelled; this one is %(status)s.",
-                    status=booking.status,
+                    status=status_word(booking.status),
                 )
             )
         by_professor = slot.professor_id == user.id
@@ -227,7 +231,7 @@ class BookingService(SQLAlchemyAsyncRepositoryService[Booking]):
         require_professor(professor, slot)
         if booking.status != BookingStatus.PENDING:
             raise ConflictError(
-                _("Only a pending request can be declined; this one is %(status)s.", status=booking.status)
+                _("Only a pending request can be declined; this one is %(status)s.", status=status_word(booking.status))
             )
         if not reason.strip():
             raise FieldErrors.single("reason", _("Tell the student why you decline the request."))
@@ -260,7 +264,10 @@ class BookingService(SQLAlchemyAsyncRepositoryService[Booking]):
         await self._lock(booking, sequence)
         if booking.status not in ACTIVE:
             raise ConflictError(
-                _("Only a pending or confirmed booking can be moved; this one is %(status)s.", status=booking.status)
+                _(
+                    "Only a pending or confirmed booking can be moved; this one is %(status)s.",
+                    status=status_word(booking.status),
+                )
             )
         profile = professor_profile(old_slot)
         if not profile.students_may_reschedule:
@@ -401,8 +408,8 @@ class BookingService(SQLAlchemyAsyncRepositoryService[Booking]):
             raise ConflictError(
                 _(
                     "Only a confirmed booking can be marked %(outcome)s; this one is %(status)s.",
-                    outcome=outcome.value,
-                    status=booking.status,
+                    outcome=status_word(outcome.value),
+                    status=status_word(booking.status),
                 )
             )
         if slot.start_time > utcnow():

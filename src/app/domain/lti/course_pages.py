@@ -18,6 +18,7 @@ from app.lib.errors import FieldErrors
 from app.lib.forms import read_form
 from app.lib.guards import requires_professor
 from app.lib.i18n import gettext as _
+from app.lib.i18n import ngettext
 from app.lib.rendering import form_errors, fragments, render, render_html, toast_html
 
 
@@ -43,9 +44,17 @@ class CoursePages(Controller):
     ) -> Response[Any]:
         """E-mail the students who have not booked this term."""
         sent, left_out = await CourseDashboard(db_session).remind(request.user, course_id)
-        message = f"E-mailed {sent} student{'s' if sent != 1 else ''} who have not booked yet."
+        message = ngettext(
+            "E-mailed %(num)s student who have not booked yet.",
+            "E-mailed %(num)s students who have not booked yet.",
+            sent,
+        )
         if left_out:
-            message += f" {left_out} never opened office hours (no address here) and got nothing."
+            message += " " + ngettext(
+                "%(num)s never opened office hours (no address here) and got nothing.",
+                "%(num)s never opened office hours (no address here) and got nothing.",
+                left_out,
+            )
         return fragments(toast_html(request, message, "success"))
 
     @post("/term", status_code=200)
