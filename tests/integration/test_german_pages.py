@@ -299,3 +299,70 @@ async def test_the_check_finds_english_on_an_english_readers_page(client: Any) -
     """The same check on an English reader's page: it would notice words left in English."""
     await web_login(client, (await make_user(locale="en")).username)
     assert english_in_html((await client.get("/bookings")).text) != []
+
+
+def answers_for(world: World) -> dict[str, list[tuple[str, dict[str, Any]]]]:
+    """What htmx posts and gets back as fragments (rows, toasts, form errors, refusals): role -> [(path, form)]."""
+    day = (world.free_slot.start_time + timedelta(days=10)).date()
+    bulk = {
+        "start_date": day.isoformat(),
+        "end_date": (day + timedelta(days=6)).isoformat(),
+        "weekdays": ["0", "2"],
+        "day_start": "09:00",
+        "day_end": "10:00",
+        "duration_minutes": "30",
+    }
+    return {
+        "anonymous": [
+            ("/login", {"username": "niemand", "password": "falsch"}),
+            ("/register", {"username": "", "email": "kaputt", "password": "kurz", "user_type": "student"}),
+        ],
+        "student": [
+            (f"/slots/{world.free_slot.id}/book", {"topic": TOPIC}),
+            (f"/slots/{world.free_slot.id}/book", {"topic": TOPIC}),  # again: refused
+            (f"/slots/{world.cancelled_slot.id}/waitlist", {}),  # refused
+            (f"/slots/{world.full_slot.id}/waitlist/leave", {}),
+            (f"/slots/{world.full_slot.id}/waitlist", {}),
+            (f"/bookings/{world.past_booking.id}/feedback", {"rating": "9"}),  # a field error
+            (f"/bookings/{world.past_booking.id}/feedback", {"rating": "5", "student_feedback": "Danke"}),
+            (f"/bookings/{world.pending.id}/reschedule", {"slot_id": str(world.full_slot.id)}),  # refused
+            (f"/bookings/{world.pending.id}/cancel", {"reason": "Krankheit"}),
+            (f"/waitlist/{world.offered_entry.id}/pass", {}),
+            ("/settings/profile", {"first_name": "", "email": "kaputt", "timezone": "Nirgendwo/Nie"}),
+            ("/settings/password", {"current_password": "falsch", "new_password": "kurz"}),
+        ],
+        "professor": [
+            ("/dashboard/slots", {}),  # every field missing
+            ("/dashboard/slots", {"date": day.isoformat(), "start": "12:00", "end": "11:00"}),
+            ("/dashboard/slots", {"date": day.isoformat(), "start": "14:00", "end": "14:30", **SLOT}),
+            ("/dashboard/slots/preview", bulk),
+            ("/dashboard/slots/bulk", bulk),
+            ("/dashboard/slots/bulk", {**bulk, "duration_minutes": "0"}),
+            (f"/dashboard/slots/{world.free_slot.id}", {"capacity": "0"}),
+            (f"/dashboard/bookings/{world.confirmed.id}/complete", {}),  # not started yet: refused
+            (f"/bookings/{world.confirmed.id}/notes", {"professor_notes": "Notiz"}),
+            (f"/dashboard/slots/{world.free_slot.id}/cancel", {"reason": ""}),  # a reason is needed
+            (f"/dashboard/slots/{world.free_slot.id}/cancel", {"reason": "Krankheit"}),
+        ],
+    }
+
+
+async def test_a_german_reader_meets_no_english_in_what_htmx_gets_back(app: Any, world: World) -> None:
+    from tests.conftest import asgi_client
+    from tests.helpers import csrf_headers
+
+    found: dict[str, list[str]] = {}
+    people = {"anonymous": None, "student": world.student, "professor": world.professor}
+    for role, answers in answers_for(world).items():
+        async with asgi_client(app) as client:
+            await client.get("/login", headers={"Accept-Language": "de-DE"})
+            if people[role] is not None:
+                assert (await web_login(client, people[role].username)).status_code == 303
+            for path, form in answers:
+                headers = {**csrf_headers(client), **HTMX, "Accept-Language": "de-DE"}
+                response = await client.post(path, data=form, headers=headers)
+                assert response.status_code < 500, (role, path, response.status_code)
+                english = english_in_html(response.text, [*world.known, "Danke", "Notiz", "niemand"])
+                if english:
+                    found[f"{role} POST {path} {form} -> {response.status_code}"] = english
+    assert found == {}, "\n".join(f"{answer}: {words}" for answer, words in found.items())
