@@ -89,6 +89,15 @@ def translated_plural(singular: str, plural: str, n: int) -> str:
     return translations(current_locale()).ngettext(singular, plural, n)
 
 
+def translated_in_context(context: str, message: str) -> str:
+    """One English word meaning two things ("Cancel" a booking, "Cancel" a dialog): `context` tells them apart."""
+    return str(translations(current_locale()).pgettext(context, message))
+
+
+def translated_plural_in_context(context: str, singular: str, plural: str, n: int) -> str:
+    return str(translations(current_locale()).npgettext(context, singular, plural, n))
+
+
 def gettext(message: str, **variables: Any) -> str:
     text = translated(message)
     return text % variables if variables else text
