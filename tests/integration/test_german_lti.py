@@ -90,3 +90,15 @@ async def test_a_german_instructor_places_office_hours_with_a_chooser_in_german(
     page = await open_landing(client, german_lms, teacher)
     assert "Wessen Sprechstunden?" in page.text
     assert english_in_html(page.text, known(teacher)) == []
+
+
+def test_a_roster_problem_kept_in_english_is_told_to_a_german_instructor_in_german() -> None:
+    from app.domain.lti.roster import CREDENTIALS_REFUSED, roster_problem
+    from app.lib.i18n import use_locale
+
+    stored = CREDENTIALS_REFUSED % {"status": "HTTP 401: invalid_client"}
+    with use_locale("de"):
+        told = roster_problem(stored)
+    assert told.startswith("Die Plattform hat die Zugangsdaten des Tools abgelehnt (HTTP 401: invalid_client).")
+    with use_locale("en"):
+        assert roster_problem(stored) == stored

@@ -212,6 +212,7 @@ def pages_for(world: World) -> dict[str, list[tuple[str, str]]]:
     ]
     admin = [
         ("/admin/notifications", "/admin/notifications"),
+        ("/admin/notifications", "/admin/notifications?status=all"),
         ("/admin/lti", "/admin/lti"),
         ("/settings", "/settings"),
     ]
