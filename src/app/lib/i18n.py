@@ -4,7 +4,9 @@ recipient's, the JSON API always in English (machine-facing, with stable codes b
 
 Messages are marked with `_()` (or `lazy_gettext()` where the text is made before anyone reads it, e.g. at import)
 and extracted with `make i18n` into `src/app/translations/`; `make install` compiles the catalogues. Placeholders
-are named, `%(name)s`, as in the templates' `{% trans %}` blocks.
+are named, `%(name)s`, as in the templates' `{% trans %}` blocks. One English word with two meanings takes a context
+in templates: `pgettext("dialog", "Cancel")` ("Abbrechen") beside `_("Cancel")` (a booking: "Absagen").
+tests/integration/test_german_*.py prove a German reader meets no English on any page, fragment, live update or e-mail.
 """
 
 from __future__ import annotations
