@@ -90,6 +90,12 @@ async def test_a_german_instructor_places_office_hours_with_a_chooser_in_german(
     page = await open_landing(client, german_lms, teacher)
     assert "Wessen Sprechstunden?" in page.text
     assert english_in_html(page.text, known(teacher)) == []
+    nobody = await client.post(
+        str(page.url).split("?")[0], data={"title": "", "_csrf_token": client.cookies["csrftoken"]}, headers=FRAMED
+    )
+    assert nobody.status_code in (400, 422), nobody.status_code
+    assert "Wählen Sie mindestens eine Lehrperson." in nobody.text
+    assert english_in_html(nobody.text, known(teacher)) == []
 
 
 def test_a_roster_problem_kept_in_english_is_told_to_a_german_instructor_in_german() -> None:
