@@ -10,6 +10,7 @@ from typing import Literal
 from zoneinfo import ZoneInfo
 
 from babel.dates import format_date, format_skeleton, format_timedelta, get_day_names
+from babel.lists import format_list
 from babel.numbers import format_decimal
 
 from app.lib.i18n import babel_locale
@@ -76,3 +77,8 @@ def weekday_names(width: Literal["abbreviated", "wide"] = "abbreviated", locale:
 def percent(value: float, locale: str | None = None) -> str:
     """ "12.5 %" / "12,5 %": a share already in percent, one decimal."""
     return format_decimal(round(value, 1), format="#,##0.0", locale=babel_locale(locale)) + "\u00a0%"
+
+
+def one_of(items: list[str], locale: str | None = None) -> str:
+    """Alternatives as the language lists them: "A, B or C" / "A, B oder C"."""
+    return format_list(items, style="or", locale=babel_locale(locale)) if items else ""

@@ -4,7 +4,9 @@ recipient's, the JSON API always in English (machine-facing, with stable codes b
 
 Messages are marked with `_()` (or `lazy_gettext()` where the text is made before anyone reads it, e.g. at import)
 and extracted with `make i18n` into `src/app/translations/`; `make install` compiles the catalogues. Placeholders
-are named, `%(name)s`, as in the templates' `{% trans %}` blocks.
+are named, `%(name)s`, as in the templates' `{% trans %}` blocks. One English word with two meanings takes a context
+in templates: `pgettext("dialog", "Cancel")` ("Abbrechen") beside `_("Cancel")` (a booking: "Absagen").
+tests/integration/test_german_*.py prove a German reader meets no English on any page, fragment, live update or e-mail.
 """
 
 from __future__ import annotations
@@ -87,6 +89,15 @@ def translated(message: str) -> str:
 
 def translated_plural(singular: str, plural: str, n: int) -> str:
     return translations(current_locale()).ngettext(singular, plural, n)
+
+
+def translated_in_context(context: str, message: str) -> str:
+    """One English word meaning two things ("Cancel" a booking, "Cancel" a dialog): `context` tells them apart."""
+    return str(translations(current_locale()).pgettext(context, message))
+
+
+def translated_plural_in_context(context: str, singular: str, plural: str, n: int) -> str:
+    return str(translations(current_locale()).npgettext(context, singular, plural, n))
 
 
 def gettext(message: str, **variables: Any) -> str:

@@ -11,7 +11,14 @@ from litestar.plugins.jinja import JinjaTemplateEngine
 from app.config import PROJECT_ROOT
 from app.lib.clock import offset_label, timezone_groups
 from app.lib.formatting import format_day, local_time, number, percent, weekday_names
-from app.lib.i18n import LANGUAGE_NAMES, current_locale, translated, translated_plural
+from app.lib.i18n import (
+    LANGUAGE_NAMES,
+    current_locale,
+    translated,
+    translated_in_context,
+    translated_plural,
+    translated_plural_in_context,
+)
 
 TEMPLATE_DIR = PROJECT_ROOT / "src" / "app" / "web" / "templates"
 
@@ -26,7 +33,13 @@ def template_environment(escaped: tuple[str, ...], *, strings_escaped: bool) -> 
         lstrip_blocks=True,
         extensions=["jinja2.ext.i18n"],
     )
-    env.install_gettext_callables(translated, translated_plural, newstyle=True)  # type: ignore[attr-defined]
+    env.install_gettext_callables(  # type: ignore[attr-defined]
+        translated,
+        translated_plural,
+        newstyle=True,
+        pgettext=translated_in_context,
+        npgettext=translated_plural_in_context,
+    )
     env.policies["ext.i18n.trimmed"] = True  # a {% trans %} block's line breaks and indents are not part of the text
     env.globals["current_locale"] = current_locale
     env.filters["local_time"] = local_time

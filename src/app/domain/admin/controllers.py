@@ -14,7 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from app.config import get_settings
 from app.domain.notifications.emails import EmailBook, NoLongerRelevant, RenderedEmail, render_email
 from app.domain.notifications.models import Notification
-from app.domain.notifications.services import NotificationService, delivery_state
+from app.domain.notifications.services import NotificationService, delivery_label, delivery_state
 from app.lib.guards import requires_admin
 from app.lib.i18n import gettext as _
 from app.lib.rendering import render
@@ -88,7 +88,7 @@ class AdminNotifications(Controller):
         notifications = NotificationService(session=db_session)
         rows = await notifications.newest(status=status if status != "all" else None, limit=MAX_LISTED)
         return render(
-            request, "pages/admin_notifications.html", {"rows": rows, "status": status, "state": delivery_state}
+            request, "pages/admin_notifications.html", {"rows": rows, "status": status, "state": delivery_label}
         )
 
     @post("/resend", status_code=303)

@@ -18,8 +18,26 @@ from app.domain.accounts.models import User
 from app.domain.consultations.models import Booking
 from app.domain.consultations.rules import MIN_RATINGS_SHOWN
 from app.lib.errors import FieldErrors
+from app.lib.i18n import N_
 from app.lib.i18n import gettext as _
 from app.lib.spreadsheet import safe_cell
+
+EXPORT_COLUMNS = (
+    N_("booking_id"),
+    N_("start"),
+    N_("end"),
+    N_("status"),
+    N_("username"),
+    N_("first_name"),
+    N_("last_name"),
+    N_("email"),
+    N_("topic"),
+    N_("booked_at"),
+    N_("cancelled_at"),
+    N_("cancelled_by"),
+    N_("cancel_reason"),
+    N_("location"),
+)
 
 MAX_STATS_RANGE = timedelta(days=2 * 366)
 
@@ -224,24 +242,8 @@ class StatsService(SQLAlchemyAsyncRepositoryService[Booking]):
         zone = ZoneInfo(professor.timezone)
         buffer = io.StringIO()
         writer = csv.writer(buffer)
-        writer.writerow(
-            [
-                "booking_id",
-                "start",
-                "end",
-                "status",
-                "username",
-                "first_name",
-                "last_name",
-                "email",
-                "topic",
-                "booked_at",
-                "cancelled_at",
-                "cancelled_by",
-                "cancel_reason",
-                "location",
-            ]
-        )
+        # The header in the professor's language (the English one is the columns' names, as scripts read them).
+        writer.writerow(_(column) for column in EXPORT_COLUMNS)
         for row in rows:
             # Every cell through safe_cell: names, e-mail addresses and usernames are typed by people too.
             writer.writerow(

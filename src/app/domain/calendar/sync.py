@@ -21,6 +21,8 @@ from app.domain.calendar.models import CalendarEvent
 from app.domain.consultations.models import Booking, BookingStatus
 from app.domain.google.calendar_api import CalendarApi
 from app.domain.google.grants import CalendarAccessLost, CalendarConnection
+from app.lib.i18n import gettext as _
+from app.lib.i18n import use_locale
 from app.lib.queue import get_queue
 
 SYNC_TASK = "sync_booking_calendar"
@@ -106,12 +108,14 @@ class CalendarSync:
         slot = booking.slot
         other = booking.student if user.id == slot.professor_id else slot.professor
         link = f"{self.settings.app_url}/bookings/{booking.id}"
+        with use_locale(user.locale):  # the event in its owner's language, as their e-mails are
+            summary, source = _("Consultation with %(name)s", name=other.full_name), _("Office hours")
         return {
             "id": event_id,
-            "summary": f"Consultation with {other.full_name}",
+            "summary": summary,
             "start": {"dateTime": booking.start_time.isoformat(), "timeZone": user.timezone},
             "end": {"dateTime": booking.end_time.isoformat(), "timeZone": user.timezone},
             "location": slot.location or slot.meeting_url,
             "description": "\n".join(filter(None, [booking.topic, slot.meeting_url, link])),
-            "source": {"title": "Office hours", "url": link},
+            "source": {"title": source, "url": link},
         }

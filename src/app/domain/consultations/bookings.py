@@ -32,6 +32,7 @@ from app.domain.consultations.models import (
     SlotStatus,
 )
 from app.domain.consultations.rules import text_problems
+from app.domain.consultations.states import status_word
 from app.domain.consultations.waitlist import accepted, open_offer, place_freed
 from app.domain.notifications.services import NotificationService
 from app.lib.clock import utcnow
@@ -175,7 +176,10 @@ class BookingService(SQLAlchemyAsyncRepositoryService[Booking]):
         require_professor(professor, slot)
         if booking.status != BookingStatus.PENDING:
             raise ConflictError(
-                _("Only a pending booking can be confirmed; this one is %(status)s.", status=booking.status)
+                _(
+                    "Only a pending booking can be confirmed; this one is %(status)s.",
+                    status=status_word(booking.status),
+                )
             )
         if slot.start_time <= utcnow():
             raise ConflictError(_("This consultation has started; it can no longer be confirmed."))
@@ -197,7 +201,7 @@ class BookingService(SQLAlchemyAsyncRepositoryService[Booking]):
             raise ConflictError(
                 _(
                     "Only a pending or confirmed booking can be cancelled; this one is %(status)s.",
-                    status=booking.status,
+                    status=status_word(booking.status),
                 )
             )
         by_professor = slot.professor_id == user.id
@@ -232,7 +236,7 @@ class BookingService(SQLAlchemyAsyncRepositoryService[Booking]):
         require_professor(professor, slot)
         if booking.status != BookingStatus.PENDING:
             raise ConflictError(
-                _("Only a pending request can be declined; this one is %(status)s.", status=booking.status)
+                _("Only a pending request can be declined; this one is %(status)s.", status=status_word(booking.status))
             )
         if not reason.strip():
             raise FieldErrors.single("reason", _("Tell the student why you decline the request."))
@@ -265,7 +269,10 @@ class BookingService(SQLAlchemyAsyncRepositoryService[Booking]):
         await self._lock(booking, sequence)
         if booking.status not in ACTIVE:
             raise ConflictError(
-                _("Only a pending or confirmed booking can be moved; this one is %(status)s.", status=booking.status)
+                _(
+                    "Only a pending or confirmed booking can be moved; this one is %(status)s.",
+                    status=status_word(booking.status),
+                )
             )
         profile = professor_profile(old_slot)
         if not profile.students_may_reschedule:
@@ -297,9 +304,11 @@ class BookingService(SQLAlchemyAsyncRepositoryService[Booking]):
         )
         when = describe_time(new_slot.start_time, new_slot.end_time, student.timezone)
         booking.status, booking.cancelled_by, booking.cancelled_at = BookingStatus.CANCELLED.value, student.id, utcnow()
-        booking.cancel_reason = f"Moved to {when}"
+        booking.cancel_reason = _("Moved to %(when)s", when=when)  # in the mover's language, as they read it
         booking.sequence += 1
-        await self._withdraw_from_calendar(booking, {"reason": booking.cancel_reason, "moved": True})
+        # The e-mail says it again in its reader's language, from the new times kept with it.
+        moved_to = {"moved_to_start": new_slot.start_time.isoformat(), "moved_to_end": new_slot.end_time.isoformat()}
+        await self._withdraw_from_calendar(booking, {"reason": booking.cancel_reason, "moved": True, **moved_to})
         # The professor's notes for the consultation go with it.
         await session.execute(
             update(ConsultationNote).where(ConsultationNote.booking_id == booking.id).values(booking_id=moved.id)
@@ -404,8 +413,8 @@ class BookingService(SQLAlchemyAsyncRepositoryService[Booking]):
             raise ConflictError(
                 _(
                     "Only a confirmed booking can be marked %(outcome)s; this one is %(status)s.",
-                    outcome=outcome.value,
-                    status=booking.status,
+                    outcome=status_word(outcome.value),
+                    status=status_word(booking.status),
                 )
             )
         if slot.start_time > utcnow():

@@ -19,6 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from app.domain.accounts.models import User
 from app.domain.consultations.models import ConsultationSlot, Course, CourseMember, CourseRole, slot_course
 from app.lib.errors import ConflictError, FieldErrors
+from app.lib.formatting import one_of
 from app.lib.i18n import gettext as _
 
 MAX_COURSES_PER_SLOT = 20
@@ -37,8 +38,8 @@ def open_to(student_id: UUID) -> ColumnElement[bool]:
 
 def reserved_for(slot: ConsultationSlot) -> str:
     """Whom a reserved slot is for, in words: "students of Algorithms or Databases"."""
-    titles = [course.title or "a course" for course in slot.courses]
-    return "students of " + " or ".join(titles)
+    titles = [course.title or _("a course") for course in slot.courses]
+    return _("students of %(courses)s", courses=one_of(titles))
 
 
 async def closed_to(session: AsyncSession, student: User, slot_ids: Sequence[UUID]) -> set[UUID]:

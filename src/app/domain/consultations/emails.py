@@ -90,6 +90,9 @@ async def booking_email(session: AsyncSession, row: Notification, settings: Sett
     slot, zone = booking.slot, recipient.timezone
     when = f"{local_time(booking.start_time, zone)} ({zone})"
     reason = str(row.context.get("reason", ""))
+    if row.context.get("moved_to_start") and row.context.get("moved_to_end"):
+        new_start, new_end = (datetime.fromisoformat(row.context[key]) for key in ("moved_to_start", "moved_to_end"))
+        reason = _("Moved to %(when)s", when=describe_time(new_start, new_end, zone))
     moved_from = ""
     if row.context.get("moved_from_start") and row.context.get("moved_from_end"):
         moved_start, moved_end = (

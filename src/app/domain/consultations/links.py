@@ -47,19 +47,19 @@ PROFESSOR_ACTIONS = frozenset({LinkAction.CONFIRM, LinkAction.DECLINE})
 
 class LinkInvalid(NotFound):
     def __init__(self) -> None:
-        super().__init__("This link is not valid. Check that it was copied in full from the e-mail.")
+        super().__init__(_("This link is not valid. Check that it was copied in full from the e-mail."))
 
 
 class LinkForAnotherAccount(Forbidden):
     def __init__(self) -> None:
-        super().__init__("This link is for another account. Sign out first, or open the link in a private window.")
+        super().__init__(_("This link is for another account. Sign out first, or open the link in a private window."))
 
 
 class LinkExpired(DomainError):
     status_code = 410
 
     def __init__(self) -> None:
-        super().__init__("This link has expired. Open the booking from your list of bookings instead.")
+        super().__init__(_("This link has expired. Open the booking from your list of bookings instead."))
 
 
 class LinkUsed(ConflictError):

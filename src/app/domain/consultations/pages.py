@@ -100,7 +100,7 @@ class BookingPages(Controller):
                 render_html(request, "components/slot_cell.html", {"cell": cell, "oob": True}),
                 status_code=exc.status_code,
             )
-        message = "Booked." if booking.status == "confirmed" else "Requested: the professor will confirm it."
+        message = _("Booked.") if booking.status == "confirmed" else _("Requested: the professor will confirm it.")
         return fragments(
             await slot_cell_html(request, slots.repository.session, slot_id, oob=True),
             toast_html(request, message, "success"),
@@ -211,7 +211,7 @@ class WaitlistPages(Controller):
         if entry is None:
             raise ConflictError(_("There is no open offer for you on this slot."))
         await waitlist.accept(request.user, entry.id)
-        return await self._cell(request, waitlist, slot_id, "It's yours: booked.")
+        return await self._cell(request, waitlist, slot_id, _("It's yours: booked."))
 
     @get("/waitlist/{entry_id:uuid}/accept")
     async def accept_page(

@@ -43,3 +43,18 @@ STATES = {
 
 def state_of(name: str) -> State:
     return STATES[name]
+
+
+# A booking's status as one word inside a sentence ("this one is cancelled"); English keeps the status's own name.
+STATUS_WORDS = {
+    "pending": N_("pending"),
+    "confirmed": N_("confirmed"),
+    "declined": N_("declined"),
+    "cancelled": N_("cancelled"),
+    "completed": N_("completed"),
+    "no_show": N_("no_show"),
+}
+
+
+def status_word(status: str) -> str:
+    return gettext(STATUS_WORDS[status]) if status in STATUS_WORDS else status

@@ -34,6 +34,7 @@ from app.domain.consultations.views import professor_or_404, slot_rows_context
 from app.lib.clock import utcnow
 from app.lib.formatting import local_time
 from app.lib.guards import requires_professor, requires_user
+from app.lib.i18n import current_locale
 from app.lib.i18n import gettext as _
 from app.lib.live import LiveEvent, professor_channel
 from app.lib.metrics import SSE_STREAMS
@@ -60,9 +61,9 @@ class SlotSnapshot:
     rendered: dict[tuple[Any, ...], str] = field(default_factory=dict)
 
     def cell_html(self, request: Request[User, Any, Any], viewer: User, timezone: str) -> str:
-        """The cell as this viewer sees it; viewers who see the same cell share one rendering."""
+        """The cell as this viewer sees it; viewers who see the same cell (in the same language) share one rendering."""
         mine, offer, waiting = self.students.get(viewer.id), self.offers.get(viewer.id), viewer.id in self.waiting
-        key = (mine, offer, waiting, timezone, viewer.is_student)
+        key = (mine, offer, waiting, timezone, viewer.is_student, current_locale())
         if key not in self.rendered:
             cell = SlotCell(
                 slot=self.slot,

@@ -165,5 +165,5 @@ class DeepLinkService:
 
 def default_title(professors: list[User]) -> str:
     if len(professors) == 1:
-        return f"Office hours: {professors[0].full_name}"[:MAX_TITLE]
-    return "Office hours"
+        return _("Office hours: %(name)s", name=professors[0].full_name)[:MAX_TITLE]
+    return _("Office hours")

@@ -13,6 +13,7 @@ The network is never used while a database transaction waits: `RosterService.tar
 from __future__ import annotations
 
 import logging
+import re
 import secrets
 import time
 from dataclasses import dataclass, field
@@ -34,6 +35,7 @@ from app.domain.lti.keys import ToolKeyService
 from app.domain.lti.models import LtiContext, LtiIdentity, LtiPlatform, LtiRosterMember
 from app.domain.lti.roles import course_role
 from app.lib.clock import utcnow
+from app.lib.i18n import N_, gettext
 from app.lib.queue import get_queue
 from app.lib.unit_of_work import after_commit
 
@@ -48,15 +50,53 @@ ROSTER_MAX_AGE = timedelta(hours=6)
 REFRESH_TASK = "refresh_course_roster"
 MAX_PAGES = 100
 HTTP_TIMEOUT_SECONDS = 15
-NO_TOKEN_URL = (
+NO_TOKEN_URL = N_(
     "The platform's registration has no access token URL, so the course roster cannot be read. "
     "Ask an administrator of office hours to register the platform again with its access token URL."
 )
-NOT_GRANTED = (
+NOT_GRANTED = N_(
     "The platform did not let office hours read this course's roster (Names and Role Provisioning Services, "
     "scope contextmembership.readonly). Ask your LMS administrator to allow it in the tool's registration "
     "(Moodle: External tool > IMS LTI Names and Role Provisioning; Canvas: the developer key's scopes)."
 )
+NOT_REACHED = N_("The platform's roster could not be reached (%(problem)s); tried again later.")
+ROSTER_HTTP_ERROR = N_("The platform answered HTTP %(status)s for the course roster; it is tried again later.")
+TOKEN_NOT_REACHED = N_("The platform's token endpoint was not reached (%(problem)s); tried again later.")
+CREDENTIALS_REFUSED = N_(
+    "The platform refused the tool's credentials (%(status)s). Ask your LMS administrator to check the "
+    "tool's registration: its client id and its public keyset URL."
+)
+TOKEN_HTTP_ERROR = N_("The platform's token endpoint answered HTTP %(status)s; the roster is tried again later.")
+# A roster problem is kept in English (written by a queue job, read by operators too) and told to the instructor in
+# their language: the stored text is matched against these messages and translated with the same details.
+ROSTER_PROBLEMS = (
+    NO_TOKEN_URL,
+    NOT_GRANTED,
+    NOT_REACHED,
+    ROSTER_HTTP_ERROR,
+    TOKEN_NOT_REACHED,
+    CREDENTIALS_REFUSED,
+    TOKEN_HTTP_ERROR,
+)
+
+
+def _pattern(message: str) -> re.Pattern[str]:
+    parts = re.split(r"%\((\w+)\)s", message)
+    pattern = "".join(re.escape(part) if i % 2 == 0 else f"(?P<{part}>.*)" for i, part in enumerate(parts))
+    return re.compile(pattern + r"\Z", re.S)
+
+
+_PROBLEM_PATTERNS = [(message, _pattern(message)) for message in ROSTER_PROBLEMS]
+
+
+def roster_problem(stored: str) -> str:
+    """A stored roster problem in the reader's language (an unknown text as it is)."""
+    for message, pattern in _PROBLEM_PATTERNS:
+        if found := pattern.match(stored):
+            return gettext(message, **found.groupdict())
+    return stored
+
+
 ROLE_WORDS = {UserType.PROFESSOR: CourseRole.INSTRUCTOR.value, UserType.STUDENT: CourseRole.LEARNER.value}
 
 
@@ -215,16 +255,14 @@ async def _memberships_page(
                 url, headers={"Authorization": f"Bearer {token}", "Accept": MEMBERSHIPS_MEDIA_TYPE}
             )
         except httpx.HTTPError as exc:
-            raise RosterUnavailable(f"The platform's roster could not be reached ({exc}); tried again later.") from exc
+            raise RosterUnavailable(NOT_REACHED % {"problem": exc}) from exc
         if response.status_code == 401 and attempt == 0:
             tokens.forget(target.platform_id, NRPS_SCOPE)  # revoked or expired early: one more try with a new one
             continue
         if response.status_code in (401, 403):
             raise RosterUnavailable(NOT_GRANTED)
         if response.status_code != 200:
-            raise RosterUnavailable(
-                f"The platform answered HTTP {response.status_code} for the course roster; it is tried again later."
-            )
+            raise RosterUnavailable(ROSTER_HTTP_ERROR % {"status": response.status_code})
         return response
     raise AssertionError("unreachable")  # pragma: no cover
 
@@ -240,19 +278,14 @@ async def _access_token(client: httpx.AsyncClient, target: RosterTarget, tokens:
         response = await client.post(target.token_url, data=form, headers={"Accept": "application/json"})
         body: Any = response.json() if response.content else {}
     except (httpx.HTTPError, ValueError) as exc:
-        raise RosterUnavailable(f"The platform's token endpoint was not reached ({exc}); tried again later.") from exc
+        raise RosterUnavailable(TOKEN_NOT_REACHED % {"problem": exc}) from exc
     if response.status_code in (400, 401):
         error = body.get("error", "") if isinstance(body, dict) else ""
         status = f"HTTP {response.status_code}" + (f": {error}" if error else "")
-        raise RosterUnavailable(
-            f"The platform refused the tool's credentials ({status}). Ask your LMS administrator to check the "
-            "tool's registration: its client id and its public keyset URL."
-        )
+        raise RosterUnavailable(CREDENTIALS_REFUSED % {"status": status})
     token = body.get("access_token") if isinstance(body, dict) else None
     if response.status_code != 200 or not isinstance(token, str) or not token:
-        raise RosterUnavailable(
-            f"The platform's token endpoint answered HTTP {response.status_code}; the roster is tried again later."
-        )
+        raise RosterUnavailable(TOKEN_HTTP_ERROR % {"status": response.status_code})
     granted = str(body.get("scope", NRPS_SCOPE)).split()
     if NRPS_SCOPE not in granted:
         raise RosterUnavailable(NOT_GRANTED)
