@@ -37,6 +37,7 @@ GERMAN = "de"
 OUTSIDE = re.compile(r"^/(api|schema|static|media|calendar|lti|dev)(/|$)")
 NOT_RENDERED_HERE = {
     "/health": "JSON for monitors, not read by people",
+    "/metrics": "Prometheus text for the monitoring system, not read by people",
     "/auth/google": "a redirect to Google, no page of ours",
     "/professors/{professor_id:uuid}/events": "a Server-Sent Events stream: tests/integration/test_german_live.py",
     "/dashboard/events": "a Server-Sent Events stream: tests/integration/test_german_live.py",
