@@ -23,6 +23,7 @@ from app.domain.accounts.auth import AuthenticationMiddleware
 from app.domain.accounts.controllers import AccountPages
 from app.domain.accounts.models import UserSession
 from app.domain.admin.controllers import AdminNotifications, DevMailbox
+from app.domain.admin.pages import AdminPages
 from app.domain.analytics.controllers import StatsApi, StatsPages
 from app.domain.calendar.controllers import CalendarFeed
 from app.domain.consultations.api import BookingApi, SlotApi, WaitlistApi
@@ -101,6 +102,7 @@ def create_app() -> Litestar:
             StatsPages,
             DevMailbox,
             AdminNotifications,
+            AdminPages,
             CalendarFeed,
             WaitlistApi,
             WaitlistPages,
