@@ -155,6 +155,12 @@ def plain(path: str) -> Callable[[Any, Demo], Awaitable[None]]:
     return open_page
 
 
+async def admin_account(page: Any, demo: Demo) -> None:
+    await visit(page, f"/admin?q={STUDENT}")
+    await page.get_by_role("link", name=STUDENT).first.click()
+    await ready(page)
+
+
 async def embedded_grid(page: Any, demo: Demo) -> None:
     await grid(page, demo, prefix="/embed")
 
@@ -171,6 +177,9 @@ SHOTS: tuple[tuple[str, str | None, Callable[[Any, Demo], Awaitable[None]]], ...
     ("stats", PROFESSOR, plain("/dashboard/stats")),
     ("settings", PROFESSOR, plain("/settings")),
     ("embed-grid", STUDENT, embedded_grid),
+    ("admin", PROFESSOR, plain("/admin")),  # the demo's ada is an administrator here (main() grants it)
+    ("admin-account", PROFESSOR, admin_account),
+    ("admin-audit", PROFESSOR, plain("/admin/audit")),
 )
 
 
@@ -250,6 +259,8 @@ def main() -> int:
                 if done.returncode:
                     print(done.stdout, done.stderr, sep="\n", file=sys.stderr)
                     raise RuntimeError(f"app {' '.join(command)} exited with {done.returncode}")
+            with psycopg.connect(database_url, autocommit=True) as conn:
+                conn.execute("UPDATE user_account SET is_admin = true WHERE username = %s", (PROFESSOR,))
             log = Path(data_dir) / "app.log"
             with log.open("ab") as output:
                 app = subprocess.Popen(

@@ -48,13 +48,22 @@ class QueryRequest(LtiRequest):
     """The tool's authentication request, as lti1p3platform reads requests."""
 
     def build_metadata(self, request: Any) -> Any:
-        return {"method": "GET", "form_data": {}, "get_data": request, "headers": {}, "content_type": None,
-                "path": "/auth", "json": None}
+        return {
+            "method": "GET",
+            "form_data": {},
+            "get_data": request,
+            "headers": {},
+            "content_type": None,
+            "path": "/auth",
+            "json": None,
+        }
 
 
 class Launch(LTIAdvantageMessageLaunchAbstract):
     def render_launch_form(self, launch_data: dict[str, Any], **kwargs: Any) -> str:
-        return auto_post(launch_data["launch_url"], {"id_token": launch_data["id_token"], "state": launch_data["state"]})
+        return auto_post(
+            launch_data["launch_url"], {"id_token": launch_data["id_token"], "state": launch_data["state"]}
+        )
 
 
 @dataclass
@@ -70,8 +79,12 @@ class IndependentPlatform:
 
     def __post_init__(self) -> None:
         key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-        private = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
-        public = key.public_key().public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
+        private = key.private_bytes(
+            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+        )
+        public = key.public_key().public_bytes(
+            serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+        )
         self.registration = (
             Registration()
             .set_iss(self.issuer)
@@ -128,7 +141,9 @@ def create_platform_app(platform: IndependentPlatform) -> Litestar:
     async def deep_link_return(request: Request[Any, Any, Any]) -> Response[Any]:
         form = dict(await request.form())
         platform.content_items.extend(platform.configuration.validate_deeplinking_resp({"JWT": form["JWT"]}))
-        return Response(f"<!doctype html><p>{html.escape(str(len(platform.content_items)))} placed</p>", media_type="text/html")
+        return Response(
+            f"<!doctype html><p>{html.escape(str(len(platform.content_items)))} placed</p>", media_type="text/html"
+        )
 
     return Litestar(route_handlers=[jwks, authenticate, deep_link_return], debug=False)
 

@@ -39,6 +39,7 @@ from app.domain.lti.embed import EmbedPages
 from app.domain.lti.placements import DeepLinkPages
 from app.domain.lti.platforms import frame_ancestors
 from app.domain.notifications.emails import EmailBook
+from app.domain.privacy.controllers import PrivacyApi, PrivacyPages
 from app.domain.system.controllers import SystemController
 from app.lib.body import JsonBodyGuardMiddleware
 from app.lib.csrf import SameOriginMiddleware, csrf_cookie_name
@@ -103,6 +104,8 @@ def create_app() -> Litestar:
             DevMailbox,
             AdminNotifications,
             AdminPages,
+            PrivacyPages,
+            PrivacyApi,
             CalendarFeed,
             WaitlistApi,
             WaitlistPages,

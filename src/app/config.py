@@ -70,6 +70,11 @@ class Settings:
     database_max_overflow: int = 10
     # LMS platforms registered by LTI Dynamic Registration are accepted at once instead of waiting for an admin.
     lti_auto_approve: bool = False
+    # Privacy: how long a "Download my data" link works; after how many months bookings, notes and waitlist
+    # entries are pseudonymised (0: never); after how many days sent and failed notifications are deleted (0: never).
+    export_link_hours: int = 24
+    retention_months: int = 24
+    notification_retention_days: int = 90
 
     @property
     def is_production(self) -> bool:
@@ -139,6 +144,9 @@ def load_settings() -> Settings:
         database_pool_size=_count("DATABASE_POOL_SIZE", "5", least=1),
         database_max_overflow=_count("DATABASE_MAX_OVERFLOW", "10", least=0),
         lti_auto_approve=os.environ.get("LTI_AUTO_APPROVE", "false").lower() in ("1", "true", "yes"),
+        export_link_hours=_count("EXPORT_LINK_HOURS", "24", least=1),
+        retention_months=_count("RETENTION_MONTHS", "24", least=0),
+        notification_retention_days=_count("NOTIFICATION_RETENTION_DAYS", "90", least=0),
     )
 
 

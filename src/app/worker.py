@@ -22,6 +22,7 @@ from app.domain.lti.roster import (
 )
 from app.domain.notifications.delivery import OutboxDelivery
 from app.domain.notifications.services import queue_deliveries
+from app.domain.privacy.export import ExportService
 from app.lib.queue import configure_queue
 from app.services import EMAILS, provide_services
 
@@ -100,6 +101,12 @@ async def refresh_stale_rosters(ctx: Context) -> int:
     return len(due)
 
 
+async def build_data_export(ctx: Context, *, export_id: str) -> int:
+    """Build one person's "Download my data" ZIP; returns its size (never its content: job results are kept)."""
+    async with provide_services() as services:
+        return await ExportService(services.session, get_settings()).build(UUID(export_id))
+
+
 async def on_worker_start(ctx: Context) -> None:
     # An in-process worker starts before its pool is open (STACK-NOTES): open it first.
     await ctx["worker"].queue.connect()
@@ -118,6 +125,7 @@ def saq_config() -> SAQConfig:
             sync_booking_calendar,
             refresh_course_roster,
             refresh_stale_rosters,
+            build_data_export,
         ],
         scheduled=[
             CronJob(function=sweep_outbox, cron="* * * * *", timeout=120),

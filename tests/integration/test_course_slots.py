@@ -62,7 +62,9 @@ async def test_a_professor_reserves_a_slot_for_a_course_they_teach(client: Any, 
     assert reserved(database_url, response.json()["id"]) == ["Algorithms"]
 
 
-async def test_a_course_the_professor_does_not_teach_is_refused_naming_the_field(client: Any, database_url: str) -> None:
+async def test_a_course_the_professor_does_not_teach_is_refused_naming_the_field(
+    client: Any, database_url: str
+) -> None:
     professor, colleague = await make_user("professor"), await make_user("professor")
     course = await make_course("Databases", instructor=[colleague])
     start = in_hours(48)

@@ -280,9 +280,7 @@ async def test_a_learner_cannot_place_office_hours(client: Any, lms: FakeLms) ->
     assert "Only the course&#39;s instructors can place office hours in it." in response.text
 
 
-async def test_another_instructors_deep_link_request_is_not_found(
-    client: Any, other_client: Any, lms: FakeLms
-) -> None:
+async def test_another_instructors_deep_link_request_is_not_found(client: Any, other_client: Any, lms: FakeLms) -> None:
     lms.deep_linking_request()
     launched = await launch_as(client, lms, instructor())
     await launch_as(other_client, lms, instructor("lms-instructor-2"))
@@ -421,7 +419,9 @@ async def test_the_course_dashboard_lists_booked_waiting_and_not_booked_and_e_ma
     )
     assert reminded.status_code == 200
     assert "E-mailed 1 student who have not booked yet." in reminded.text
-    ((notification_id,),) = rows(database_url, "SELECT id FROM notification WHERE kind = 'course_office_hours_invitation'")
+    ((notification_id,),) = rows(
+        database_url, "SELECT id FROM notification WHERE kind = 'course_office_hours_invitation'"
+    )
     await deliver_notification({}, notification_id=str(notification_id))
     (message,) = mailbox.to("lea@uni.example")
     assert message["Subject"] == "Office hours for Algorithms: book a consultation"

@@ -1,0 +1,98 @@
+"""The person's own data on the web (/settings/data) and in the API (/api/v1/me/export)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from litestar import Controller, Request, Response, get, post
+from litestar.di import NamedDependency
+from litestar.params import FromQuery
+from litestar.status_codes import HTTP_202_ACCEPTED
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.config import get_settings
+from app.domain.privacy.export import ExportService, download_path
+from app.domain.privacy.models import DataExport
+from app.lib.guards import requires_user
+from app.lib.http import client_address
+from app.lib.i18n import gettext as _
+from app.lib.rendering import flash, is_htmx, redirect, render
+
+EXPORT_FILENAME = "office-hours-data.zip"
+RETRY_AFTER_SECONDS = 5
+# An account without a password confirms its erasure by having signed in (with Google) this recently.
+FRESH_SIGN_IN_MINUTES = 10
+
+
+def zip_response(content: bytes) -> Response[bytes]:
+    return Response(
+        content,
+        media_type="application/zip",
+        headers={
+            "Content-Disposition": f'attachment; filename="{EXPORT_FILENAME}"',
+            "Cache-Control": "no-store",
+        },
+    )
+
+
+class PrivacyPages(Controller):
+    path = "/settings/data"
+    guards = [requires_user]
+    include_in_schema = False
+
+    async def _page(
+        self, request: Request[Any, Any, Any], session: AsyncSession, export: DataExport | None = None, **extra: Any
+    ) -> Response[Any]:
+        settings = get_settings()
+        export = export or await ExportService(session, settings).current(request.user.id)
+        link = download_path(export, settings) if export is not None and export.status == "ready" else None
+        context = {"export": export, "download": link, "errors": {}, "fresh_minutes": FRESH_SIGN_IN_MINUTES, **extra}
+        return render(request, "pages/my_data.html", context, block="export_status")
+
+    @get("/")
+    async def page(self, request: Request[Any, Any, Any], db_session: NamedDependency[AsyncSession]) -> Response[Any]:
+        """The page; htmx (polling while the ZIP is built) gets the export's state alone."""
+        return await self._page(request, db_session)
+
+    @post("/export", status_code=200)
+    async def start_export(
+        self, request: Request[Any, Any, Any], db_session: NamedDependency[AsyncSession]
+    ) -> Response[Any]:
+        export = await ExportService(db_session, get_settings()).request(request.user, client_address(request))
+        if not is_htmx(request):
+            flash(request, _("We are preparing your data; the download appears on this page in a moment."), "success")
+            return redirect(request, "/settings/data")
+        return await self._page(request, db_session, export)
+
+    @get("/download")
+    async def download(
+        self, request: Request[Any, Any, Any], db_session: NamedDependency[AsyncSession], t: FromQuery[str] = ""
+    ) -> Response[bytes]:
+        """The ZIP behind the signed link; only for the person it was made for (anyone else: 404)."""
+        return zip_response(await ExportService(db_session, get_settings()).download(request.user.id, t))
+
+
+class PrivacyApi(Controller):
+    path = "/api/v1/me"
+    tags = ["accounts"]
+
+    @get(
+        "/export",
+        guards=[requires_user],
+        summary="Your data as a ZIP (202 while it is being prepared)",
+        responses=None,
+    )
+    async def export(self, request: Request[Any, Any, Any], db_session: NamedDependency[AsyncSession]) -> Response[Any]:
+        """Answers the ZIP itself (200, `application/zip`: JSON files and `bookings.ics`) once it is ready. Until
+        then it answers 202 with `{"status": "pending", "id", "retry_after"}` and a `Retry-After` header: the first
+        call starts the job that builds it, later calls while it is being built start nothing new. A ready ZIP
+        stays available for EXPORT_LINK_HOURS; after that the next call builds a fresh one."""
+        exports = ExportService(db_session, get_settings())
+        export = await exports.request(request.user, client_address(request))
+        if export.status == "ready":
+            return zip_response(await exports.content(request.user.id, export.id))
+        return Response(
+            {"status": export.status, "id": str(export.id), "retry_after": RETRY_AFTER_SECONDS},
+            status_code=HTTP_202_ACCEPTED,
+            headers={"Retry-After": str(RETRY_AFTER_SECONDS)},
+        )
