@@ -10,10 +10,12 @@ from uuid import UUID
 
 import click
 
+from app.config import get_settings
 from app.demo import load_demo
 from app.domain.accounts.models import UserType
 from app.domain.lti.cli import lti_group
 from app.domain.notifications.services import delivery_state
+from app.domain.privacy.erasure import Erasure
 from app.lib.errors import DomainError, FieldErrors
 from app.lib.queue import close_queue
 from app.services import provide_services
@@ -87,6 +89,32 @@ def promote_user(login: str) -> None:
 
     try:
         run(promote())
+    except DomainError as exc:
+        raise click.ClickException(exc.message) from exc
+
+
+@users_group.command(name="erase", help="Erase an account (username or email) for good: see docs/privacy in README.")
+@click.argument("login")
+@click.option("--yes", is_flag=True, default=False, help="Do not ask for confirmation.")
+def erase_user(login: str, yes: bool) -> None:
+    if not yes:
+        click.confirm(f"Erase {login} for good? This cannot be undone.", abort=True)
+
+    async def erase() -> None:
+        async with provide_services() as services:
+            user = await services.users.find_by_login(login)
+            if user is None:
+                raise click.ClickException(f"No account {login!r}.")
+            report = await Erasure(services.session, get_settings()).erase(user.id, actor=None, ip="cli")
+            click.echo(
+                f"erased {user.id}: {report.bookings_cancelled} upcoming booking(s) cancelled, "
+                f"{report.waitlist_places_given_up} waitlist place(s) given up, "
+                f'{report.bookings_pseudonymised} booking(s) kept as "Former student", '
+                f"{report.notifications_deleted} notification(s) deleted"
+            )
+
+    try:
+        run(erase())
     except DomainError as exc:
         raise click.ClickException(exc.message) from exc
 

@@ -44,6 +44,7 @@ ACCESS: dict[tuple[str, str], str] = {
     ("GET", "/settings/data"): USER,
     ("POST", "/settings/data/export"): USER,
     ("GET", "/settings/data/download"): USER,
+    ("POST", "/settings/data/delete"): USER,
     ("GET", "/auth/google"): PUBLIC,
     ("GET", "/auth/google/callback"): PUBLIC,
     ("GET", "/auth/google/choose"): PUBLIC,

@@ -283,7 +283,7 @@ class AccountPages(Controller):
     async def sign_out_everywhere(
         self, request: Request[Any, Any, Any], users: NamedDependency[UserService]
     ) -> Response[Any]:
-        begin_session(request, await users.sign_out_everywhere(request.user.id))
+        begin_session(request, await users.sign_out_everywhere(request.user.id), fresh=False)
         await audit(request, users, AuditAction.SIGNED_OUT_EVERYWHERE)
         flash(request, _("Signed out everywhere else; your API tokens are revoked."), "success")
         return redirect(request, "/settings")
@@ -331,7 +331,7 @@ class AccountPages(Controller):
         except FieldErrors as exc:
             return form_errors(request, PASSWORD_FIELDS, exc.errors)
         await audit(request, users, AuditAction.PASSWORD_CHANGED)
-        begin_session(request, user)  # under the new session epoch: this browser stays signed in
+        begin_session(request, user, fresh=False)  # under the new session epoch: this browser stays signed in
         flash(request, _("Password changed. Other browsers are signed out and your API tokens revoked."), "success")
         return redirect(request, "/settings")
 

@@ -13,9 +13,10 @@ from litestar.params import FromPath, FromQuery, QueryParameter
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.domain.accounts.models import User
-from app.domain.admin.users import ROLES, AccountAdministration, Actor, future_slot_count, role_of
+from app.domain.admin.users import ROLES, AccountAdministration, Actor, role_of
 from app.domain.audit.models import AuditEntry
 from app.domain.audit.services import AuditAction, AuditService
+from app.domain.consultations.slots import upcoming_slot_count
 from app.lib.forms import read_form
 from app.lib.guards import requires_admin
 from app.lib.http import client_address
@@ -90,7 +91,7 @@ class AdminPages(Controller):
             "role": role_of(person),
             "roles": ROLES,
             "role_labels": ROLE_LABELS,
-            "upcoming_slots": await future_slot_count(session, person.id) if person.is_professor else 0,
+            "upcoming_slots": await upcoming_slot_count(session, person.id) if person.is_professor else 0,
             **await audit_context(session, history),
         }
 

@@ -6,14 +6,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 from uuid import UUID
 
-from sqlalchemy import func, select
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.domain.accounts.models import User, UserType
 from app.domain.accounts.services import UserService
 from app.domain.audit.services import AuditAction, AuditService
-from app.domain.consultations.models import ConsultationSlot, SlotStatus
-from app.lib.clock import utcnow
+from app.domain.consultations.slots import upcoming_slot_count
 from app.lib.errors import ConflictError, FieldErrors, NotFound
 from app.lib.i18n import gettext as _
 
@@ -31,20 +30,6 @@ class Actor:
 
 def role_of(user: User) -> str:
     return "admin" if user.is_admin else user.user_type
-
-
-async def future_slot_count(session: AsyncSession, professor_id: UUID) -> int:
-    """Slots of this professor not cancelled and not over yet: they must be cancelled or handed over first."""
-    count = await session.scalar(
-        select(func.count())
-        .select_from(ConsultationSlot)
-        .where(
-            ConsultationSlot.professor_id == professor_id,
-            ConsultationSlot.status != SlotStatus.CANCELLED.value,
-            ConsultationSlot.end_time > utcnow(),
-        )
-    )
-    return int(count or 0)
 
 
 class AccountAdministration:
@@ -98,7 +83,7 @@ class AccountAdministration:
             return user
         if user.id == actor.id and user.is_admin and role != "admin":
             raise ConflictError(_("You cannot take away your own administrator rights; ask another administrator."))
-        if role == "student" and user.is_professor and (slots := await future_slot_count(self.session, user.id)):
+        if role == "student" and user.is_professor and (slots := await upcoming_slot_count(self.session, user.id)):
             raise ConflictError(
                 _(
                     "%(name)s still has %(count)s upcoming slot(s): they must cancel them or hand them over "

@@ -11,17 +11,25 @@ from litestar.status_codes import HTTP_202_ACCEPTED
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.config import get_settings
+from app.domain.accounts.auth import signed_in_within
+from app.domain.privacy.erasure import Erasure
 from app.domain.privacy.export import ExportService, download_path
+from app.domain.privacy.forms import EraseForm
 from app.domain.privacy.models import DataExport
+from app.lib.forms import read_form
 from app.lib.guards import requires_user
 from app.lib.http import client_address
 from app.lib.i18n import gettext as _
-from app.lib.rendering import flash, is_htmx, redirect, render
+from app.lib.rendering import flash, form_errors, is_htmx, redirect, render
+from app.lib.security import verify_password
+from app.lib.sessions import start_session
 
 EXPORT_FILENAME = "office-hours-data.zip"
 RETRY_AFTER_SECONDS = 5
 # An account without a password confirms its erasure by having signed in (with Google) this recently.
 FRESH_SIGN_IN_MINUTES = 10
+CONFIRM_WORD = "DELETE"
+ERASE_FIELDS = tuple(EraseForm.__struct_fields__)
 
 
 def zip_response(content: bytes) -> Response[bytes]:
@@ -46,8 +54,9 @@ class PrivacyPages(Controller):
         settings = get_settings()
         export = export or await ExportService(session, settings).current(request.user.id)
         link = download_path(export, settings) if export is not None and export.status == "ready" else None
+        status_code = extra.pop("status_code", 200)
         context = {"export": export, "download": link, "errors": {}, "fresh_minutes": FRESH_SIGN_IN_MINUTES, **extra}
-        return render(request, "pages/my_data.html", context, block="export_status")
+        return render(request, "pages/my_data.html", context, block="export_status", status_code=status_code)
 
     @get("/")
     async def page(self, request: Request[Any, Any, Any], db_session: NamedDependency[AsyncSession]) -> Response[Any]:
@@ -70,6 +79,32 @@ class PrivacyPages(Controller):
     ) -> Response[bytes]:
         """The ZIP behind the signed link; only for the person it was made for (anyone else: 404)."""
         return zip_response(await ExportService(db_session, get_settings()).download(request.user.id, t))
+
+    @post("/delete", status_code=200)
+    async def erase(self, request: Request[Any, Any, Any], db_session: NamedDependency[AsyncSession]) -> Response[Any]:
+        """Delete my account: confirmed by the password (or, without one, a sign-in with Google in the last
+        FRESH_SIGN_IN_MINUTES) and by typing DELETE; irreversible."""
+        user = request.user
+        form = await read_form(request, EraseForm)
+        errors: dict[str, str] = {}
+        if user.password_hash is not None:
+            if not await verify_password(user.password_hash, form.password):
+                errors["password"] = _("The password is wrong.")
+        elif not signed_in_within(request, FRESH_SIGN_IN_MINUTES * 60):
+            errors["confirm"] = _(
+                "Sign in with Google again to confirm it is you, then delete the account within %(minutes)s minutes.",
+                minutes=FRESH_SIGN_IN_MINUTES,
+            )
+        if form.confirm.strip().upper() != CONFIRM_WORD:
+            errors.setdefault("confirm", _("Type DELETE to confirm."))
+        if errors:
+            if is_htmx(request):
+                return form_errors(request, ERASE_FIELDS, errors, prefix="erase")
+            return await self._page(request, db_session, errors=errors, status_code=422)
+        await Erasure(db_session, get_settings()).erase(user.id, actor=user.id, ip=client_address(request))
+        start_session(request, {})  # signed out, under a new session id that carries only the message below
+        flash(request, _("Your account is deleted. Thank you for using office hours."), "success")
+        return redirect(request, "/")
 
 
 class PrivacyApi(Controller):
