@@ -1,10 +1,11 @@
-"""Project commands (`app users`, `app demo`, `app notifications`, `app lti`): each one unit of work."""
+"""Project commands (users, demo, notifications, lti, retention): one unit of work each."""
 
 from __future__ import annotations
 
 import asyncio
 import getpass
 from collections.abc import Coroutine
+from dataclasses import asdict
 from typing import Any, TypeVar
 from uuid import UUID
 
@@ -16,6 +17,7 @@ from app.domain.accounts.models import UserType
 from app.domain.lti.cli import lti_group
 from app.domain.notifications.services import delivery_state
 from app.domain.privacy.erasure import Erasure
+from app.domain.privacy.retention import Retention
 from app.lib.errors import DomainError, FieldErrors
 from app.lib.queue import close_queue
 from app.services import provide_services
@@ -93,7 +95,9 @@ def promote_user(login: str) -> None:
         raise click.ClickException(exc.message) from exc
 
 
-@users_group.command(name="erase", help="Erase an account (username or email) for good: see docs/privacy in README.")
+@users_group.command(
+    name="erase", help="Erase an account (username or email) for good; its past bookings stay under a pseudonymous id."
+)
 @click.argument("login")
 @click.option("--yes", is_flag=True, default=False, help="Do not ask for confirmation.")
 def erase_user(login: str, yes: bool) -> None:
@@ -117,6 +121,22 @@ def erase_user(login: str, yes: bool) -> None:
         run(erase())
     except DomainError as exc:
         raise click.ClickException(exc.message) from exc
+
+
+@click.group(name="retention", help="Privacy: pseudonymise and delete old data (also run daily by the workers).")
+def retention_group() -> None:
+    pass
+
+
+@retention_group.command(name="run", help="Run the retention sweep now and print what it did (idempotent).")
+def retention_run() -> None:
+    async def sweep() -> None:
+        async with provide_services() as services:
+            report = await Retention(services.session, get_settings()).run(ip="cli")
+        for name, value in asdict(report).items():
+            click.echo(f"{name}: {value}")
+
+    run(sweep())
 
 
 @click.command(name="demo", help="Load sample professors, students, slots and bookings (idempotent).")
@@ -163,3 +183,4 @@ def register_commands(group: Any) -> None:
     group.add_command(demo_command)
     group.add_command(notifications_group)
     group.add_command(lti_group)
+    group.add_command(retention_group)

@@ -20,7 +20,7 @@ from sqlalchemy import delete, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.config import Settings
-from app.domain.accounts.models import ApiToken, AuthFailure, User, UserSession, new_feed_token
+from app.domain.accounts.models import ApiToken, AuthFailure, Profile, User, UserSession, new_feed_token
 from app.domain.accounts.services import delete_files
 from app.domain.audit.services import AuditAction, AuditService
 from app.domain.calendar.models import CalendarEvent
@@ -62,6 +62,25 @@ def pseudonym() -> tuple[str, str]:
     """A username and address that say nothing about the person (and collide with nobody)."""
     tag = secrets.token_hex(8)
     return f"former-{tag}", f"former-{tag}@{ERASED_DOMAIN}"
+
+
+async def new_pseudonymous_account(session: AsyncSession, user_type: str, settings: Settings) -> User:
+    """An erased account of its own, to which old records are moved (retention): they stay apart from each other's
+    but no longer lead to the person."""
+    username, email = pseudonym()
+    now = utcnow()
+    account = User(
+        username=username,
+        email=email,
+        user_type=user_type,
+        timezone=settings.default_timezone,
+        is_active=False,
+        erased_at=now,
+        profile=Profile(),
+    )
+    session.add(account)
+    await session.flush()
+    return account
 
 
 async def scrub_bookings(session: AsyncSession, booking_ids: list[UUID]) -> None:
