@@ -186,8 +186,15 @@ async def test_the_command_prints_what_it_did(database_url: str) -> None:
             " VALUES (gen_random_uuid(), %s, 'x', 'old', now() - interval '1 day', now(), now())",
             (user.id,),
         )
+    done = run_command(database_url)
+    assert done.returncode == 0, done.stderr
+    assert "tokens_deleted: 1" in done.stdout
+    assert "bookings_pseudonymised: 0" in done.stdout
+
+
+def run_command(database_url: str) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, "DATABASE_URL": database_url}
-    done = subprocess.run(
+    return subprocess.run(
         [sys.executable, "-m", "app", "retention", "run"],
         cwd=ROOT,
         env=env,
@@ -195,6 +202,3 @@ async def test_the_command_prints_what_it_did(database_url: str) -> None:
         text=True,
         timeout=120,
     )
-    assert done.returncode == 0, done.stderr
-    assert "tokens_deleted: 1" in done.stdout
-    assert "bookings_pseudonymised: 0" in done.stdout
