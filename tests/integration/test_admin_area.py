@@ -157,3 +157,31 @@ async def test_the_admin_forms_need_the_csrf_token(client: Any) -> None:
     student = await make_user()
     response = await client.post(f"/admin/users/{student.id}/deactivate", headers=HTMX)
     assert response.status_code == 403
+
+
+async def test_an_admin_erases_an_account_after_typing_its_username(client: Any, database_url: str) -> None:
+    admin = await admin_client(client)
+    student = await make_user()
+    refused = await client.post(
+        f"/admin/users/{student.id}/erase", data={"confirm": "yes"}, headers={**csrf_headers(client), **HTMX}
+    )
+    assert refused.status_code == 422
+    assert f"Type the username {student.username} to confirm." in refused.text
+    done = await client.post(
+        f"/admin/users/{student.id}/erase", data={"confirm": student.username}, headers=csrf_headers(client)
+    )
+    assert done.status_code == 303
+    with psycopg.connect(database_url) as conn:
+        row = conn.execute("SELECT username, erased_at IS NOT NULL FROM user_account WHERE id = %s", (student.id,))
+        username, erased = row.fetchone() or ("", False)
+    assert erased
+    assert username.startswith("former-")
+    assert [row[:3] for row in audit_rows(database_url)] == [(str(admin.id), "user.erased", str(student.id))]
+
+
+async def test_an_admin_does_not_erase_their_own_account_here(client: Any) -> None:
+    admin = await admin_client(client)
+    response = await client.post(
+        f"/admin/users/{admin.id}/erase", data={"confirm": admin.username}, headers={**csrf_headers(client), **HTMX}
+    )
+    assert response.status_code == 409

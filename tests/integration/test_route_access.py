@@ -125,6 +125,7 @@ ACCESS: dict[tuple[str, str], str] = {
     ("POST", "/admin/users/{user_id:uuid}/role"): ADMIN,
     ("POST", "/admin/users/{user_id:uuid}/deactivate"): ADMIN,
     ("POST", "/admin/users/{user_id:uuid}/reactivate"): ADMIN,
+    ("POST", "/admin/users/{user_id:uuid}/erase"): ADMIN,
     ("GET", "/admin/audit"): ADMIN,
     ("GET", "/admin/notifications"): ADMIN,
     ("POST", "/admin/notifications/resend"): ADMIN,

@@ -62,3 +62,29 @@ def test_an_https_app_url_turns_on_secure_cookies(monkeypatch: pytest.MonkeyPatc
     monkeypatch.setenv("APP_URL", "https://office-hours.uni.example/")
     settings = load_settings()
     assert (settings.app_url, settings.cookies_secure) == ("https://office-hours.uni.example", True)
+
+
+def test_retention_and_export_settings_have_defaults(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in ("RETENTION_MONTHS", "NOTIFICATION_RETENTION_DAYS", "EXPORT_LINK_HOURS"):
+        monkeypatch.delenv(name, raising=False)
+    settings = load_settings()
+    assert (settings.retention_months, settings.notification_retention_days, settings.export_link_hours) == (24, 90, 24)
+
+
+def test_retention_can_be_turned_off_with_zero(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("RETENTION_MONTHS", "0")
+    monkeypatch.setenv("NOTIFICATION_RETENTION_DAYS", "0")
+    settings = load_settings()
+    assert (settings.retention_months, settings.notification_retention_days) == (0, 0)
+
+
+def test_a_malformed_retention_period_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
+    assert refusal(monkeypatch, "RETENTION_MONTHS", "two years") == (
+        "RETENTION_MONTHS must be a whole number of at least 0, not 'two years'"
+    )
+
+
+def test_an_export_link_lives_at_least_an_hour(monkeypatch: pytest.MonkeyPatch) -> None:
+    assert refusal(monkeypatch, "EXPORT_LINK_HOURS", "0") == (
+        "EXPORT_LINK_HOURS must be a whole number of at least 1, not '0'"
+    )

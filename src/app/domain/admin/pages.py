@@ -12,17 +12,20 @@ from litestar.di import NamedDependency
 from litestar.params import FromPath, FromQuery, QueryParameter
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from app.config import get_settings
 from app.domain.accounts.models import User
 from app.domain.admin.users import ROLES, AccountAdministration, Actor, role_of
 from app.domain.audit.models import AuditEntry
 from app.domain.audit.services import AuditAction, AuditService
 from app.domain.consultations.slots import upcoming_slot_count
+from app.domain.privacy.erasure import Erasure
+from app.lib.errors import ConflictError
 from app.lib.forms import read_form
 from app.lib.guards import requires_admin
 from app.lib.http import client_address
 from app.lib.i18n import N_
 from app.lib.i18n import gettext as _
-from app.lib.rendering import flash, fragments, is_htmx, redirect, render, render_html, toast_html
+from app.lib.rendering import flash, form_errors, fragments, is_htmx, redirect, render, render_html, toast_html
 
 AUDIT_PAGE = 50
 ROLE_LABELS = {"student": N_("Student"), "professor": N_("Professor"), "admin": N_("Administrator")}
@@ -42,6 +45,10 @@ ACTION_LABELS = {
 
 class RoleForm(msgspec.Struct):
     role: str = ""
+
+
+class EraseAccountForm(msgspec.Struct):
+    confirm: str = ""
 
 
 def actor(request: Request[Any, Any, Any]) -> Actor:
@@ -131,6 +138,33 @@ class AdminPages(Controller):
     ) -> Response[Any]:
         person = await AccountAdministration(db_session).reactivate(actor(request), user_id)
         return await self._changed(request, db_session, person, _("%(name)s can sign in again.", name=person.full_name))
+
+    @post("/users/{user_id:uuid}/erase", status_code=200)
+    async def erase(
+        self, request: Request[Any, Any, Any], user_id: FromPath[UUID], db_session: NamedDependency[AsyncSession]
+    ) -> Response[Any]:
+        """Erase someone's account (irreversible): confirmed by typing its username."""
+        person = await AccountAdministration(db_session).get(user_id)
+        form = await read_form(request, EraseAccountForm)
+        if person.id == request.user.id:
+            raise ConflictError(_("Delete your own account under Settings → Your data."))
+        if form.confirm.strip() != person.username:
+            error = {"confirm": _("Type the username %(username)s to confirm.", username=person.username)}
+            return form_errors(request, ("confirm",), error, prefix="erase")
+        report = await Erasure(db_session, get_settings()).erase(
+            person.id, actor=request.user.id, ip=client_address(request)
+        )
+        flash(
+            request,
+            _(
+                "The account is erased: %(cancelled)s upcoming booking(s) cancelled, %(kept)s past booking(s) kept "
+                "without a name.",
+                cancelled=report.bookings_cancelled,
+                kept=report.bookings_pseudonymised,
+            ),
+            "success",
+        )
+        return redirect(request, "/admin")
 
     @get("/audit")
     async def audit_log(
