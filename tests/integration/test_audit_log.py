@@ -3,6 +3,9 @@ database role included, can change or delete an entry."""
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from typing import Any
 
 import psycopg
@@ -13,6 +16,7 @@ from app.domain.lti.models import RegisteredVia
 from app.domain.lti.platforms import PlatformService
 from app.domain.lti.schemas import PlatformRegistration
 from app.services import provide_services
+from tests.conftest import ROOT
 from tests.helpers import PASSWORD, api_token, csrf_headers, make_admin, make_user, web_login
 
 
@@ -99,3 +103,29 @@ async def test_approving_and_removing_a_platform_is_recorded(client: Any, databa
         (str(admin.id), str(platform.id), "127.0.0.1", {"name": "Uni Moodle", "issuer": registration.issuer})
     ]
     assert [row[:2] for row in removed] == [(str(admin.id), str(platform.id))]
+
+
+def run_app(database_url: str, *args: str) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "DATABASE_URL": database_url}
+    return subprocess.run(
+        [sys.executable, "-m", "app", *args], cwd=ROOT, env=env, capture_output=True, text=True, timeout=120
+    )
+
+
+async def test_approving_a_platform_on_the_command_line_is_recorded(database_url: str) -> None:
+    registration = PlatformRegistration(
+        issuer="https://lms2.uni.example",
+        client_id="tool-2",
+        deployment_ids=(),
+        auth_login_url="https://lms2.uni.example/auth",
+        jwks_url="https://lms2.uni.example/jwks",
+    )
+    async with provide_services() as services:
+        platform = await PlatformService(session=services.session).register(
+            registration, via=RegisteredVia.DYNAMIC, approved=False
+        )
+    done = run_app(database_url, "lti", "approve", str(platform.id))
+    assert done.returncode == 0, done.stderr
+    assert entries(database_url, "lti.platform_approved") == [
+        (None, str(platform.id), "cli", {"name": "", "issuer": "https://lms2.uni.example"})
+    ]
