@@ -174,7 +174,8 @@ async def test_the_api_answers_202_until_the_zip_is_ready_then_the_zip(client: A
     await run_export_jobs(database_url)
     ready = await client.get("/api/v1/me/export", headers=headers)
     assert ready.status_code == 200
-    assert ready.headers["content-type"] == "application/zip"
+    assert ready.headers["content-type"] == "application/octet-stream"
+    assert 'filename="office-hours-data.zip"' in ready.headers["content-disposition"]
     assert json.loads(unzip(ready.content)["account.json"])["id"] == str(student.id)
 
 

@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 from typing import Any
+from uuid import UUID
 
+import msgspec
 from litestar import Controller, Request, Response, get, post
 from litestar.di import NamedDependency
+from litestar.enums import MediaType
+from litestar.openapi import ResponseSpec
 from litestar.params import FromQuery
 from litestar.status_codes import HTTP_202_ACCEPTED
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -26,16 +30,25 @@ from app.lib.sessions import start_session
 
 EXPORT_FILENAME = "office-hours-data.zip"
 RETRY_AFTER_SECONDS = 5
+OCTET_STREAM = "application/octet-stream"
 # An account without a password confirms its erasure by having signed in (with Google) this recently.
 FRESH_SIGN_IN_MINUTES = 10
 CONFIRM_WORD = "DELETE"
 ERASE_FIELDS = tuple(EraseForm.__struct_fields__)
 
 
-def zip_response(content: bytes) -> Response[bytes]:
+class ExportPending(msgspec.Struct):
+    """The export is being built."""
+
+    status: str
+    id: UUID
+    retry_after: int
+
+
+def zip_response(content: bytes, media_type: str = "application/zip") -> Response[bytes]:
     return Response(
         content,
-        media_type="application/zip",
+        media_type=media_type,
         headers={
             "Content-Disposition": f'attachment; filename="{EXPORT_FILENAME}"',
             "Cache-Control": "no-store",
@@ -115,19 +128,32 @@ class PrivacyApi(Controller):
         "/export",
         guards=[requires_user],
         summary="Your data as a ZIP (202 while it is being prepared)",
-        responses=None,
+        # Bytes for generated clients (openapi-python-client reads no application/zip); the file is a ZIP.
+        media_type=OCTET_STREAM,
+        response_description="A ZIP archive (office-hours-data.zip): JSON files and bookings.ics",
+        responses={
+            202: ResponseSpec(
+                data_container=ExportPending,
+                description="Being prepared (the first call starts it): ask again after `retry_after` seconds",
+            )
+        },
     )
-    async def export(self, request: Request[Any, Any, Any], db_session: NamedDependency[AsyncSession]) -> Response[Any]:
-        """Answers the ZIP itself (200, `application/zip`: JSON files and `bookings.ics`) once it is ready. Until
-        then it answers 202 with `{"status": "pending", "id", "retry_after"}` and a `Retry-After` header: the first
-        call starts the job that builds it, later calls while it is being built start nothing new. A ready ZIP
-        stays available for EXPORT_LINK_HOURS; after that the next call builds a fresh one."""
+    async def export(
+        self, request: Request[Any, Any, Any], db_session: NamedDependency[AsyncSession]
+    ) -> Response[bytes]:
+        """Answers the ZIP itself once it is ready: 200, `application/octet-stream`, a ZIP archive named
+        office-hours-data.zip (JSON files and `bookings.ics`). Until then it answers 202 with
+        `{"status": "pending", "id", "retry_after"}` and a `Retry-After` header: the first call starts the job that
+        builds it, later calls while it is being built start nothing new. A ready ZIP stays available for
+        EXPORT_LINK_HOURS; after that the next call builds a fresh one."""
         exports = ExportService(db_session, get_settings())
         export = await exports.request(request.user, client_address(request))
         if export.status == "ready":
-            return zip_response(await exports.content(request.user.id, export.id))
+            return zip_response(await exports.content(request.user.id, export.id), OCTET_STREAM)
+        pending = ExportPending(status=export.status, id=export.id, retry_after=RETRY_AFTER_SECONDS)
         return Response(
-            {"status": export.status, "id": str(export.id), "retry_after": RETRY_AFTER_SECONDS},
+            msgspec.json.encode(pending),
             status_code=HTTP_202_ACCEPTED,
+            media_type=MediaType.JSON,
             headers={"Retry-After": str(RETRY_AFTER_SECONDS)},
         )
