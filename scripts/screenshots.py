@@ -155,6 +155,12 @@ def plain(path: str) -> Callable[[Any, Demo], Awaitable[None]]:
     return open_page
 
 
+async def admin_account(page: Any, demo: Demo) -> None:
+    await visit(page, "/admin?q=grace")
+    await page.get_by_role("link", name="grace").first.click()
+    await ready(page)
+
+
 async def embedded_grid(page: Any, demo: Demo) -> None:
     await grid(page, demo, prefix="/embed")
 
@@ -171,6 +177,10 @@ SHOTS: tuple[tuple[str, str | None, Callable[[Any, Demo], Awaitable[None]]], ...
     ("stats", PROFESSOR, plain("/dashboard/stats")),
     ("settings", PROFESSOR, plain("/settings")),
     ("embed-grid", STUDENT, embedded_grid),
+    ("my-data", STUDENT, plain("/settings/data")),
+    ("admin", PROFESSOR, plain("/admin")),  # the demo's ada is an administrator here (main() grants it)
+    ("admin-account", PROFESSOR, admin_account),
+    ("admin-audit", PROFESSOR, plain("/admin/audit")),
 )
 
 
@@ -250,6 +260,22 @@ def main() -> int:
                 if done.returncode:
                     print(done.stdout, done.stderr, sep="\n", file=sys.stderr)
                     raise RuntimeError(f"app {' '.join(command)} exited with {done.returncode}")
+            with psycopg.connect(database_url, autocommit=True) as conn:
+                conn.execute("UPDATE user_account SET is_admin = true WHERE username = %s", (PROFESSOR,))
+                # Something in the audit log: ada made grace an administrator, student1 changed their password.
+                conn.execute(
+                    "INSERT INTO audit_log (id, actor_id, action, target_type, target_id, details, ip, created_at,"
+                    " updated_at) SELECT gen_random_uuid(), a.id, 'user.role_changed', 'user', g.id::text,"
+                    ' \'{"from": "professor", "to": "admin"}\', \'203.0.113.7\', now(), now()'
+                    " FROM user_account a, user_account g WHERE a.username = %s AND g.username = 'grace'",
+                    (PROFESSOR,),
+                )
+                conn.execute(
+                    "INSERT INTO audit_log (id, actor_id, action, target_type, target_id, details, ip, created_at,"
+                    " updated_at) SELECT gen_random_uuid(), id, 'user.password_changed', 'user', id::text, '{}',"
+                    " '2001:db8:85a3::8a2e:370:7334', now(), now() FROM user_account WHERE username = %s",
+                    (STUDENT,),
+                )
             log = Path(data_dir) / "app.log"
             with log.open("ab") as output:
                 app = subprocess.Popen(

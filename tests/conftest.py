@@ -280,6 +280,8 @@ def migrate(url: str, *args: str) -> None:
 
 TABLES = (
     "saq_jobs",
+    "audit_log",
+    "data_export",
     "waitlist_entry",
     "calendar_event",
     "lti_launch_token",

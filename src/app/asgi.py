@@ -22,6 +22,7 @@ from app.domain.accounts.auth import AuthenticationMiddleware
 from app.domain.accounts.controllers import AccountPages
 from app.domain.accounts.models import UserSession
 from app.domain.admin.controllers import AdminNotifications, DevMailbox
+from app.domain.admin.pages import AdminPages
 from app.domain.analytics.controllers import StatsApi, StatsPages
 from app.domain.calendar.controllers import CalendarFeed
 from app.domain.consultations.api import BookingApi, SlotApi, WaitlistApi
@@ -37,6 +38,7 @@ from app.domain.lti.embed import EmbedPages
 from app.domain.lti.placements import DeepLinkPages
 from app.domain.lti.platforms import frame_ancestors
 from app.domain.notifications.emails import EmailBook
+from app.domain.privacy.controllers import PrivacyApi, PrivacyPages
 from app.domain.system.controllers import SystemController
 from app.domain.system.metrics import MetricsController
 from app.lib.body import JsonBodyGuardMiddleware
@@ -115,6 +117,9 @@ def create_app() -> Litestar:
             StatsPages,
             DevMailbox,
             AdminNotifications,
+            AdminPages,
+            PrivacyPages,
+            PrivacyApi,
             CalendarFeed,
             WaitlistApi,
             WaitlistPages,

@@ -1,19 +1,23 @@
-"""Project commands (`app users`, `app demo`, `app notifications`, `app lti`): each one unit of work."""
+"""Project commands (users, demo, notifications, lti, retention): one unit of work each."""
 
 from __future__ import annotations
 
 import asyncio
 import getpass
 from collections.abc import Coroutine
+from dataclasses import asdict
 from typing import Any, TypeVar
 from uuid import UUID
 
 import click
 
+from app.config import get_settings
 from app.demo import load_demo
 from app.domain.accounts.models import UserType
 from app.domain.lti.cli import lti_group
 from app.domain.notifications.services import delivery_state
+from app.domain.privacy.erasure import Erasure
+from app.domain.privacy.retention import Retention
 from app.lib.errors import DomainError, FieldErrors
 from app.lib.queue import close_queue
 from app.services import provide_services
@@ -91,6 +95,50 @@ def promote_user(login: str) -> None:
         raise click.ClickException(exc.message) from exc
 
 
+@users_group.command(
+    name="erase", help="Erase an account (username or email) for good; its past bookings stay under a pseudonymous id."
+)
+@click.argument("login")
+@click.option("--yes", is_flag=True, default=False, help="Do not ask for confirmation.")
+def erase_user(login: str, yes: bool) -> None:
+    if not yes:
+        click.confirm(f"Erase {login} for good? This cannot be undone.", abort=True)
+
+    async def erase() -> None:
+        async with provide_services() as services:
+            user = await services.users.find_by_login(login)
+            if user is None:
+                raise click.ClickException(f"No account {login!r}.")
+            report = await Erasure(services.session, get_settings()).erase(user.id, actor=None, ip="cli")
+            click.echo(
+                f"erased {user.id}: {report.bookings_cancelled} upcoming booking(s) cancelled, "
+                f"{report.waitlist_places_given_up} waitlist place(s) given up, "
+                f'{report.bookings_pseudonymised} booking(s) kept as "Former student", '
+                f"{report.notifications_deleted} notification(s) deleted"
+            )
+
+    try:
+        run(erase())
+    except DomainError as exc:
+        raise click.ClickException(exc.message) from exc
+
+
+@click.group(name="retention", help="Privacy: pseudonymise and delete old data (also run daily by the workers).")
+def retention_group() -> None:
+    pass
+
+
+@retention_group.command(name="run", help="Run the retention sweep now and print what it did (idempotent).")
+def retention_run() -> None:
+    async def sweep() -> None:
+        async with provide_services() as services:
+            report = await Retention(services.session, get_settings()).run(ip="cli")
+        for name, value in asdict(report).items():
+            click.echo(f"{name}: {value}")
+
+    run(sweep())
+
+
 @click.command(name="demo", help="Load sample professors, students, slots and bookings (idempotent).")
 @click.option("--if-empty", is_flag=True, default=False, help="Only when the database has no users yet.")
 def demo_command(if_empty: bool) -> None:
@@ -135,3 +183,4 @@ def register_commands(group: Any) -> None:
     group.add_command(demo_command)
     group.add_command(notifications_group)
     group.add_command(lti_group)
+    group.add_command(retention_group)

@@ -76,6 +76,11 @@ class Settings:
     log_format: Literal["json", "text"] = "text"
     # OpenTelemetry traces are exported over OTLP/HTTP when this is set (the exporter reads the other OTEL_* settings).
     otel_endpoint: str | None = None
+    # Privacy: how long a "Download my data" link works; after how many months bookings, notes and waitlist
+    # entries are pseudonymised (0: never); after how many days sent and failed notifications are deleted (0: never).
+    export_link_hours: int = 24
+    retention_months: int = 24
+    notification_retention_days: int = 90
 
     @property
     def is_production(self) -> bool:
@@ -154,6 +159,9 @@ def load_settings() -> Settings:
         metrics_token=os.environ.get("METRICS_TOKEN") or None,
         log_format=log_format,  # type: ignore[arg-type]
         otel_endpoint=os.environ.get("OTEL_EXPORTER_OTLP_ENDPOINT") or None,
+        export_link_hours=_count("EXPORT_LINK_HOURS", "24", least=1),
+        retention_months=_count("RETENTION_MONTHS", "24", least=0),
+        notification_retention_days=_count("NOTIFICATION_RETENTION_DAYS", "90", least=0),
     )
 
 

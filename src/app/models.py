@@ -1,6 +1,7 @@
 """Every model, imported once so the metadata (and Alembic) sees the whole schema."""
 
 from app.domain.accounts.models import ApiToken, AuthFailure, Profile, User, UserSession
+from app.domain.audit.models import AuditEntry
 from app.domain.calendar.models import CalendarEvent
 from app.domain.consultations.models import (
     Booking,
@@ -21,9 +22,11 @@ from app.domain.lti.models import (
     LtiRosterMember,
 )
 from app.domain.notifications.models import Notification
+from app.domain.privacy.models import DataExport
 
 __all__ = (
     "ApiToken",
+    "AuditEntry",
     "AuthFailure",
     "Booking",
     "CalendarEvent",
@@ -31,6 +34,7 @@ __all__ = (
     "ConsultationSlot",
     "Course",
     "CourseMember",
+    "DataExport",
     "LtiContext",
     "LtiDeepLinkRequest",
     "LtiIdentity",

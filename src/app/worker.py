@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import logging
+from dataclasses import asdict
 from functools import lru_cache
 from uuid import UUID
 
@@ -22,6 +23,8 @@ from app.domain.lti.roster import (
 )
 from app.domain.notifications.delivery import OutboxDelivery
 from app.domain.notifications.services import queue_deliveries
+from app.domain.privacy.export import ExportService
+from app.domain.privacy.retention import Retention
 from app.lib.queue import configure_queue
 from app.services import EMAILS, provide_services
 
@@ -106,6 +109,19 @@ async def refresh_stale_rosters(ctx: Context) -> int:
     return len(due)
 
 
+async def build_data_export(ctx: Context, *, export_id: str) -> int:
+    """Build one person's "Download my data" ZIP; returns its size (never its content: job results are kept)."""
+    async with provide_services() as services:
+        return await ExportService(services.session, get_settings()).build(UUID(export_id))
+
+
+async def run_retention(ctx: Context) -> dict[str, int]:
+    """The daily privacy sweep (domain/privacy/retention.py); idempotent, its counts are logged and returned."""
+    async with provide_services() as services:
+        report = await Retention(services.session, get_settings()).run(ip="job")
+    return asdict(report)
+
+
 async def on_worker_start(ctx: Context) -> None:
     # An in-process worker starts before its pool is open (STACK-NOTES): open it first.
     await ctx["worker"].queue.connect()
@@ -124,6 +140,8 @@ def saq_config() -> SAQConfig:
             sync_booking_calendar,
             refresh_course_roster,
             refresh_stale_rosters,
+            build_data_export,
+            run_retention,
         ],
         scheduled=[
             CronJob(function=sweep_outbox, cron="* * * * *", timeout=120),
@@ -131,6 +149,7 @@ def saq_config() -> SAQConfig:
             CronJob(function=complete_ended_slots, cron="* * * * *", timeout=120),
             CronJob(function=expire_waitlist_holds, cron="* * * * *", timeout=120),
             CronJob(function=refresh_stale_rosters, cron="17 * * * *", timeout=120),
+            CronJob(function=run_retention, cron="23 3 * * *", timeout=1800),
         ],
         startup=[on_worker_start],
     )

@@ -23,6 +23,7 @@ from zoneinfo import ZoneInfo
 import psycopg
 import pytest
 
+from app.domain.audit.services import AuditAction, AuditService
 from app.domain.consultations.models import BookingStatus
 from app.services import provide_services
 from tests.e2e.conftest import empty_tables, live, new_context, settled, signed_in_context
@@ -61,6 +62,11 @@ async def build_world(database_url: str) -> World:
         conn.execute("UPDATE user_account SET is_admin = true WHERE id = %s", (admin.id,))
     async with provide_services() as services:
         await services.users.update_account(professor.id, {"max_active_bookings_per_student": 10, "bio": "Analysis."})
+        audit = AuditService(services.session)
+        await audit.record(
+            admin.id, AuditAction.ROLE_CHANGED, professor.id, {"from": "student", "to": "professor"}, "203.0.113.7"
+        )
+        await audit.record(student.id, AuditAction.PASSWORD_CHANGED, student.id, {}, "2001:db8:85a3::8a2e:370:7334")
 
     async def confirm(booking_id: UUID) -> None:
         async with provide_services() as services:
@@ -327,6 +333,10 @@ PAGES = (
     Shown("professor", "settings", plain("/settings")),
     Shown("professor", "booking", plain(lambda world: f"/bookings/{world.requested_booking}")),
     Shown("professor", "embed-dashboard", embedded_dashboard),
+    Shown("admin", "admin-home", plain("/admin")),
+    Shown("admin", "admin-account", plain(lambda world: f"/admin/users/{world.professor.id}")),
+    Shown("admin", "admin-audit", plain("/admin/audit")),
+    Shown("student", "my-data", plain("/settings/data")),
     Shown("admin", "admin-notifications", plain("/admin/notifications?status=all")),
     Shown("admin", "dev-mailbox", plain("/dev/mail")),
     Shown("admin", "admin-lms-platforms", plain("/admin/lti")),

@@ -89,3 +89,29 @@ def test_metrics_and_tracing_are_off_unless_configured(monkeypatch: pytest.Monke
     monkeypatch.setenv("OTEL_EXPORTER_OTLP_ENDPOINT", "http://collector:4318")
     settings = load_settings()
     assert (settings.metrics_token, settings.otel_endpoint) == ("scrape-me", "http://collector:4318")
+
+
+def test_retention_and_export_settings_have_defaults(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in ("RETENTION_MONTHS", "NOTIFICATION_RETENTION_DAYS", "EXPORT_LINK_HOURS"):
+        monkeypatch.delenv(name, raising=False)
+    settings = load_settings()
+    assert (settings.retention_months, settings.notification_retention_days, settings.export_link_hours) == (24, 90, 24)
+
+
+def test_retention_can_be_turned_off_with_zero(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("RETENTION_MONTHS", "0")
+    monkeypatch.setenv("NOTIFICATION_RETENTION_DAYS", "0")
+    settings = load_settings()
+    assert (settings.retention_months, settings.notification_retention_days) == (0, 0)
+
+
+def test_a_malformed_retention_period_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
+    assert refusal(monkeypatch, "RETENTION_MONTHS", "two years") == (
+        "RETENTION_MONTHS must be a whole number of at least 0, not 'two years'"
+    )
+
+
+def test_an_export_link_lives_at_least_an_hour(monkeypatch: pytest.MonkeyPatch) -> None:
+    assert refusal(monkeypatch, "EXPORT_LINK_HOURS", "0") == (
+        "EXPORT_LINK_HOURS must be a whole number of at least 1, not '0'"
+    )

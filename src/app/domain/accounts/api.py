@@ -27,6 +27,7 @@ from app.domain.accounts.schemas import (
 from app.domain.accounts.services import UserService
 from app.domain.accounts.signin import SignInThrottle, register_account, sign_in
 from app.domain.accounts.tokens import ApiTokenService
+from app.domain.audit.services import AuditAction, AuditService
 from app.lib.guards import requires_user
 from app.lib.http import bearer_token, client_address
 from app.lib.i18n import gettext as _
@@ -161,4 +162,8 @@ class AccountApi(Controller):
         """Every other API token is revoked and every web session ends; the token making this call lives on."""
         await users.change_password(
             request.user.id, data.current_password, data.new_password, keep_token=bearer_token(request)
+        )
+        me = request.user.id
+        await AuditService(users.repository.session).record(
+            me, AuditAction.PASSWORD_CHANGED, me, ip=client_address(request)
         )

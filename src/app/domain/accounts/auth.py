@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from typing import Any
 from uuid import UUID
 
@@ -19,11 +20,27 @@ SESSION_USER_KEY = "user_id"
 # The account's session epoch when this session signed in: a later password change or "sign out everywhere"
 # raises the account's epoch, and every session holding an older one is signed out.
 SESSION_EPOCH_KEY = "epoch"
+# When the person last proved who they are (a password or Google): erasing an account without a password needs a
+# recent one.
+SESSION_SIGNED_IN_KEY = "signed_in_at"
 
 
-def begin_session(connection: ASGIConnection[Any, Any, Any, Any], user: User) -> None:
-    """Sign `user` in on this browser, under a fresh session id."""
-    start_session(connection, {SESSION_USER_KEY: str(user.id), SESSION_EPOCH_KEY: user.session_epoch})
+def begin_session(connection: ASGIConnection[Any, Any, Any, Any], user: User, *, fresh: bool = True) -> None:
+    """Sign `user` in on this browser, under a fresh session id. `fresh=False`: the same sign-in carried over to a
+    new session epoch (after a password change or "sign out everywhere"), keeping when it happened."""
+    previous = connection.session.get(SESSION_SIGNED_IN_KEY, 0) if "session" in connection.scope else 0
+    data = {
+        SESSION_USER_KEY: str(user.id),
+        SESSION_EPOCH_KEY: user.session_epoch,
+        SESSION_SIGNED_IN_KEY: int(time.time()) if fresh else previous,
+    }
+    start_session(connection, data)
+
+
+def signed_in_within(connection: ASGIConnection[Any, Any, Any, Any], seconds: float) -> bool:
+    """The browser's sign-in happened less than `seconds` ago."""
+    signed_in_at = connection.session.get(SESSION_SIGNED_IN_KEY, 0) if "session" in connection.scope else 0
+    return isinstance(signed_in_at, int) and time.time() - signed_in_at < seconds
 
 
 class AuthenticationMiddleware(AbstractAuthenticationMiddleware):

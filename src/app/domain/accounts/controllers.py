@@ -40,6 +40,7 @@ from app.domain.accounts.signin import (
 )
 from app.domain.accounts.tokens import ApiTokenService
 from app.domain.accounts.verification import VERIFY_PURPOSE
+from app.domain.audit.services import AuditAction, AuditService
 from app.lib.clock import utcnow
 from app.lib.errors import AuthenticationFailed, FieldErrors, TooManyAttempts
 from app.lib.forms import read_form
@@ -107,6 +108,12 @@ def known_device_cookie(user: User) -> Cookie:
         secure=settings.cookies_secure,
         samesite="lax",
     )
+
+
+async def audit(request: Request[Any, Any, Any], users: UserService, action: AuditAction) -> None:
+    """The signed-in person did `action` to their own account."""
+    me = request.user.id
+    await AuditService(users.repository.session).record(me, action, me, ip=client_address(request))
 
 
 class AccountPages(Controller):
@@ -277,7 +284,8 @@ class AccountPages(Controller):
     async def sign_out_everywhere(
         self, request: Request[Any, Any, Any], users: NamedDependency[UserService]
     ) -> Response[Any]:
-        begin_session(request, await users.sign_out_everywhere(request.user.id))
+        begin_session(request, await users.sign_out_everywhere(request.user.id), fresh=False)
+        await audit(request, users, AuditAction.SIGNED_OUT_EVERYWHERE)
         flash(request, _("Signed out everywhere else; your API tokens are revoked."), "success")
         return redirect(request, "/settings")
 
@@ -345,7 +353,8 @@ class AccountPages(Controller):
             user = await users.change_password(request.user.id, form.current_password, form.new_password)
         except FieldErrors as exc:
             return form_errors(request, PASSWORD_FIELDS, exc.errors)
-        begin_session(request, user)  # under the new session epoch: this browser stays signed in
+        await audit(request, users, AuditAction.PASSWORD_CHANGED)
+        begin_session(request, user, fresh=False)  # under the new session epoch: this browser stays signed in
         flash(request, _("Password changed. Other browsers are signed out and your API tokens revoked."), "success")
         return redirect(request, "/settings")
 

@@ -13,6 +13,7 @@ from sqlalchemy import Boolean, CheckConstraint, ForeignKey, Index, Integer, Str
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from app.lib.database import Base
+from app.lib.i18n import gettext as _
 
 
 class UserType(enum.StrEnum):
@@ -47,6 +48,9 @@ class User(Base):
     session_epoch: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     # The language pages and e-mails speak to this person (lib/i18n.SUPPORTED_LOCALES).
     locale: Mapped[str] = mapped_column(String(8), default="en", server_default="en")
+    # When the person's data was erased (domain/privacy): the row stays only as a pseudonymous id that their
+    # past bookings and the audit log point to; nothing in it names them any more.
+    erased_at: Mapped[datetime | None] = mapped_column(DateTimeUTC(timezone=True), default=None)
 
     profile: Mapped[Profile] = relationship(
         back_populates="user", lazy="joined", uselist=False, cascade="all, delete-orphan"
@@ -54,7 +58,13 @@ class User(Base):
 
     @property
     def full_name(self) -> str:
+        if self.erased_at is not None:
+            return _("Former professor") if self.is_professor else _("Former student")
         return f"{self.first_name} {self.last_name}".strip() or self.username
+
+    @property
+    def is_erased(self) -> bool:
+        return self.erased_at is not None
 
     @property
     def is_professor(self) -> bool:

@@ -192,7 +192,16 @@ class BookingService(SQLAlchemyAsyncRepositoryService[Booking]):
         await announce(self.repository.session, "booking_changed", slot.professor_id, slot.id, booking.id)
         return booking
 
-    async def cancel(self, user: User, booking_id: UUID, reason: str = "", *, sequence: int | None = None) -> Booking:
+    async def cancel(
+        self,
+        user: User,
+        booking_id: UUID,
+        reason: str = "",
+        *,
+        sequence: int | None = None,
+        closing_account: bool = False,
+    ) -> Booking:
+        """`closing_account`: the student's account is being erased, so the cancellation notice does not apply."""
         booking, slot = await self._transition(user, booking_id, sequence)
         reason = reason.strip()
         if errors := text_problems({"reason": reason}):
@@ -207,7 +216,7 @@ class BookingService(SQLAlchemyAsyncRepositoryService[Booking]):
         by_professor = slot.professor_id == user.id
         if by_professor and not reason:
             raise FieldErrors.single("reason", _("Tell the student why you cancel."))
-        if not by_professor and utcnow() > cancellation_deadline(slot):
+        if not by_professor and not closing_account and utcnow() > cancellation_deadline(slot):
             notice = professor_profile(slot).cancellation_notice_hours
             raise ConflictError(_("Bookings can be cancelled up to %(notice)s hours before the start.", notice=notice))
         # A professor saying no to a request declines it: an outcome of its own, in wording and in the data.

@@ -11,6 +11,7 @@ from uuid import UUID
 from advanced_alchemy.repository import SQLAlchemyAsyncRepository
 from advanced_alchemy.service import ModelDictT, SQLAlchemyAsyncRepositoryService, is_dict
 from sqlalchemy import ColumnElement, func, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.config import get_settings
 from app.domain.accounts.models import User
@@ -352,3 +353,18 @@ def clash_message(clash: ConsultationSlot, timezone: str) -> str:
     return _(
         "This time overlaps your slot on %(when)s.", when=describe_time(clash.start_time, clash.end_time, timezone)
     )
+
+
+async def upcoming_slot_count(session: AsyncSession, professor_id: UUID) -> int:
+    """The professor's slots not cancelled and not over yet (before an account stops being a professor's, they are
+    cancelled or handed over)."""
+    count = await session.scalar(
+        select(func.count())
+        .select_from(ConsultationSlot)
+        .where(
+            ConsultationSlot.professor_id == professor_id,
+            ConsultationSlot.status != SlotStatus.CANCELLED.value,
+            ConsultationSlot.end_time > utcnow(),
+        )
+    )
+    return int(count or 0)

@@ -11,8 +11,10 @@ from litestar.params import FromPath
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.config import get_settings
+from app.domain.audit.services import AuditAction, AuditService
 from app.domain.lti.platforms import PlatformService
 from app.lib.guards import requires_admin
+from app.lib.http import client_address
 from app.lib.rendering import redirect, render
 
 
@@ -31,12 +33,32 @@ class LtiAdminPages(Controller):
     async def approve(
         self, request: Request[Any, Any, Any], platform_id: FromPath[UUID], db_session: NamedDependency[AsyncSession]
     ) -> Response[Any]:
-        await PlatformService(session=db_session).approve(platform_id)
+        platform = await PlatformService(session=db_session).approve(platform_id)
+        details = {"name": platform.name, "issuer": platform.issuer}
+        await AuditService(db_session).record(
+            request.user.id,
+            AuditAction.PLATFORM_APPROVED,
+            platform_id,
+            details,
+            client_address(request),
+            target_type="lti",
+        )
         return redirect(request, "/admin/lti")
 
     @post("/{platform_id:uuid}/remove", status_code=303)
     async def remove(
         self, request: Request[Any, Any, Any], platform_id: FromPath[UUID], db_session: NamedDependency[AsyncSession]
     ) -> Response[Any]:
-        await PlatformService(session=db_session).remove(platform_id)
+        platforms = PlatformService(session=db_session)
+        platform = await platforms.get_one_or_none(id=platform_id)
+        details = {"name": platform.name, "issuer": platform.issuer} if platform else {}
+        await platforms.remove(platform_id)
+        await AuditService(db_session).record(
+            request.user.id,
+            AuditAction.PLATFORM_REMOVED,
+            platform_id,
+            details,
+            client_address(request),
+            target_type="lti",
+        )
         return redirect(request, "/admin/lti")

@@ -8,6 +8,7 @@ from uuid import UUID
 import click
 
 from app.config import Settings, get_settings
+from app.domain.audit.services import AuditAction, AuditService
 from app.domain.lti.keys import RETIRED_KEY_PUBLISHED, ToolKeyService
 from app.domain.lti.platforms import PlatformService
 from app.domain.lti.schemas import PlatformRegistration
@@ -100,6 +101,10 @@ def approve_platform(platform_id: UUID) -> None:
     async def approve() -> str:
         async with unit_of_work() as unit:
             platform = await PlatformService(session=unit.session).approve(platform_id)
+            details = {"name": platform.name, "issuer": platform.issuer}
+            await AuditService(unit.session).record(
+                None, AuditAction.PLATFORM_APPROVED, platform_id, details, "cli", target_type="lti"
+            )
             return platform.name or platform.issuer
 
     try:
@@ -114,7 +119,13 @@ def approve_platform(platform_id: UUID) -> None:
 def remove_platform(platform_id: UUID) -> None:
     async def remove() -> None:
         async with unit_of_work() as unit:
-            await PlatformService(session=unit.session).remove(platform_id)
+            platforms = PlatformService(session=unit.session)
+            platform = await platforms.get_one_or_none(id=platform_id)
+            details = {"name": platform.name, "issuer": platform.issuer} if platform else {}
+            await platforms.remove(platform_id)
+            await AuditService(unit.session).record(
+                None, AuditAction.PLATFORM_REMOVED, platform_id, details, "cli", target_type="lti"
+            )
 
     try:
         asyncio.run(remove())
