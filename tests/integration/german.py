@@ -12,7 +12,7 @@ from html.parser import HTMLParser
 # left untranslated. Words German shares with English (Status, Details, Link, Name, Start, Export, Feedback, E-Mail,
 # Team, Online, ...) are not here.
 _WORDS = (
-    "the The your Your you You with With and And for For from From this This that That these those is are was were "
+    "the The your Your you You with With and And for For from From this This that That these those is are were "
     "has have had not Not no No yes Yes any all All here Here there please Please will can cannot can't don't "
     "won't it's isn't there's what What when When where Where which who Who how How why "
     "Book Booked booked Booking booking Bookings bookings Cancel Cancelled cancelled Save Saved Settings Sign "

@@ -38,6 +38,7 @@ OUTSIDE = re.compile(r"^/(api|schema|static|media|calendar|lti|dev)(/|$)")
 NOT_RENDERED_HERE = {
     "/health": "JSON for monitors, not read by people",
     "/metrics": "Prometheus text for the monitoring system, not read by people",
+    "/settings/data/download": "the ZIP of a person's data (JSON and .ics), not a page",
     "/auth/google": "a redirect to Google, no page of ours",
     "/professors/{professor_id:uuid}/events": "a Server-Sent Events stream: tests/integration/test_german_live.py",
     "/dashboard/events": "a Server-Sent Events stream: tests/integration/test_german_live.py",
@@ -188,6 +189,7 @@ def pages_for(world: World) -> dict[str, list[tuple[str, str]]]:
         ("/embed/professors/{professor_id:uuid}", f"/embed/professors/{p}"),
         ("/embed/office-hours", f"/embed/office-hours?professors={p}"),
         ("/dashboard", "/dashboard"),  # a student has none: the refusal page
+        ("/settings/data", "/settings/data"),
     ]
     professor = [
         ("/", "/"),
@@ -215,9 +217,13 @@ def pages_for(world: World) -> dict[str, list[tuple[str, str]]]:
         ("/admin/notifications", "/admin/notifications"),
         ("/admin/notifications", "/admin/notifications?status=all"),
         ("/admin/lti", "/admin/lti"),
+        ("/admin", "/admin"),
+        ("/admin", "/admin?q=Zofia"),
+        ("/admin/users/{user_id:uuid}", f"/admin/users/{s}"),
+        ("/admin/audit", "/admin/audit"),
         ("/settings", "/settings"),
+        ("/settings/data", "/settings/data"),
     ]
-    del s
     return {"anonymous": anonymous, "student": student, "professor": professor, "admin": admin}
 
 
