@@ -255,10 +255,13 @@ def database_url(
         }
     )
     from app.config import get_settings
+    from app.lib import queue
     from app.lib.database import get_alchemy_config, get_database_url
 
     for cached in (get_settings, get_database_url, get_alchemy_config):
         cached.cache_clear()
+    # A queue configured before this point (an app built by a unit test) knew no DATABASE_URL yet: build it anew.
+    queue._config = None
     migrate(url, "upgrade", "head")
     yield url
     with psycopg.connect(admin_database_url, autocommit=True) as conn:
