@@ -2,18 +2,16 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from datetime import datetime, timedelta
 from uuid import UUID
 
 from advanced_alchemy.repository import SQLAlchemyAsyncRepository
 from advanced_alchemy.service import SQLAlchemyAsyncRepositoryService
-from sqlalchemy import ColumnElement, exists, func, or_, select, update
+from sqlalchemy import ColumnElement, func, or_, select, update
 
 from app.domain.accounts.models import User
 from app.domain.consultations.admission import professor_profile, require_bookable, require_eligible, take_place
 from app.domain.consultations.capacity import lock_slot, places_of, refresh_slot_status
-from app.domain.consultations.courses import open_to
+from app.domain.consultations.choices import StudentChoices, cancellation_deadline, student_choices
 from app.domain.consultations.events import NotificationKind, booking_changed
 from app.domain.consultations.links import (
     PROFESSOR_ACTIONS,
@@ -29,7 +27,6 @@ from app.domain.consultations.models import (
     BookingStatus,
     ConsultationNote,
     ConsultationSlot,
-    SlotStatus,
 )
 from app.domain.consultations.rules import text_problems
 from app.domain.consultations.states import status_word
@@ -42,27 +39,6 @@ from app.lib.i18n import gettext as _
 from app.lib.live import announce
 from app.lib.metrics import BOOKING_CONFLICTS
 from app.lib.unit_of_work import savepoint
-
-# How far ahead a student is offered other times to move their booking to.
-MOVE_WINDOW = timedelta(days=14)
-
-
-@dataclass(frozen=True)
-class StudentChoices:
-    """What the student may still do with their booking (and why not): cancel it, or move it to a free slot."""
-
-    cancel_until: datetime | None = None
-    cancel_problem: str | None = None
-    move_problem: str | None = None
-    free_slots: list[ConsultationSlot] = field(default_factory=list)
-
-    @property
-    def can_cancel(self) -> bool:
-        return self.cancel_problem is None
-
-    @property
-    def can_move(self) -> bool:
-        return self.move_problem is None
 
 
 class BookingService(SQLAlchemyAsyncRepositoryService[Booking]):
@@ -370,49 +346,7 @@ class BookingService(SQLAlchemyAsyncRepositoryService[Booking]):
 
     async def student_choices(self, student: User, booking: Booking) -> StudentChoices:
         """Whether the student may still cancel or move `booking`, and the free slots it could move to."""
-        slot, profile = booking.slot, professor_profile(booking.slot)
-        if booking.student_id != student.id:
-            raise NotFound(_("Booking not found."))
-        if booking.status not in ACTIVE:
-            problem = _("This booking is no longer active: there is nothing to change.")
-            return StudentChoices(cancel_problem=problem, move_problem=problem)
-        deadline = cancellation_deadline(slot)
-        if utcnow() > deadline:
-            hours = profile.cancellation_notice_hours
-            return StudentChoices(
-                cancel_problem=_("Bookings can be cancelled up to %(notice)s hours before the start.", notice=hours),
-                move_problem=_("Bookings can be moved up to %(notice)s hours before the start.", notice=hours),
-            )
-        if not profile.students_may_reschedule:
-            problem = f"{slot.professor.full_name} does not let students move bookings; cancel it and book again."
-            return StudentChoices(cancel_until=deadline, move_problem=problem)
-        return StudentChoices(cancel_until=deadline, free_slots=await self._free_slots(student, booking))
-
-    async def _free_slots(self, student: User, booking: Booking) -> list[ConsultationSlot]:
-        """The professor's other slots of the next MOVE_WINDOW with a free place, at times the student is free."""
-        now, profile = utcnow(), professor_profile(booking.slot)
-        busy = exists().where(
-            Booking.student_id == student.id,
-            Booking.status.in_(ACTIVE),
-            Booking.id != booking.id,
-            Booking.start_time < ConsultationSlot.end_time,
-            Booking.end_time > ConsultationSlot.start_time,
-        )
-        query = (
-            select(ConsultationSlot)
-            .where(
-                ConsultationSlot.professor_id == booking.slot.professor_id,
-                ConsultationSlot.status == SlotStatus.AVAILABLE.value,
-                ConsultationSlot.id != booking.slot_id,
-                ConsultationSlot.start_time >= now + timedelta(hours=profile.booking_notice_hours),
-                ConsultationSlot.start_time < now + MOVE_WINDOW,
-                open_to(student.id),
-                ~busy,
-            )
-            .order_by(ConsultationSlot.start_time)
-            .limit(200)
-        )
-        return list((await self.repository.session.scalars(query)).unique().all())
+        return await student_choices(self.repository.session, student, booking)
 
     async def mark_outcome(self, professor: User, booking_id: UUID, outcome: BookingStatus) -> Booking:
         """confirmed -> completed | no_show, by the professor, once the consultation has started."""
@@ -431,11 +365,6 @@ class BookingService(SQLAlchemyAsyncRepositoryService[Booking]):
         booking.status = outcome.value
         await announce(self.repository.session, "booking_changed", slot.professor_id, slot.id, booking.id)
         return booking
-
-
-def cancellation_deadline(slot: ConsultationSlot) -> datetime:
-    """Until when the student may cancel (or move) a booking on this slot."""
-    return slot.start_time - timedelta(hours=professor_profile(slot).cancellation_notice_hours)
 
 
 def require_professor(user: User, slot: ConsultationSlot) -> None:

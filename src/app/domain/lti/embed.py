@@ -28,7 +28,8 @@ from app.domain.consultations.deps import providers
 from app.domain.consultations.slots import SlotService
 from app.domain.consultations.views import dashboard_overview, professor_or_404, week_page_context
 from app.domain.lti.deps import launch_refused, provide_launches
-from app.domain.lti.launch import MAX_PROFESSORS_SHOWN, LaunchService
+from app.domain.lti.landing import MAX_PROFESSORS_SHOWN
+from app.domain.lti.launch import LaunchService
 from app.domain.lti.platforms import LaunchRefused
 from app.lib.csrf import csrf_cookie_name
 from app.lib.errors import AuthenticationFailed, NotFound, TooManyAttempts
