@@ -3,12 +3,17 @@
 from __future__ import annotations
 
 import math
+import os
 from dataclasses import dataclass
 
 import httpx
+import psycopg
 
 # Registration checks the address's domain in production (PROFESSOR_SIGNUP_DOMAINS); scale_out.py allows this one.
 EMAIL_DOMAIN = "bench.example.com"
+# In production a professor who registered with a password publishes slots once the address is verified (a mailed
+# link). With BENCH_DATABASE_URL (libpq URL of the server's database) the scripts mark their professors verified.
+VERIFY_IN_DATABASE = "BENCH_DATABASE_URL"
 
 
 def percentile(sorted_values: list[float], fraction: float) -> float:
@@ -52,6 +57,9 @@ async def register(client: httpx.AsyncClient, username: str, user_type: str, pas
     if response.status_code != 201:
         raise SetupError(describe(response))
     user_id = str(response.json()["id"])
+    if user_type == "professor" and os.environ.get(VERIFY_IN_DATABASE):
+        with psycopg.connect(os.environ[VERIFY_IN_DATABASE], autocommit=True) as conn:
+            conn.execute("UPDATE user_account SET email_verified_at = now() WHERE id = %s", (user_id,))
     response = await client.post("/api/v1/auth/token", json={"username": username, "password": password})
     if response.status_code != 200:
         raise SetupError(describe(response))
