@@ -19,9 +19,9 @@ from litestar_saq import SAQPlugin
 
 from app.config import PROJECT_ROOT, get_settings
 from app.domain.accounts.api import AccountApi
-from app.domain.accounts.auth import AuthenticationMiddleware
+from app.domain.accounts.auth import SESSION_USER_KEY, AuthenticationMiddleware
 from app.domain.accounts.controllers import AccountPages
-from app.domain.accounts.models import UserSession
+from app.domain.accounts.models import User, UserSession
 from app.domain.admin.controllers import AdminNotifications, DevMailbox
 from app.domain.analytics.controllers import StatsApi, StatsPages
 from app.domain.calendar.controllers import CalendarFeed
@@ -74,6 +74,9 @@ def create_app() -> Litestar:
         samesite="lax",
         exclude=UNAUTHENTICATED_PATHS,
         model=UserSession,
+        # The signed-in person is read with the session row (one round trip); authentication finds them there.
+        joined_entity=User,
+        joined_key=SESSION_USER_KEY,
     )
     csrf = CSRFConfig(
         secret=settings.secret_key,

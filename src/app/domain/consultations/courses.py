@@ -36,8 +36,12 @@ def open_to(student_id: UUID) -> ColumnElement[bool]:
 
 def reserved_for(slot: ConsultationSlot) -> str:
     """Whom a reserved slot is for, in words: "students of Algorithms or Databases"."""
-    titles = [course.title or "a course" for course in slot.courses]
-    return "students of " + " or ".join(titles)
+    return reserved_for_titles(course.title for course in slot.courses)
+
+
+def reserved_for_titles(titles: Iterable[str | None]) -> str:
+    """The same from the courses' titles alone (in title order)."""
+    return "students of " + " or ".join(title or "a course" for title in titles)
 
 
 async def closed_to(session: AsyncSession, student: User, slot_ids: Sequence[UUID]) -> set[UUID]:
