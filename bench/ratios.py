@@ -20,17 +20,20 @@ Starts what it measures, so every run starts alike, on a throwaway database it c
 5. the table: req/s, p50/p99, the ratio to the plain page (to ``/health`` for the rush) and PASS/FAIL against
    issue 17's targets. Exit status 1 when a target is missed or an answer was wrong.
 
-``--hold`` keeps both servers running after the table (their pids are printed) for a profiler such as py-spy.
+``--hold`` keeps both servers running after the table (their pids are printed) for a profiler such as py-spy;
+each endpoint's URL, headers and a cookie are written to ``/tmp/ratios-logs/endpoints.json``.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import os
 import re
 import secrets
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -72,6 +75,7 @@ class Measured:
     p50_ms: float
     p99_ms: float
     bad: int  # answers that were not 2xx/3xx, or socket errors
+    cpu_ms: float = 0.0  # the serving process's CPU time per request (independent of what else the machine runs)
 
 
 # --- the load generator ----------------------------------------------------------------------------------------------
@@ -158,11 +162,24 @@ async def run_python(base_url: str, endpoint: Endpoint, seconds: float, connecti
     return Measured(endpoint, len(latencies) / elapsed, percentile(latencies, 0.5), percentile(latencies, 0.99), bad)
 
 
-def drive(base_url: str, endpoint: Endpoint, args: argparse.Namespace) -> Measured:
+def cpu_seconds(pid: int) -> float:
+    """User and system CPU time the process has used so far (Linux /proc)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def drive(base_url: str, endpoint: Endpoint, args: argparse.Namespace, pid: int) -> Measured:
     if args.warmup > 0:
         load(base_url, endpoint, args.warmup, args.connections, args.client)
+    before = cpu_seconds(pid)
     measured = load(base_url, endpoint, args.seconds, args.connections, args.client)
-    print(f"  {endpoint.label:<38} {measured.rate:>9.1f} req/s  p50 {measured.p50_ms:7.1f} ms", flush=True)
+    requests = measured.rate * args.seconds
+    measured.cpu_ms = (cpu_seconds(pid) - before) * 1000 / requests if requests else 0.0
+    print(
+        f"  {endpoint.label:<38} {measured.rate:>9.1f} req/s  p50 {measured.p50_ms:7.1f} ms  "
+        f"server CPU {measured.cpu_ms:6.2f} ms/req",
+        flush=True,
+    )
     return measured
 
 
@@ -321,12 +338,28 @@ def main() -> int:
         ]
         if args.only:
             endpoints = [e for e in endpoints if e.key in args.only or e.key == "plain"]
+        (LOGS / "endpoints.json").write_text(
+            json.dumps(
+                [
+                    {
+                        "url": (app_url if e.server == "app" else plain_url) + e.path,
+                        "headers": dict(e.headers),
+                        "cookie": e.cookies[0] if e.cookies else "",
+                    }
+                    for e in endpoints
+                ],
+                indent=1,
+            )
+        )
         for endpoint in endpoints:
             asyncio.run(check(app_url if endpoint.server == "app" else plain_url, endpoint))
         print(
             f"load: {args.client}, {args.connections} connections, {args.seconds:g} s each (+{args.warmup:g} s warm-up)"
         )
-        results = [drive(app_url if e.server == "app" else plain_url, e, args) for e in endpoints]
+        results = [
+            drive(app_url, e, args, app.pid) if e.server == "app" else drive(plain_url, e, args, plain.pid)
+            for e in endpoints
+        ]
         rush = None
         if args.rush_students and not args.only:
             students = args.rush_students
@@ -342,7 +375,8 @@ def main() -> int:
             rush = asyncio.run(booking_rush.measure(booking_rush.parse_args(rush_args)))
         failed = report(results, rush, args)
         if args.hold:
-            print("holding the servers; press Ctrl-C to stop them and drop the database")
+            print("holding the servers; Ctrl-C (or SIGTERM to this process) stops them and drops the database")
+            signal.signal(signal.SIGTERM, signal.default_int_handler)
             try:
                 while True:
                     time.sleep(3600)
@@ -358,8 +392,9 @@ def main() -> int:
 
 def report(results: list[Measured], rush: booking_rush.RushSummary | None, args: argparse.Namespace) -> bool:
     plain = next(r.rate for r in results if r.endpoint.key == "plain")
-    print("\n| endpoint | req/s | p50 / p99 ms | vs plain page | target |")
-    print("|---|---|---|---|---|")
+    plain_cpu = next(r.cpu_ms for r in results if r.endpoint.key == "plain")
+    print("\n| endpoint | req/s | p50 / p99 ms | vs plain page | target | server CPU ms/req | CPU vs plain |")
+    print("|---|---|---|---|---|---|---|")
     failed = False
     for r in results:
         ratio = r.rate / plain if plain else 0.0
@@ -369,7 +404,11 @@ def report(results: list[Measured], rush: booking_rush.RushSummary | None, args:
             mark += f" ({r.bad} bad answers)"
             failed = True
         failed = failed or mark.startswith("FAIL")
-        print(f"| {r.endpoint.label} | {r.rate:,.1f} | {r.p50_ms:.1f} / {r.p99_ms:.1f} | {shown} | {mark} |")
+        cpu_ratio = plain_cpu / r.cpu_ms if r.cpu_ms else 0.0
+        print(
+            f"| {r.endpoint.label} | {r.rate:,.1f} | {r.p50_ms:.1f} / {r.p99_ms:.1f} | {shown} | {mark} "
+            f"| {r.cpu_ms:.2f} | {cpu_ratio:.3f} |"
+        )
     if rush is not None:
         ratio = rush.throughput / rush.health_rate if rush.health_rate else 0.0
         mark = verdict(ratio, 0.5)
@@ -380,7 +419,7 @@ def report(results: list[Measured], rush: booking_rush.RushSummary | None, args:
         failed = failed or mark.startswith("FAIL")
         print(
             f"| booking rush, {args.rush_students} at once (vs its /health {rush.health_rate:,.1f}) | "
-            f"{rush.throughput:,.1f} | {rush.p50:.1f} / {rush.p99:.1f} | {ratio:.3f} of /health | {mark} |"
+            f"{rush.throughput:,.1f} | {rush.p50:.1f} / {rush.p99:.1f} | {ratio:.3f} of /health | {mark} | | |"
         )
     print("\nFAIL" if failed else "\nPASS")
     return failed

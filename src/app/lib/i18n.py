@@ -37,7 +37,12 @@ def current_locale() -> str:
 
 
 def babel_locale(locale: str | None = None) -> Locale:
-    return Locale.parse(BABEL_LOCALES[locale or current_locale()])
+    return _parsed_locale(BABEL_LOCALES[locale or current_locale()])
+
+
+@lru_cache(maxsize=8)
+def _parsed_locale(identifier: str) -> Locale:
+    return Locale.parse(identifier)
 
 
 def supported(locale: str | None) -> str:

@@ -12,6 +12,7 @@ from sqlalchemy import exists, false, func, null, select
 from sqlalchemy.dialects.postgresql import aggregate_order_by
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import lazyload
+from sqlalchemy.orm.attributes import set_committed_value
 
 from app.domain.accounts.models import User
 from app.domain.consultations.courses import open_to, reserved_for_titles
@@ -196,13 +197,16 @@ async def build_week(
     query = (
         select(ConsultationSlot, *cell_columns(viewer, now))
         .where(*slot_filters(professor.id, start, end), ConsultationSlot.status != SlotStatus.CANCELLED.value)
-        # The courses come as titles in the same row (course_titles), not in a second query.
-        .options(lazyload(ConsultationSlot.courses))
+        # The courses come as titles in the same row (course_titles), not in a second query; the professor is known.
+        .options(lazyload(ConsultationSlot.courses), lazyload(ConsultationSlot.professor))
         .order_by(ConsultationSlot.start_time)
         .limit(MOST_SLOTS_IN_A_WEEK)
     )
     result = await slots.repository.session.execute(query)
-    cells = [make_cell(row[0], row[1:], now, timezone) for row in result.all()]
+    cells = []
+    for slot, *values in result.all():
+        set_committed_value(slot, "professor", professor)
+        cells.append(make_cell(slot, values, now, timezone))
     zone = ZoneInfo(timezone)
     days = [
         GridDay(
