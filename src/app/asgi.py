@@ -57,6 +57,8 @@ from app.worker import saq_config
 
 UNSAFE_EXEMPT_PATHS = ("/api/", "/lti/login", "/lti/launch")
 UNAUTHENTICATED_PATHS = ["/static", "/media", "/health", "/schema"]
+# Responses without words or forms: no language to choose, no CSRF cookie to set.
+WORDLESS_PATHS = ("/static/", "/media/", "/health")
 
 
 def provide_emails() -> EmailBook:
@@ -85,7 +87,8 @@ def create_app() -> Litestar:
         cookie_httponly=True,
         cookie_secure=settings.cookies_secure,
         cookie_samesite="lax",
-        exclude=list(UNSAFE_EXEMPT_PATHS),
+        # Static files and the health check need no CSRF token (nothing there accepts a form).
+        exclude=[*UNSAFE_EXEMPT_PATHS, *WORDLESS_PATHS],
     )
     template_config = TemplateConfig(engine=create_template_engine(TEMPLATE_GLOBALS))
     app = Litestar(
@@ -139,7 +142,7 @@ def create_app() -> Litestar:
             session_config.middleware,
             DefineMiddleware(AuthenticationMiddleware, exclude=UNAUTHENTICATED_PATHS),
             # After sign-in: a signed-in person's own language wins over the browser's.
-            LocaleMiddleware,
+            DefineMiddleware(LocaleMiddleware, exclude=WORDLESS_PATHS),
         ],
         request_class=HTMXRequest,
         csrf_config=csrf,

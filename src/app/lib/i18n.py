@@ -123,12 +123,13 @@ class LocaleMiddleware:
     """Speak the reader's language for the rest of the request: the signed-in person's choice, else the language
     picked on this browser (LANGUAGE_COOKIE), else the browser's Accept-Language; the JSON API speaks English."""
 
-    def __init__(self, app: ASGIApp, api_prefix: str = "/api/") -> None:
+    def __init__(self, app: ASGIApp, api_prefix: str = "/api/", exclude: tuple[str, ...] = ()) -> None:
         self.app = app
         self.api_prefix = api_prefix
+        self.exclude = exclude  # path prefixes that show no words (static files, the health check)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] not in ("http", "websocket"):
+        if scope["type"] not in ("http", "websocket") or scope["path"].startswith(self.exclude):
             await self.app(scope, receive, send)
             return
         locale = self.locale_of(scope)

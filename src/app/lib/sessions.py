@@ -24,7 +24,7 @@ from litestar.middleware.session import SessionMiddleware
 from litestar.middleware.session.server_side import ServerSideSessionBackend, ServerSideSessionConfig
 from litestar.types import Empty, Message, ScopeSession
 from litestar.utils.dataclass import extract_dataclass_items
-from sqlalchemy import case, cast, delete, func, select
+from sqlalchemy import bindparam, case, cast, delete, func, select
 from sqlalchemy.dialects.postgresql import JSONB, insert
 from sqlalchemy.dialects.postgresql import UUID as PG_UUID
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -86,6 +86,7 @@ class DatabaseSessionBackend(ServerSideSessionBackend):
         self.model: type[SessionModelMixin] = config.model
         self.joined_entity: Any = config.joined_entity
         self.joined_key = config.joined_key
+        self._load_query = self._make_load_query()  # built once, run with the session id
 
     @staticmethod
     def _db(connection: ASGIConnection[Any, Any, Any, Any]) -> AsyncSession:
@@ -96,7 +97,7 @@ class DatabaseSessionBackend(ServerSideSessionBackend):
         if not session_id:
             return {}
         db = self._db(connection)
-        row = (await db.execute(self._load_query(session_id))).one_or_none()
+        row = (await db.execute(self._load_query, {"session_id": session_id})).one_or_none()
         if row is None:
             return {}
         if row.expires_at <= utcnow():
@@ -109,10 +110,10 @@ class DatabaseSessionBackend(ServerSideSessionBackend):
             connection.state[_JOINED_STATE] = row[2]
         return self.deserialize_data(row.data)
 
-    def _load_query(self, session_id: str) -> Any:
+    def _make_load_query(self) -> Any:
         """The session's row; with `joined_entity`, also the row its data refers to (the signed-in person), in the
         same round trip: it lands in the unit of work's identity map, where `AsyncSession.get` then finds it."""
-        query = select(self.model.data, self.model.expires_at).where(self.model.session_id == session_id)
+        query = select(self.model.data, self.model.expires_at).where(self.model.session_id == bindparam("session_id"))
         entity = self.joined_entity
         if entity is None:
             return query

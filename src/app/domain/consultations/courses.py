@@ -8,6 +8,7 @@ and course rosters); leaving a course ends the membership, never the bookings ma
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
 from uuid import UUID
 
 from advanced_alchemy.repository import SQLAlchemyAsyncRepository
@@ -23,7 +24,7 @@ from app.lib.errors import ConflictError, FieldErrors
 MAX_COURSES_PER_SLOT = 20
 
 
-def open_to(student_id: UUID) -> ColumnElement[bool]:
+def open_to(student_id: UUID | ColumnElement[Any]) -> ColumnElement[bool]:
     """The slot is reserved for no course, or for one the student belongs to."""
     reserved = exists().where(slot_course.c.slot_id == ConsultationSlot.id)
     member = exists().where(

@@ -5,10 +5,12 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
+from functools import lru_cache
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import exists, false, func, null, select
+from advanced_alchemy.types import DateTimeUTC
+from sqlalchemy import Uuid, bindparam, exists, false, func, null, select
 from sqlalchemy.dialects.postgresql import aggregate_order_by
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import lazyload
@@ -26,7 +28,7 @@ from app.domain.consultations.models import (
     WaitlistStatus,
     slot_course,
 )
-from app.domain.consultations.slots import SlotService, slot_filters
+from app.domain.consultations.slots import SlotService
 from app.lib.clock import day_bounds, utcnow
 
 MOST_SLOTS_IN_A_WEEK = 1000
@@ -108,16 +110,22 @@ class SlotGrid:
         return not any(day.cells for day in self.days)
 
 
-def cell_columns(viewer: User | None, now: datetime) -> list[Any]:
+# The grid's statements are built once and run with parameters: `viewer` (the student's id) and `now`.
+VIEWER = bindparam("viewer", type_=Uuid)
+NOW = bindparam("now", type_=DateTimeUTC(timezone=True))
+
+
+def cell_columns(student: bool) -> list[Any]:
     """What a cell shows besides its slot, as columns correlated with `ConsultationSlot.id`: places booked and held,
-    the courses it is reserved for, and for a student viewer their booking, held offer, waitlist place and whether the
-    slot is closed to them. One query answers a whole grid; nothing is cached (a place shows free only while it is)."""
+    the courses it is reserved for, and for a student viewer (`student`) their booking, held offer, waitlist place and
+    whether the slot is closed to them. One query answers a whole grid; nothing is cached (a place shows free only
+    while it is). Parameters: `now`, and `viewer` for a student."""
     slot_id = ConsultationSlot.id
     booked = select(func.count()).where(Booking.slot_id == slot_id, Booking.status.in_(ACTIVE))
     held = select(func.count()).where(
         WaitlistEntry.offered_slot_id == slot_id,
         WaitlistEntry.status == WaitlistStatus.OFFERED.value,
-        WaitlistEntry.hold_expires_at > now,
+        WaitlistEntry.hold_expires_at > NOW,
     )
     titles = (
         select(func.array_agg(aggregate_order_by(Course.title, Course.title)))
@@ -129,20 +137,20 @@ def cell_columns(viewer: User | None, now: datetime) -> list[Any]:
         held.scalar_subquery().label("held"),
         titles.scalar_subquery().label("course_titles"),
     ]
-    if viewer is None or not viewer.is_student:
+    if not student:
         return [*columns, null().label("mine"), null().label("offer_until"), false().label("waiting"), false()]
     mine = select(Booking.status).where(
-        Booking.slot_id == slot_id, Booking.student_id == viewer.id, Booking.status.in_(ACTIVE)
+        Booking.slot_id == slot_id, Booking.student_id == VIEWER, Booking.status.in_(ACTIVE)
     )
     offer = select(func.max(WaitlistEntry.hold_expires_at)).where(
         WaitlistEntry.offered_slot_id == slot_id,
-        WaitlistEntry.student_id == viewer.id,
+        WaitlistEntry.student_id == VIEWER,
         WaitlistEntry.status == WaitlistStatus.OFFERED.value,
-        WaitlistEntry.hold_expires_at > now,
+        WaitlistEntry.hold_expires_at > NOW,
     )
     waiting = exists().where(
         WaitlistEntry.slot_id == slot_id,
-        WaitlistEntry.student_id == viewer.id,
+        WaitlistEntry.student_id == VIEWER,
         WaitlistEntry.status == WaitlistStatus.WAITING.value,
     )
     return [
@@ -150,8 +158,39 @@ def cell_columns(viewer: User | None, now: datetime) -> list[Any]:
         mine.limit(1).scalar_subquery().label("mine"),
         offer.scalar_subquery().label("offer_until"),
         waiting.label("waiting"),
-        (~open_to(viewer.id)).label("closed"),
+        (~open_to(VIEWER)).label("closed"),
     ]
+
+
+@lru_cache(maxsize=2)
+def cells_query(student: bool) -> Any:
+    """The cells of the slots `ids`."""
+    return select(ConsultationSlot.id, *cell_columns(student)).where(
+        ConsultationSlot.id.in_(bindparam("ids", expanding=True))
+    )
+
+
+@lru_cache(maxsize=2)
+def week_query(student: bool) -> Any:
+    """A professor's slots overlapping [start, end), not cancelled, with their cells' columns."""
+    return (
+        select(ConsultationSlot, *cell_columns(student))
+        .where(
+            ConsultationSlot.professor_id == bindparam("professor"),
+            ConsultationSlot.end_time > bindparam("start"),
+            ConsultationSlot.start_time < bindparam("end"),
+            ConsultationSlot.status != SlotStatus.CANCELLED.value,
+        )
+        # The courses come as titles in the same row (course_titles), not in a second query; the professor is known.
+        .options(lazyload(ConsultationSlot.courses), lazyload(ConsultationSlot.professor))
+        .order_by(ConsultationSlot.start_time)
+        .limit(MOST_SLOTS_IN_A_WEEK)
+    )
+
+
+def viewer_parameters(viewer: User | None, now: datetime) -> tuple[bool, dict[str, Any]]:
+    student = viewer is not None and viewer.is_student
+    return student, ({"now": now, "viewer": viewer.id} if student and viewer is not None else {"now": now})
 
 
 def make_cell(slot: ConsultationSlot, values: Sequence[Any], now: datetime, timezone: str) -> SlotCell:
@@ -177,10 +216,9 @@ async def build_cells(
     if not rows:
         return []
     now = utcnow()
-    query = select(ConsultationSlot.id, *cell_columns(viewer, now)).where(
-        ConsultationSlot.id.in_([slot.id for slot in rows])
-    )
-    values = {row[0]: row[1:] for row in (await session.execute(query)).all()}
+    student, parameters = viewer_parameters(viewer, now)
+    parameters["ids"] = [slot.id for slot in rows]
+    values = {row[0]: row[1:] for row in (await session.execute(cells_query(student), parameters)).all()}
     return [
         make_cell(slot, values[slot.id], now, timezone or (viewer.timezone if viewer else slot.professor.timezone))
         for slot in rows
@@ -194,15 +232,9 @@ async def build_week(
     timezone = timezone or (viewer.timezone if viewer else professor.timezone)
     start, end = day_bounds(week_start, week_start + timedelta(days=6), timezone)
     now = utcnow()
-    query = (
-        select(ConsultationSlot, *cell_columns(viewer, now))
-        .where(*slot_filters(professor.id, start, end), ConsultationSlot.status != SlotStatus.CANCELLED.value)
-        # The courses come as titles in the same row (course_titles), not in a second query; the professor is known.
-        .options(lazyload(ConsultationSlot.courses), lazyload(ConsultationSlot.professor))
-        .order_by(ConsultationSlot.start_time)
-        .limit(MOST_SLOTS_IN_A_WEEK)
-    )
-    result = await slots.repository.session.execute(query)
+    student, parameters = viewer_parameters(viewer, now)
+    parameters.update(professor=professor.id, start=start, end=end)
+    result = await slots.repository.session.execute(week_query(student), parameters)
     cells = []
     for slot, *values in result.all():
         set_committed_value(slot, "professor", professor)

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 from datetime import date, timedelta
+from functools import lru_cache
 from typing import Any
 from uuid import UUID
 
 from litestar import Request
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.config import get_settings
@@ -34,10 +35,15 @@ async def professor_or_404(users: UserService, professor_id: UUID) -> User:
     return professor
 
 
+@lru_cache(maxsize=1)
+def professor_query() -> Any:
+    """An active user `professor` with their rating's figures (built once, run with the id)."""
+    return select(User, *rating_columns(User.id)).where(User.id == bindparam("professor"), User.is_active.is_(True))
+
+
 async def professor_and_rating(session: AsyncSession, professor_id: UUID) -> tuple[User, tuple[float, int] | None]:
     """An active professor (else NotFound) with their rating as shown, in one query."""
-    query = select(User, *rating_columns(User.id)).where(User.id == professor_id, User.is_active.is_(True))
-    row = (await session.execute(query)).one_or_none()
+    row = (await session.execute(professor_query(), {"professor": professor_id})).one_or_none()
     if row is None or not row[0].is_professor:
         raise NotFound("Professor not found.")
     professor, average, raters = row
