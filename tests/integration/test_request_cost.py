@@ -156,3 +156,15 @@ async def test_the_api_slot_list_is_one_transaction_without_a_ping(client: httpx
     assert traffic.begins == 1, traffic
     assert traffic.pings == 0, traffic
     assert traffic.round_trips <= MOST_ROUND_TRIPS_PER_PAGE, traffic
+
+
+async def test_the_health_check_asks_the_database_one_question_outside_a_transaction(
+    client: httpx.AsyncClient,
+) -> None:
+    response, traffic = await twice(client, "/health")
+
+    assert response.status_code == 200
+    assert response.json() == {"status": "ok", "database": "ok", "queue": "ok"}
+    assert traffic.statements == ["SELECT 1"], traffic
+    assert traffic.pings == 0, traffic
+    assert "set-cookie" not in response.headers  # no CSRF token, no session: nothing here takes a form
