@@ -11,7 +11,7 @@ from jinja2 import Environment, FileSystemLoader, select_autoescape
 from litestar.plugins.jinja import JinjaTemplateEngine
 from markupsafe import Markup, escape
 
-from app.config import PROJECT_ROOT
+from app.config import PROJECT_ROOT, get_settings
 from app.lib.clock import offset_label, timezone_groups, utcnow, zone_groups
 from app.lib.formatting import format_day, local_time, number, percent, weekday_names
 from app.lib.i18n import LANGUAGE_NAMES, current_locale, translated, translated_plural
@@ -19,7 +19,7 @@ from app.lib.i18n import LANGUAGE_NAMES, current_locale, translated, translated_
 TEMPLATE_DIR = PROJECT_ROOT / "src" / "app" / "web" / "templates"
 
 
-def template_environment(escaped: tuple[str, ...], *, strings_escaped: bool) -> Environment:
+def template_environment(escaped: tuple[str, ...], *, strings_escaped: bool, auto_reload: bool = True) -> Environment:
     """The templates of pages and of e-mails: translated and formatted for whoever reads them (lib/i18n: the
     locale is looked up as each message renders)."""
     env = Environment(
@@ -28,6 +28,8 @@ def template_environment(escaped: tuple[str, ...], *, strings_escaped: bool) -> 
         trim_blocks=True,
         lstrip_blocks=True,
         extensions=["jinja2.ext.i18n"],
+        # Off in production: else every render and every include asks the file system whether the file changed.
+        auto_reload=auto_reload,
     )
     env.install_gettext_callables(translated, translated_plural, newstyle=True)  # type: ignore[attr-defined]
     env.policies["ext.i18n.trimmed"] = True  # a {% trans %} block's line breaks and indents are not part of the text
@@ -60,7 +62,9 @@ def timezone_options(selected: str | None) -> Markup:
 
 def create_template_engine(template_globals: Mapping[str, Any] | None = None) -> JinjaTemplateEngine:
     """`template_globals`: values the domains' templates read (the app assembles them)."""
-    env = template_environment(("html", "xml"), strings_escaped=True)
+    env = template_environment(
+        ("html", "xml"), strings_escaped=True, auto_reload=get_settings().app_env == "development"
+    )
     env.globals["language_names"] = LANGUAGE_NAMES
     env.globals["timezone_groups"] = timezone_groups
     env.globals["timezone_options"] = timezone_options
