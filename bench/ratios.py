@@ -381,7 +381,7 @@ def main() -> int:
                 while True:
                     time.sleep(3600)
             except KeyboardInterrupt:
-                pass
+                signal.signal(signal.SIGTERM, signal.SIG_IGN)  # a second signal must not cut the clean-up short
         return 1 if failed else 0
     finally:
         for process in processes:

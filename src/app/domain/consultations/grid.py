@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
-from functools import lru_cache
+from functools import cached_property, lru_cache
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -36,6 +36,9 @@ MOST_SLOTS_IN_A_WEEK = 1000
 
 @dataclass(frozen=True)
 class SlotCell:
+    """A cell never changes once made (a later state is a new cell), so what it derives is worked out once: the
+    templates ask for `state` and `bookable` several times per cell."""
+
     slot: ConsultationSlot
     booked: int
     mine: str | None  # the viewer's own active booking here: "pending" or "confirmed"
@@ -46,27 +49,27 @@ class SlotCell:
     closed: bool = False  # reserved for courses the viewer does not belong to
     course_titles: tuple[str | None, ...] = ()  # the courses it is reserved for (none: open to every student)
 
-    @property
+    @cached_property
     def reserved_for(self) -> str:
         return reserved_for_titles(self.course_titles) if self.course_titles else ""
 
-    @property
+    @cached_property
     def places_left(self) -> int:
         return max(self.slot.capacity - self.booked, 0)
 
-    @property
+    @cached_property
     def is_past(self) -> bool:
         return self.slot.start_time <= self.now or self.slot.status == SlotStatus.COMPLETED
 
-    @property
+    @cached_property
     def is_cancelled(self) -> bool:
         return self.slot.status == SlotStatus.CANCELLED
 
-    @property
+    @cached_property
     def bookable(self) -> bool:
         return not (self.mine or self.is_past or self.is_cancelled or self.closed) and self.places_left > 0
 
-    @property
+    @cached_property
     def state(self) -> str:
         """One word for styling and for screen readers: colour is never the only signal."""
         if self.is_cancelled:
@@ -240,13 +243,9 @@ async def build_week(
         set_committed_value(slot, "professor", professor)
         cells.append(make_cell(slot, values, now, timezone))
     zone = ZoneInfo(timezone)
-    days = [
-        GridDay(
-            day=week_start + timedelta(days=offset),
-            cells=[
-                c for c in cells if c.slot.start_time.astimezone(zone).date() == week_start + timedelta(days=offset)
-            ],
-        )
-        for offset in range(7)
-    ]
+    by_day: dict[date, list[SlotCell]] = {}
+    for cell in cells:
+        by_day.setdefault(cell.slot.start_time.astimezone(zone).date(), []).append(cell)
+    week = [week_start + timedelta(days=offset) for offset in range(7)]
+    days = [GridDay(day=day, cells=by_day.get(day, [])) for day in week]
     return SlotGrid(professor=professor, week_start=week_start, timezone=timezone, days=days)
