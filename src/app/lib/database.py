@@ -131,8 +131,12 @@ def create_engine(url: str, **options: Any) -> AsyncEngine:
     def connect(dialect: Any, _record: Any, cargs: Any, cparams: Any) -> Any:
         try:
             return dialect.connect(*cargs, **cparams)
-        except CONNECT_FAILURES as exc:
-            raise DatabaseUnavailable(f"cannot connect to the database: {exc}") from exc
+        except Exception as exc:
+            # SQLAlchemy's asyncpg adapter re-raises asyncpg's refusals (too many clients, starting up) as its own
+            # DBAPI error, with the original as the cause.
+            if isinstance(exc, CONNECT_FAILURES) or isinstance(exc.__cause__, CONNECT_FAILURES):
+                raise DatabaseUnavailable(f"cannot connect to the database: {exc}") from exc
+            raise
 
     return engine
 
