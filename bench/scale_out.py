@@ -48,7 +48,7 @@ from psycopg import sql
 
 import booking_rush
 import grid_load
-from common import EMAIL_DOMAIN, percentile
+from common import EMAIL_DOMAIN, VERIFY_IN_DATABASE, percentile
 
 ROOT = Path(__file__).resolve().parent.parent
 WORKERS = 2
@@ -166,6 +166,7 @@ def measure(processes: int, args: argparse.Namespace, sink: MessageCounter, sink
         "SMTP_HOST": "127.0.0.1",
         "SMTP_PORT": str(sink_port),
     }
+    os.environ[VERIFY_IN_DATABASE] = database_url
     with psycopg.connect(args.admin_url, autocommit=True) as conn:
         conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(database)))
     try:

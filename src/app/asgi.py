@@ -18,9 +18,9 @@ from litestar_saq import SAQPlugin
 
 from app.config import PROJECT_ROOT, get_settings
 from app.domain.accounts.api import AccountApi
-from app.domain.accounts.auth import AuthenticationMiddleware
+from app.domain.accounts.auth import SESSION_USER_KEY, AuthenticationMiddleware
 from app.domain.accounts.controllers import AccountPages
-from app.domain.accounts.models import UserSession
+from app.domain.accounts.models import User, UserSession
 from app.domain.admin.controllers import AdminNotifications, DevMailbox
 from app.domain.admin.pages import AdminPages
 from app.domain.analytics.controllers import StatsApi, StatsPages
@@ -62,6 +62,8 @@ from app.worker import saq_config
 
 UNSAFE_EXEMPT_PATHS = ("/api/", "/lti/login", "/lti/launch")
 UNAUTHENTICATED_PATHS = ["/static", "/media", "/health", "/schema", METRICS_PATH]
+# Responses without words or forms: no language to choose, no CSRF cookie to set.
+WORDLESS_PATHS = ("/static/", "/media/", "/health")
 
 
 def provide_emails() -> EmailBook:
@@ -79,6 +81,9 @@ def create_app() -> Litestar:
         samesite="lax",
         exclude=UNAUTHENTICATED_PATHS,
         model=UserSession,
+        # The signed-in person is read with the session row (one round trip); authentication finds them there.
+        joined_entity=User,
+        joined_key=SESSION_USER_KEY,
     )
     csrf = CSRFConfig(
         secret=settings.secret_key,
@@ -87,7 +92,8 @@ def create_app() -> Litestar:
         cookie_httponly=True,
         cookie_secure=settings.cookies_secure,
         cookie_samesite="lax",
-        exclude=list(UNSAFE_EXEMPT_PATHS),
+        # Static files and the health check need no CSRF token (nothing there accepts a form).
+        exclude=[*UNSAFE_EXEMPT_PATHS, *WORDLESS_PATHS],
     )
     template_config = TemplateConfig(engine=create_template_engine(TEMPLATE_GLOBALS))
     tracing = configure_tracing(settings)  # None unless OTEL_EXPORTER_OTLP_ENDPOINT is set
@@ -159,7 +165,7 @@ def create_app() -> Litestar:
             session_config.middleware,
             DefineMiddleware(AuthenticationMiddleware, exclude=UNAUTHENTICATED_PATHS),
             # After sign-in: a signed-in person's own language wins over the browser's.
-            LocaleMiddleware,
+            DefineMiddleware(LocaleMiddleware, exclude=WORDLESS_PATHS),
         ],
         request_class=HTMXRequest,
         csrf_config=csrf,

@@ -66,7 +66,7 @@ class Settings:
     run_worker_in_process: bool = True
     outbox_sweep_after_seconds: int = 120
     # Per app process: connections kept open, and extra ones opened under load (closed again when idle).
-    database_pool_size: int = 5
+    database_pool_size: int = 10
     database_max_overflow: int = 10
     # LMS platforms registered by LTI Dynamic Registration are accepted at once instead of waiting for an admin.
     lti_auto_approve: bool = False
@@ -153,7 +153,7 @@ def load_settings() -> Settings:
         upload_dir=Path(os.environ.get("UPLOAD_DIR", data_dir / "uploads")),
         run_worker_in_process=os.environ.get("RUN_WORKER_IN_PROCESS", "true").lower() in ("1", "true", "yes"),
         outbox_sweep_after_seconds=int(os.environ.get("OUTBOX_SWEEP_AFTER_SECONDS", "120")),
-        database_pool_size=_count("DATABASE_POOL_SIZE", "5", least=1),
+        database_pool_size=_count("DATABASE_POOL_SIZE", "10", least=1),
         database_max_overflow=_count("DATABASE_MAX_OVERFLOW", "10", least=0),
         lti_auto_approve=os.environ.get("LTI_AUTO_APPROVE", "false").lower() in ("1", "true", "yes"),
         metrics_token=os.environ.get("METRICS_TOKEN") or None,

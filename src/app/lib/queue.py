@@ -96,13 +96,27 @@ async def get_queue() -> Queue:
     return queue
 
 
+async def _ping(queue: Queue) -> None:
+    """The cheapest question the backend answers: `SELECT 1` on the queue's pool (PostgreSQL), PING (Redis); other
+    backends count their queued jobs."""
+    pool = getattr(queue, "pool", None)
+    redis = getattr(queue, "redis", None)
+    if pool is not None:
+        async with pool.connection() as conn:
+            await conn.execute("SELECT 1")
+    elif redis is not None:
+        await redis.ping()
+    else:
+        await queue.count("queued")
+
+
 async def queue_reachable(queue: Queue) -> bool:
     """Any failure, or no answer within HEALTH_TIMEOUT_SECONDS, means "not reachable" for the health check."""
     try:
         # Bounded: the queue's pool would otherwise wait for a connection as long as its own timeout.
         async with asyncio.timeout(HEALTH_TIMEOUT_SECONDS):
             await queue.connect()
-            await queue.count("queued")
+            await _ping(queue)
     except Exception:
         return False
     return True

@@ -24,8 +24,9 @@ from litestar.middleware.session import SessionMiddleware
 from litestar.middleware.session.server_side import ServerSideSessionBackend, ServerSideSessionConfig
 from litestar.types import Empty, Message, ScopeSession
 from litestar.utils.dataclass import extract_dataclass_items
-from sqlalchemy import delete, select
-from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy import bindparam, case, cast, delete, func, select
+from sqlalchemy.dialects.postgresql import JSONB, insert
+from sqlalchemy.dialects.postgresql import UUID as PG_UUID
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.lib.clock import utcnow
@@ -35,10 +36,12 @@ ROTATE_SESSION_FLAG = "_rotate"
 EMBEDDED_SESSION_KEY = "embedded"
 _ROTATED_ID_STATE = "rotated_session_id"
 _LOADED_STATE = "loaded_session"
+_JOINED_STATE = "loaded_session_entity"
 # A session in use has its expiry pushed back at most this often (one write), not on every request.
 REFRESH_EXPIRY_EVERY = timedelta(hours=1)
 FRAME_DESTINATIONS = ("iframe", "frame")
 PARTITIONED_ATTRIBUTES = ("SameSite=None", "Secure", "Partitioned")
+UUID_PATTERN = "^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$"
 
 
 def is_framed(connection: ASGIConnection[Any, Any, Any, Any]) -> bool:
@@ -81,6 +84,9 @@ class DatabaseSessionBackend(ServerSideSessionBackend):
         if config.model is None:
             raise ValueError("DatabaseSessionConfig needs the session table's model")
         self.model: type[SessionModelMixin] = config.model
+        self.joined_entity: Any = config.joined_entity
+        self.joined_key = config.joined_key
+        self._load_query = self._make_load_query()  # built once, run with the session id
 
     @staticmethod
     def _db(connection: ASGIConnection[Any, Any, Any, Any]) -> AsyncSession:
@@ -91,9 +97,7 @@ class DatabaseSessionBackend(ServerSideSessionBackend):
         if not session_id:
             return {}
         db = self._db(connection)
-        row = (
-            await db.execute(select(self.model.data, self.model.expires_at).where(self.model.session_id == session_id))
-        ).one_or_none()
+        row = (await db.execute(self._load_query, {"session_id": session_id})).one_or_none()
         if row is None:
             return {}
         if row.expires_at <= utcnow():
@@ -101,7 +105,21 @@ class DatabaseSessionBackend(ServerSideSessionBackend):
             return {}
         refreshed_at = row.expires_at - timedelta(seconds=self.config.max_age)
         connection.state[_LOADED_STATE] = LoadedSession(data=row.data, refreshed_at=refreshed_at)
+        if self.joined_entity is not None:
+            # Held for the request: the identity map keeps only weak references.
+            connection.state[_JOINED_STATE] = row[2]
         return self.deserialize_data(row.data)
+
+    def _make_load_query(self) -> Any:
+        """The session's row; with `joined_entity`, also the row its data refers to (the signed-in person), in the
+        same round trip: it lands in the unit of work's identity map, where `AsyncSession.get` then finds it."""
+        query = select(self.model.data, self.model.expires_at).where(self.model.session_id == bindparam("session_id"))
+        entity = self.joined_entity
+        if entity is None:
+            return query
+        reference = cast(func.convert_from(self.model.data, "UTF8"), JSONB)[self.joined_key].astext
+        entity_id = case((reference.regexp_match(UUID_PATTERN), cast(reference, PG_UUID)), else_=None)
+        return query.add_columns(entity).outerjoin(entity, entity.id == entity_id)
 
     async def store_in_message(
         self, scope_session: ScopeSession, message: Message, connection: ASGIConnection[Any, Any, Any, Any]
@@ -189,6 +207,9 @@ class DatabaseSessionBackend(ServerSideSessionBackend):
 @dataclass
 class DatabaseSessionConfig(ServerSideSessionConfig):
     model: type[SessionModelMixin] | None = None  # the app's session table
+    # A mapped class whose id the session data holds under `joined_key` (the signed-in user), read with the session.
+    joined_entity: Any = None
+    joined_key: str = ""
 
     @property
     def middleware(self) -> DefineMiddleware:

@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
+from datetime import date
+from functools import lru_cache
 from typing import Any
 
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 from litestar.plugins.jinja import JinjaTemplateEngine
+from markupsafe import Markup, escape
 
-from app.config import PROJECT_ROOT
-from app.lib.clock import offset_label, timezone_groups
+from app.config import PROJECT_ROOT, get_settings
+from app.lib.clock import offset_label, timezone_groups, utcnow, zone_groups
 from app.lib.formatting import format_day, local_time, number, percent, weekday_names
 from app.lib.i18n import (
     LANGUAGE_NAMES,
@@ -23,7 +26,7 @@ from app.lib.i18n import (
 TEMPLATE_DIR = PROJECT_ROOT / "src" / "app" / "web" / "templates"
 
 
-def template_environment(escaped: tuple[str, ...], *, strings_escaped: bool) -> Environment:
+def template_environment(escaped: tuple[str, ...], *, strings_escaped: bool, auto_reload: bool = True) -> Environment:
     """The templates of pages and of e-mails: translated and formatted for whoever reads them (lib/i18n: the
     locale is looked up as each message renders)."""
     env = Environment(
@@ -32,6 +35,8 @@ def template_environment(escaped: tuple[str, ...], *, strings_escaped: bool) -> 
         trim_blocks=True,
         lstrip_blocks=True,
         extensions=["jinja2.ext.i18n"],
+        # Off in production: else every render and every include asks the file system whether the file changed.
+        auto_reload=auto_reload,
     )
     env.install_gettext_callables(  # type: ignore[attr-defined]
         translated,
@@ -50,11 +55,32 @@ def template_environment(escaped: tuple[str, ...], *, strings_escaped: bool) -> 
     return env
 
 
+@lru_cache(maxsize=64)
+def _zone_options(day: date, selected: str) -> Markup:
+    parts = []
+    for region, zones in zone_groups(day):
+        parts.append(f'<optgroup label="{escape(region)}">')
+        for value, label in zones:
+            chosen = " selected" if value == selected else ""
+            parts.append(f'<option value="{escape(value)}"{chosen}>{escape(label)}</option>')
+        parts.append("</optgroup>")
+    return Markup("\n".join(parts))  # noqa: S704 -- every value in it was escaped above
+
+
+def timezone_options(selected: str | None) -> Markup:
+    """The <optgroup>s of every zone (grouped by region, with today's offset), `selected` chosen: four hundred
+    options, rendered once a day per selected zone rather than on every page."""
+    return _zone_options(utcnow().date(), selected or "")
+
+
 def create_template_engine(template_globals: Mapping[str, Any] | None = None) -> JinjaTemplateEngine:
     """`template_globals`: values the domains' templates read (the app assembles them)."""
-    env = template_environment(("html", "xml"), strings_escaped=True)
+    env = template_environment(
+        ("html", "xml"), strings_escaped=True, auto_reload=get_settings().app_env == "development"
+    )
     env.globals["language_names"] = LANGUAGE_NAMES
     env.globals["timezone_groups"] = timezone_groups
+    env.globals["timezone_options"] = timezone_options
     env.globals["offset_label"] = offset_label
     env.globals.update(template_globals or {})
     return JinjaTemplateEngine.from_environment(env)

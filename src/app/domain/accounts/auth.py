@@ -10,7 +10,6 @@ from litestar.connection import ASGIConnection
 from litestar.middleware import AbstractAuthenticationMiddleware, AuthenticationResult
 
 from app.domain.accounts.models import User
-from app.domain.accounts.services import UserService
 from app.domain.accounts.tokens import ApiTokenService
 from app.lib.http import bearer_token, is_api
 from app.lib.sessions import out_of_its_frame, start_session
@@ -61,8 +60,9 @@ class AuthenticationMiddleware(AbstractAuthenticationMiddleware):
         user_id = connection.session.get(SESSION_USER_KEY) if "session" in connection.scope else None
         if not user_id or out_of_its_frame(connection):
             return AuthenticationResult(user=None, auth=None)
-        user = await UserService(session=session).get_one_or_none(id=UUID(user_id), is_active=True)
-        if user is None or connection.session.get(SESSION_EPOCH_KEY, 0) != user.session_epoch:
+        # Read with the session row (lib/sessions, joined_entity): found in the identity map, no second round trip.
+        user = await session.get(User, UUID(user_id))
+        if user is None or not user.is_active or connection.session.get(SESSION_EPOCH_KEY, 0) != user.session_epoch:
             return AuthenticationResult(user=None, auth=None)
         return AuthenticationResult(user=user, auth="session")
 

@@ -54,7 +54,7 @@ SlotStatusFilter = Annotated[SlotStatus | None, QueryParameter()]
 BookingStatusFilter = Annotated[BookingStatus | None, QueryParameter()]
 
 
-def slot_out(slot: ConsultationSlot, booked_count: int) -> SlotOut:
+def slot_out(slot: ConsultationSlot, booked_count: int, course_ids: list[UUID] | None = None) -> SlotOut:
     return SlotOut(
         id=slot.id,
         professor_id=slot.professor_id,
@@ -68,7 +68,7 @@ def slot_out(slot: ConsultationSlot, booked_count: int) -> SlotOut:
         notes=slot.notes,
         booked_count=booked_count,
         series_id=slot.series_id,
-        course_ids=[course.id for course in slot.courses],
+        course_ids=course_ids if course_ids is not None else [course.id for course in slot.courses],
     )
 
 
@@ -147,9 +147,9 @@ class SlotApi(Controller):
         offset: Offset = 0,
     ) -> SlotPage:
         filters = slot_filters(professor_id, start, end, status.value if status else None)
-        rows = await slots.find_slots(filters, limit=limit, offset=offset)
-        total = await slots.count_slots(filters)
-        return SlotPage(items=await slots_out(slots, rows), total=total, limit=limit, offset=offset)
+        listed, total = await slots.list_page(filters, limit=limit, offset=offset)
+        items = [slot_out(row.slot, row.booked_count, row.course_ids) for row in listed]
+        return SlotPage(items=items, total=total, limit=limit, offset=offset)
 
     @post("/", guards=[requires_professor], status_code=HTTP_201_CREATED, summary="Publish one slot")
     async def create_slot(

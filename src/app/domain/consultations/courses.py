@@ -8,6 +8,7 @@ and course rosters); leaving a course ends the membership, never the bookings ma
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
 from uuid import UUID
 
 from advanced_alchemy.repository import SQLAlchemyAsyncRepository
@@ -25,7 +26,7 @@ from app.lib.i18n import gettext as _
 MAX_COURSES_PER_SLOT = 20
 
 
-def open_to(student_id: UUID) -> ColumnElement[bool]:
+def open_to(student_id: UUID | ColumnElement[Any]) -> ColumnElement[bool]:
     """The slot is reserved for no course, or for one the student belongs to."""
     reserved = exists().where(slot_course.c.slot_id == ConsultationSlot.id)
     member = exists().where(
@@ -38,8 +39,12 @@ def open_to(student_id: UUID) -> ColumnElement[bool]:
 
 def reserved_for(slot: ConsultationSlot) -> str:
     """Whom a reserved slot is for, in words: "students of Algorithms or Databases"."""
-    titles = [course.title or _("a course") for course in slot.courses]
-    return _("students of %(courses)s", courses=one_of(titles))
+    return reserved_for_titles(course.title for course in slot.courses)
+
+
+def reserved_for_titles(titles: Iterable[str | None]) -> str:
+    """The same from the courses' titles alone (in title order)."""
+    return _("students of %(courses)s", courses=one_of([title or _("a course") for title in titles]))
 
 
 async def closed_to(session: AsyncSession, student: User, slot_ids: Sequence[UUID]) -> set[UUID]:

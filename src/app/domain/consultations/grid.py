@@ -2,31 +2,43 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
-from uuid import UUID
+from functools import cached_property, lru_cache
+from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import select
+from advanced_alchemy.types import DateTimeUTC
+from sqlalchemy import Uuid, bindparam, exists, false, func, null, select
+from sqlalchemy.dialects.postgresql import aggregate_order_by
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import lazyload
+from sqlalchemy.orm.attributes import set_committed_value
 
 from app.domain.accounts.models import User
-from app.domain.consultations.capacity import places_on
-from app.domain.consultations.courses import closed_to, reserved_for
+from app.domain.consultations.courses import open_to, reserved_for_titles
 from app.domain.consultations.models import (
     ACTIVE,
     Booking,
     ConsultationSlot,
+    Course,
     SlotStatus,
     WaitlistEntry,
     WaitlistStatus,
+    slot_course,
 )
-from app.domain.consultations.slots import SlotService, slot_filters
+from app.domain.consultations.slots import SlotService
 from app.lib.clock import day_bounds, utcnow
+
+MOST_SLOTS_IN_A_WEEK = 1000
 
 
 @dataclass(frozen=True)
 class SlotCell:
+    """A cell never changes once made (a later state is a new cell), so what it derives is worked out once: the
+    templates ask for `state` and `bookable` several times per cell."""
+
     slot: ConsultationSlot
     booked: int
     mine: str | None  # the viewer's own active booking here: "pending" or "confirmed"
@@ -35,28 +47,29 @@ class SlotCell:
     offer_until: datetime | None = None  # a waitlist place held for the viewer
     waiting: bool = False  # the viewer is on this slot's waitlist
     closed: bool = False  # reserved for courses the viewer does not belong to
+    course_titles: tuple[str | None, ...] = ()  # the courses it is reserved for (none: open to every student)
 
-    @property
+    @cached_property
     def reserved_for(self) -> str:
-        return reserved_for(self.slot) if self.slot.courses else ""
+        return reserved_for_titles(self.course_titles) if self.course_titles else ""
 
-    @property
+    @cached_property
     def places_left(self) -> int:
         return max(self.slot.capacity - self.booked, 0)
 
-    @property
+    @cached_property
     def is_past(self) -> bool:
         return self.slot.start_time <= self.now or self.slot.status == SlotStatus.COMPLETED
 
-    @property
+    @cached_property
     def is_cancelled(self) -> bool:
         return self.slot.status == SlotStatus.CANCELLED
 
-    @property
+    @cached_property
     def bookable(self) -> bool:
         return not (self.mine or self.is_past or self.is_cancelled or self.closed) and self.places_left > 0
 
-    @property
+    @cached_property
     def state(self) -> str:
         """One word for styling and for screen readers: colour is never the only signal."""
         if self.is_cancelled:
@@ -100,62 +113,119 @@ class SlotGrid:
         return not any(day.cells for day in self.days)
 
 
-async def my_bookings_on(session: AsyncSession, viewer: User | None, slot_ids: list[UUID]) -> dict[UUID, str]:
-    """The viewer's active bookings on these slots: slot -> status (pending or confirmed)."""
-    if viewer is None or not viewer.is_student or not slot_ids:
-        return {}
-    query = select(Booking.slot_id, Booking.status).where(
-        Booking.student_id == viewer.id, Booking.status.in_(ACTIVE), Booking.slot_id.in_(slot_ids)
-    )
-    return {slot_id: status for slot_id, status in (await session.execute(query)).all()}
+# The grid's statements are built once and run with parameters: `viewer` (the student's id) and `now`.
+VIEWER = bindparam("viewer", type_=Uuid)
+NOW = bindparam("now", type_=DateTimeUTC(timezone=True))
 
 
-async def my_waitlist(
-    session: AsyncSession, viewer: User | None, slot_ids: list[UUID]
-) -> tuple[dict[UUID, datetime], set[UUID]]:
-    """The viewer's held offers (slot -> hold end) and the slots whose waitlist they are on."""
-    if viewer is None or not viewer.is_student or not slot_ids:
-        return {}, set()
-    query = select(
-        WaitlistEntry.slot_id, WaitlistEntry.offered_slot_id, WaitlistEntry.status, WaitlistEntry.hold_expires_at
-    ).where(
-        WaitlistEntry.student_id == viewer.id,
-        WaitlistEntry.status.in_((WaitlistStatus.WAITING.value, WaitlistStatus.OFFERED.value)),
-        WaitlistEntry.slot_id.in_(slot_ids) | WaitlistEntry.offered_slot_id.in_(slot_ids),
+def cell_columns(student: bool) -> list[Any]:
+    """What a cell shows besides its slot, as columns correlated with `ConsultationSlot.id`: places booked and held,
+    the courses it is reserved for, and for a student viewer (`student`) their booking, held offer, waitlist place and
+    whether the slot is closed to them. One query answers a whole grid; nothing is cached (a place shows free only
+    while it is). Parameters: `now`, and `viewer` for a student."""
+    slot_id = ConsultationSlot.id
+    booked = select(func.count()).where(Booking.slot_id == slot_id, Booking.status.in_(ACTIVE))
+    held = select(func.count()).where(
+        WaitlistEntry.offered_slot_id == slot_id,
+        WaitlistEntry.status == WaitlistStatus.OFFERED.value,
+        WaitlistEntry.hold_expires_at > NOW,
     )
-    offers: dict[UUID, datetime] = {}
-    waiting: set[UUID] = set()
-    now = utcnow()
-    for slot_id, offered_slot_id, status, hold in (await session.execute(query)).all():
-        if status == WaitlistStatus.OFFERED and offered_slot_id and hold and hold > now:
-            offers[offered_slot_id] = hold
-        elif status == WaitlistStatus.WAITING and slot_id:
-            waiting.add(slot_id)
-    return offers, waiting
+    titles = (
+        select(func.array_agg(aggregate_order_by(Course.title, Course.title)))
+        .select_from(slot_course.join(Course, Course.id == slot_course.c.course_id))
+        .where(slot_course.c.slot_id == slot_id)
+    )
+    columns: list[Any] = [
+        booked.scalar_subquery().label("booked"),
+        held.scalar_subquery().label("held"),
+        titles.scalar_subquery().label("course_titles"),
+    ]
+    if not student:
+        return [*columns, null().label("mine"), null().label("offer_until"), false().label("waiting"), false()]
+    mine = select(Booking.status).where(
+        Booking.slot_id == slot_id, Booking.student_id == VIEWER, Booking.status.in_(ACTIVE)
+    )
+    offer = select(func.max(WaitlistEntry.hold_expires_at)).where(
+        WaitlistEntry.offered_slot_id == slot_id,
+        WaitlistEntry.student_id == VIEWER,
+        WaitlistEntry.status == WaitlistStatus.OFFERED.value,
+        WaitlistEntry.hold_expires_at > NOW,
+    )
+    waiting = exists().where(
+        WaitlistEntry.slot_id == slot_id,
+        WaitlistEntry.student_id == VIEWER,
+        WaitlistEntry.status == WaitlistStatus.WAITING.value,
+    )
+    return [
+        *columns,
+        mine.limit(1).scalar_subquery().label("mine"),
+        offer.scalar_subquery().label("offer_until"),
+        waiting.label("waiting"),
+        (~open_to(VIEWER)).label("closed"),
+    ]
+
+
+@lru_cache(maxsize=2)
+def cells_query(student: bool) -> Any:
+    """The cells of the slots `ids`."""
+    return select(ConsultationSlot.id, *cell_columns(student)).where(
+        ConsultationSlot.id.in_(bindparam("ids", expanding=True))
+    )
+
+
+@lru_cache(maxsize=2)
+def week_query(student: bool) -> Any:
+    """A professor's slots overlapping [start, end), not cancelled, with their cells' columns."""
+    return (
+        select(ConsultationSlot, *cell_columns(student))
+        .where(
+            ConsultationSlot.professor_id == bindparam("professor"),
+            ConsultationSlot.end_time > bindparam("start"),
+            ConsultationSlot.start_time < bindparam("end"),
+            ConsultationSlot.status != SlotStatus.CANCELLED.value,
+        )
+        # The courses come as titles in the same row (course_titles), not in a second query; the professor is known.
+        .options(lazyload(ConsultationSlot.courses), lazyload(ConsultationSlot.professor))
+        .order_by(ConsultationSlot.start_time)
+        .limit(MOST_SLOTS_IN_A_WEEK)
+    )
+
+
+def viewer_parameters(viewer: User | None, now: datetime) -> tuple[bool, dict[str, Any]]:
+    student = viewer is not None and viewer.is_student
+    return student, ({"now": now, "viewer": viewer.id} if student and viewer is not None else {"now": now})
+
+
+def make_cell(slot: ConsultationSlot, values: Sequence[Any], now: datetime, timezone: str) -> SlotCell:
+    """A cell from its slot and the values of `cell_columns`, in their order."""
+    booked, held, titles, mine, offer_until, waiting, closed = values
+    return SlotCell(
+        slot=slot,
+        booked=(booked or 0) + (held or 0),
+        mine=mine,
+        now=now,
+        timezone=timezone,
+        offer_until=offer_until,
+        waiting=bool(waiting),
+        closed=bool(closed),
+        course_titles=tuple(titles or ()),
+    )
 
 
 async def build_cells(
     session: AsyncSession, rows: list[ConsultationSlot], viewer: User | None, timezone: str | None = None
 ) -> list[SlotCell]:
     """The cells as `viewer` sees them, times in `timezone` (else the viewer's own, else the professor's)."""
-    ids = [slot.id for slot in rows]
-    places = await places_on(session, ids)
-    mine = await my_bookings_on(session, viewer, ids)
-    offers, waiting = await my_waitlist(session, viewer, ids)
-    closed = await closed_to(session, viewer, ids) if viewer is not None else set()
+    if not rows:
+        return []
     now = utcnow()
+    student, parameters = viewer_parameters(viewer, now)
+    parameters["ids"] = [slot.id for slot in rows]
+    values = {row[0]: row[1:] for row in (await session.execute(cells_query(student), parameters)).all()}
     return [
-        SlotCell(
-            slot=slot,
-            booked=places[slot.id].taken if slot.id in places else 0,
-            mine=mine.get(slot.id),
-            now=now,
-            timezone=timezone or (viewer.timezone if viewer else slot.professor.timezone),
-            offer_until=offers.get(slot.id),
-            waiting=slot.id in waiting,
-            closed=slot.id in closed,
-        )
+        make_cell(slot, values[slot.id], now, timezone or (viewer.timezone if viewer else slot.professor.timezone))
         for slot in rows
+        if slot.id in values
     ]
 
 
@@ -164,17 +234,18 @@ async def build_week(
 ) -> SlotGrid:
     timezone = timezone or (viewer.timezone if viewer else professor.timezone)
     start, end = day_bounds(week_start, week_start + timedelta(days=6), timezone)
-    rows = await slots.find_slots(slot_filters(professor.id, start, end), limit=1000)
-    rows = [slot for slot in rows if slot.status != SlotStatus.CANCELLED]
-    cells = await build_cells(slots.repository.session, rows, viewer, timezone)
+    now = utcnow()
+    student, parameters = viewer_parameters(viewer, now)
+    parameters.update(professor=professor.id, start=start, end=end)
+    result = await slots.repository.session.execute(week_query(student), parameters)
+    cells = []
+    for slot, *values in result.all():
+        set_committed_value(slot, "professor", professor)
+        cells.append(make_cell(slot, values, now, timezone))
     zone = ZoneInfo(timezone)
-    days = [
-        GridDay(
-            day=week_start + timedelta(days=offset),
-            cells=[
-                c for c in cells if c.slot.start_time.astimezone(zone).date() == week_start + timedelta(days=offset)
-            ],
-        )
-        for offset in range(7)
-    ]
+    by_day: dict[date, list[SlotCell]] = {}
+    for cell in cells:
+        by_day.setdefault(cell.slot.start_time.astimezone(zone).date(), []).append(cell)
+    week = [week_start + timedelta(days=offset) for offset in range(7)]
+    days = [GridDay(day=day, cells=by_day.get(day, [])) for day in week]
     return SlotGrid(professor=professor, week_start=week_start, timezone=timezone, days=days)

@@ -21,6 +21,30 @@ from app.lib.errors import ConflictError, FieldErrors
 from app.lib.i18n import gettext as _
 
 
+def rating_columns(professor_id: Any) -> tuple[Any, Any]:
+    """The professor's average rating and number of raters, as two scalar subqueries (`professor_id` may be a value
+    or a column to correlate with, so the figures can ride along another query)."""
+
+    def over_ratings(figure: Any) -> Any:
+        return (
+            select(figure)
+            .select_from(ConsultationNote)
+            .join(Booking, ConsultationNote.booking_id == Booking.id)
+            .join(ConsultationSlot, Booking.slot_id == ConsultationSlot.id)
+            .where(ConsultationSlot.professor_id == professor_id, ConsultationNote.rating.is_not(None))
+            .scalar_subquery()
+        )
+
+    return over_ratings(func.avg(ConsultationNote.rating)), over_ratings(func.count(func.distinct(Booking.student_id)))
+
+
+def shown_rating(average: Any, raters: int | None) -> tuple[float, int] | None:
+    """The rating as shown: (average, raters), or None below MIN_RATINGS_SHOWN raters."""
+    if not raters or raters < MIN_RATINGS_SHOWN:
+        return None
+    return round(float(average), 1), int(raters)
+
+
 @dataclass(frozen=True)
 class NoteView:
     """A booking's note as one party may see it: private notes for the professor, feedback for the student."""
@@ -92,16 +116,8 @@ class NoteService(SQLAlchemyAsyncRepositoryService[ConsultationNote]):
 
     async def rating_summary(self, professor_id: UUID) -> tuple[float, int] | None:
         """Average rating and count, only once MIN_RATINGS_SHOWN students rated (no single score singled out)."""
-        query = (
-            select(func.avg(ConsultationNote.rating), func.count(func.distinct(Booking.student_id)))
-            .join(Booking, ConsultationNote.booking_id == Booking.id)
-            .join(ConsultationSlot, Booking.slot_id == ConsultationSlot.id)
-            .where(ConsultationSlot.professor_id == professor_id, ConsultationNote.rating.is_not(None))
-        )
-        average, raters = (await self.repository.session.execute(query)).one()
-        if not raters or raters < MIN_RATINGS_SHOWN:
-            return None
-        return round(float(average), 1), int(raters)
+        average, raters = (await self.repository.session.execute(select(*rating_columns(professor_id)))).one()
+        return shown_rating(average, raters)
 
     async def feedback_for(self, professor_id: UUID, limit: int = 50) -> list[tuple[ConsultationNote, Booking]]:
         """Feedback on the professor's consultations, newest first (the template hides unsigned names)."""

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 from uuid import UUID
@@ -11,7 +12,9 @@ from uuid import UUID
 from advanced_alchemy.repository import SQLAlchemyAsyncRepository
 from advanced_alchemy.service import ModelDictT, SQLAlchemyAsyncRepositoryService, is_dict
 from sqlalchemy import ColumnElement, func, select, update
+from sqlalchemy.dialects.postgresql import aggregate_order_by
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import raiseload
 
 from app.config import get_settings
 from app.domain.accounts.models import User
@@ -19,7 +22,15 @@ from app.domain.accounts.verification import publishing_problem
 from app.domain.consultations.capacity import places_of, places_on, refresh_slot_status
 from app.domain.consultations.courses import CourseService, open_to
 from app.domain.consultations.events import NotificationKind, booking_changed
-from app.domain.consultations.models import ACTIVE, Booking, BookingStatus, ConsultationSlot, Course, SlotStatus
+from app.domain.consultations.models import (
+    ACTIVE,
+    Booking,
+    BookingStatus,
+    ConsultationSlot,
+    Course,
+    SlotStatus,
+    slot_course,
+)
 from app.domain.consultations.rules import (
     TEXT_FIELDS,
     BulkResult,
@@ -58,6 +69,13 @@ def slot_filters(
     return filters
 
 
+@dataclass(frozen=True)
+class ListedSlot:
+    slot: ConsultationSlot
+    booked_count: int  # active bookings
+    course_ids: list[UUID]  # the courses it is reserved for, by title
+
+
 def require_may_publish(professor: User) -> None:
     """A professor whose role came with an address not yet proven does not publish (see accounts/verification)."""
     if problem := publishing_problem(professor, get_settings()):
@@ -82,6 +100,37 @@ class SlotService(SQLAlchemyAsyncRepositoryService[ConsultationSlot]):
     ) -> list[ConsultationSlot]:
         query = select(ConsultationSlot).where(*filters).order_by(ConsultationSlot.start_time)
         return list((await self.repository.session.scalars(query.limit(limit).offset(offset))).unique().all())
+
+    async def list_page(
+        self, filters: Sequence[ColumnElement[bool]], *, limit: int = 100, offset: int = 0
+    ) -> tuple[list[ListedSlot], int]:
+        """A page of slots with each one's active bookings and reserved courses, and the number of all that match,
+        in one query (the total rides along as a window count; a page past the end counts separately)."""
+        booked = select(func.count()).where(Booking.slot_id == ConsultationSlot.id, Booking.status.in_(ACTIVE))
+        course_ids = (
+            select(func.array_agg(aggregate_order_by(Course.id, Course.title)))
+            .select_from(slot_course.join(Course, Course.id == slot_course.c.course_id))
+            .where(slot_course.c.slot_id == ConsultationSlot.id)
+        )
+        query = (
+            select(
+                ConsultationSlot,
+                booked.scalar_subquery(),
+                course_ids.scalar_subquery(),
+                func.count().over(),
+            )
+            .where(*filters)
+            # Neither the professor nor the courses' rows are read: what the list shows came with the row.
+            .options(raiseload(ConsultationSlot.professor), raiseload(ConsultationSlot.courses))
+            .order_by(ConsultationSlot.start_time)
+            .limit(limit)
+            .offset(offset)
+        )
+        rows = (await self.repository.session.execute(query)).all()
+        if not rows:
+            return [], await self.count_slots(filters) if offset else 0
+        listed = [ListedSlot(slot, booked_count or 0, list(ids or ())) for slot, booked_count, ids, _ in rows]
+        return listed, int(rows[0][3])
 
     async def count_slots(self, filters: Sequence[ColumnElement[bool]]) -> int:
         query = select(func.count()).select_from(ConsultationSlot).where(*filters)

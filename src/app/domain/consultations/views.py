@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 from datetime import date, timedelta
+from functools import lru_cache
 from typing import Any
 from uuid import UUID
 
 from litestar import Request
+from sqlalchemy import bindparam, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.config import get_settings
@@ -18,7 +20,7 @@ from app.domain.consultations.capacity import places_on
 from app.domain.consultations.courses import CourseService
 from app.domain.consultations.grid import build_cells, build_week
 from app.domain.consultations.models import Booking, BookingStatus, ConsultationSlot, SlotStatus
-from app.domain.consultations.notes import NoteService
+from app.domain.consultations.notes import rating_columns, shown_rating
 from app.domain.consultations.slots import SlotService, slot_filters
 from app.domain.consultations.waitlist import WaitlistService
 from app.lib.clock import monday_of, today_in, utcnow
@@ -34,6 +36,21 @@ async def professor_or_404(users: UserService, professor_id: UUID) -> User:
     return professor
 
 
+@lru_cache(maxsize=1)
+def professor_query() -> Any:
+    """An active user `professor` with their rating's figures (built once, run with the id)."""
+    return select(User, *rating_columns(User.id)).where(User.id == bindparam("professor"), User.is_active.is_(True))
+
+
+async def professor_and_rating(session: AsyncSession, professor_id: UUID) -> tuple[User, tuple[float, int] | None]:
+    """An active professor (else NotFound) with their rating as shown, in one query."""
+    row = (await session.execute(professor_query(), {"professor": professor_id})).one_or_none()
+    if row is None or not row[0].is_professor:
+        raise NotFound("Professor not found.")
+    professor, average, raters = row
+    return professor, shown_rating(average, raters)
+
+
 async def week_page_context(
     users: UserService,
     slots: SlotService,
@@ -44,10 +61,9 @@ async def week_page_context(
 ) -> dict[str, Any]:
     """A professor's week grid as `viewer` sees it (the site's page and the embedded one alike), times in the
     viewer's zone or in `timezone` when they switched to another one for this view."""
-    professor = await professor_or_404(users, professor_id)
+    professor, rating = await professor_and_rating(slots.repository.session, professor_id)
     zone = timezone if timezone in TIMEZONES else viewer.timezone
     grid = await build_week(slots, professor, viewer, monday_of(week or today_in(zone)), zone)
-    rating = await NoteService(session=slots.repository.session).rating_summary(professor.id)
     return {
         "grid": grid,
         "professor": professor,

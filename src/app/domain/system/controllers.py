@@ -9,7 +9,6 @@ from litestar.di import NamedDependency
 from litestar.status_codes import HTTP_200_OK, HTTP_503_SERVICE_UNAVAILABLE
 from litestar_saq import TaskQueues
 from saq import Queue
-from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.lib.queue import queue_reachable
@@ -28,7 +27,9 @@ class SystemController(Controller):
         self, db_session: NamedDependency[AsyncSession], task_queues: NamedDependency[TaskQueues]
     ) -> Response[dict[str, str]]:
         try:
-            await db_session.execute(text("SELECT 1"))
+            # One round trip: outside a transaction (no BEGIN and COMMIT around it), on the request's own connection.
+            connection = await db_session.connection(execution_options={"isolation_level": "AUTOCOMMIT"})
+            await connection.exec_driver_sql("SELECT 1")
             database = "ok"
         except Exception:
             database = "unreachable"
