@@ -46,7 +46,7 @@ async def professor_and_rating(session: AsyncSession, professor_id: UUID) -> tup
     """An active professor (else NotFound) with their rating as shown, in one query."""
     row = (await session.execute(professor_query(), {"professor": professor_id})).one_or_none()
     if row is None or not row[0].is_professor:
-        raise NotFound("Professor not found.")
+        raise NotFound(_("Professor not found."))
     professor, average, raters = row
     return professor, shown_rating(average, raters)
 
