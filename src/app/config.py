@@ -70,6 +70,8 @@ class Settings:
     database_max_overflow: int = 10
     # LMS platforms registered by LTI Dynamic Registration are accepted at once instead of waiting for an admin.
     lti_auto_approve: bool = False
+    # Seconds a call to Google (token refresh, Calendar API) may take before it counts as a transient failure.
+    google_timeout_seconds: float = 20.0
 
     @property
     def is_production(self) -> bool:
@@ -139,6 +141,7 @@ def load_settings() -> Settings:
         database_pool_size=_count("DATABASE_POOL_SIZE", "5", least=1),
         database_max_overflow=_count("DATABASE_MAX_OVERFLOW", "10", least=0),
         lti_auto_approve=os.environ.get("LTI_AUTO_APPROVE", "false").lower() in ("1", "true", "yes"),
+        google_timeout_seconds=float(_count("GOOGLE_TIMEOUT_SECONDS", "20", least=1)),
     )
 
 
