@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, date, datetime
 
-from app.lib.clock import day_bounds, monday_of
+from app.lib.clock import clock_change_problem, day_bounds, monday_of
 from app.lib.formatting import describe_time, local_time
 
 
@@ -27,3 +27,20 @@ def test_a_day_with_the_spring_clock_change_lasts_twenty_three_hours() -> None:
 def test_a_week_starts_on_monday() -> None:
     assert monday_of(date(2026, 12, 6)) == date(2026, 11, 30)
     assert monday_of(date(2026, 11, 30)) == date(2026, 11, 30)
+
+
+def test_a_time_the_spring_clock_change_jumps_over_is_skipped() -> None:
+    assert clock_change_problem(datetime(2035, 3, 25, 2, 30), "Europe/Berlin") == "skipped"
+
+
+def test_a_time_the_autumn_clock_change_shows_twice_is_repeated() -> None:
+    assert clock_change_problem(datetime(2035, 10, 28, 2, 30), "Europe/Berlin") == "repeated"
+
+
+def test_the_minute_after_a_clock_change_is_an_ordinary_time() -> None:
+    assert clock_change_problem(datetime(2035, 3, 25, 3, 0), "Europe/Berlin") is None
+    assert clock_change_problem(datetime(2035, 10, 28, 3, 0), "Europe/Berlin") is None
+
+
+def test_a_zone_without_clock_changes_has_no_problem_times() -> None:
+    assert clock_change_problem(datetime(2035, 3, 25, 2, 30), "UTC") is None
