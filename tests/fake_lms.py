@@ -82,6 +82,7 @@ class FakeLms:
     custom: dict[str, str] = field(default_factory=dict)
     overrides: dict[str, Any] = field(default_factory=dict)  # claims changed or added in every id_token
     jwks_requests: int = 0
+    jwks_fails_with: int | None = None  # the JWKS endpoint answers this error status instead of the keys
     client_id: str = CLIENT_ID
     deployment_id: str = DEPLOYMENT_ID
     # Dynamic registration
@@ -241,9 +242,11 @@ def auto_post(action: str, fields: dict[str, str]) -> str:
 
 def create_lms_app(lms: FakeLms) -> Litestar:
     @get("/jwks")
-    async def jwks() -> dict[str, Any]:
+    async def jwks() -> Response[Any]:
         lms.jwks_requests += 1
-        return dict(KeySet(list(lms.published)).as_dict(private=False))
+        if lms.jwks_fails_with is not None:
+            return Response({"error": "unavailable"}, status_code=lms.jwks_fails_with)
+        return Response(dict(KeySet(list(lms.published)).as_dict(private=False)))
 
     @get("/auth")
     async def authenticate(request: Request[Any, Any, Any]) -> Response[Any]:
@@ -297,7 +300,10 @@ def create_lms_app(lms: FakeLms) -> Litestar:
         if any(not body.get(name) for name in required) or body.get("token_endpoint_auth_method") != "private_key_jwt":
             return Response({"error": "invalid_client_metadata"}, status_code=400)
         lms.registrations.append(body)
-        lms.client_id, lms.deployment_id = f"dynamic-client-{len(lms.registrations)}", f"dynamic-deployment-{len(lms.registrations)}"
+        lms.client_id, lms.deployment_id = (
+            f"dynamic-client-{len(lms.registrations)}",
+            f"dynamic-deployment-{len(lms.registrations)}",
+        )
         tool = {**body[TOOL_CONFIGURATION], "deployment_id": lms.deployment_id}
         return Response({**body, "client_id": lms.client_id, TOOL_CONFIGURATION: tool}, status_code=201)
 
@@ -329,7 +335,9 @@ def create_lms_app(lms: FakeLms) -> Litestar:
         return Response({"access_token": access_token, "token_type": "Bearer", "expires_in": 3600, "scope": scope})
 
     @get("/courses/{context_id:str}/memberships")
-    async def memberships(request: Request[Any, Any, Any], context_id: FromPath[str], page: FromQuery[int] = 1) -> Response[Any]:
+    async def memberships(
+        request: Request[Any, Any, Any], context_id: FromPath[str], page: FromQuery[int] = 1
+    ) -> Response[Any]:
         lms.membership_requests.append(f"{context_id}:{page}")
         bearer = request.headers.get("authorization", "").removeprefix("Bearer ")
         if bearer not in lms.access_tokens:
@@ -360,7 +368,16 @@ def create_lms_app(lms: FakeLms) -> Litestar:
         return Response("<!doctype html><p>Placed in the course.</p>", media_type="text/html")
 
     return Litestar(
-        route_handlers=[jwks, authenticate, course, openid_configuration, register, token, memberships, deep_link_return],
+        route_handlers=[
+            jwks,
+            authenticate,
+            course,
+            openid_configuration,
+            register,
+            token,
+            memberships,
+            deep_link_return,
+        ],
         debug=False,
     )
 
@@ -368,8 +385,14 @@ def create_lms_app(lms: FakeLms) -> Litestar:
 def member(sub: str, role: str, name: str, email: str = "", status: str = "Active") -> dict[str, Any]:
     """One entry of an NRPS membership container."""
     given, _, family = name.partition(" ")
-    entry = {"user_id": sub, "roles": [f"{ROLE}{role}"], "status": status, "name": name, "given_name": given,
-             "family_name": family}
+    entry = {
+        "user_id": sub,
+        "roles": [f"{ROLE}{role}"],
+        "status": status,
+        "name": name,
+        "given_name": given,
+        "family_name": family,
+    }
     return {**entry, **({"email": email} if email else {})}
 
 
