@@ -461,3 +461,26 @@ async def test_without_google_settings_the_buttons_are_gone_and_nothing_breaks(d
     finally:
         server.terminate()
         server.wait(timeout=15)
+
+
+async def test_unlinking_google_forgets_the_identity_and_keeps_the_password(
+    client: Any, google: Any, database_url: str
+) -> None:
+    user = await make_user(email="unlinker@uni.example")
+    await web_login(client, user.username)
+    google.person = Person(sub="g-unlinker", email="unlinker@gmail.example")
+    await google_round_trip(client, intent="link")
+    response = await client.post("/settings/google/unlink", headers=csrf_headers(client))
+    assert (response.status_code, response.headers["location"]) == (303, "/settings")
+    ((_, _, google_sub, password_hash),) = users_with_email(database_url, "unlinker@uni.example")
+    assert (google_sub, password_hash is not None) == (None, True)
+
+
+async def test_a_google_only_account_cannot_unlink_its_only_way_in(client: Any, google: Any, database_url: str) -> None:
+    google.person = Person(sub="g-only", email="only.google@gmail.example")
+    await google_round_trip(client)
+    await client.post("/auth/google/complete", data={"user_type": "student"}, headers=csrf_headers(client))
+    response = await client.post("/settings/google/unlink", headers=csrf_headers(client))
+    assert response.status_code == 409
+    assert "Set a password first" in response.text
+    assert users_with_email(database_url, "only.google@gmail.example")[0][2] == "g-only"
