@@ -377,7 +377,7 @@ async def test_an_expired_hold_with_nobody_else_waiting_frees_the_place(client: 
 async def test_the_offer_mails_accept_link_books_the_place_and_shows_the_expiry_in_the_students_zone(
     client: Any, database_url: str, mailbox: Any
 ) -> None:
-    slot, student, entry = await offered(client, waitlist_hold_minutes=45)
+    slot, student, _ = await offered(client, waitlist_hold_minutes=45)
     (offer_id,) = [r[0] for r in notification_ids(database_url, student.id, "waitlist_offer")]
     assert await deliver_notification({}, notification_id=str(offer_id)) == "sent"
     (mail,) = mailbox.to(student.email)
