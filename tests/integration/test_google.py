@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import time
+from datetime import datetime, timedelta
 from typing import Any
 from urllib.parse import parse_qs, urlparse
 
@@ -484,3 +485,35 @@ async def test_a_google_only_account_cannot_unlink_its_only_way_in(client: Any, 
     assert response.status_code == 409
     assert "Set a password first" in response.text
     assert users_with_email(database_url, "only.google@gmail.example")[0][2] == "g-only"
+
+
+async def test_moving_a_slot_updates_the_google_event_to_the_new_time(client: Any, google: Any) -> None:
+    professor, student = await make_user("professor", auto_confirm=True), await make_user()
+    await connect_calendar(client, google, student, "g-moved")
+    start, later = in_hours(48), in_hours(53)
+    booking = await book(student, await make_slot(professor, start=start))
+    await sync(booking.id)
+    async with provide_services() as services:
+        await services.slots.update_slot(
+            professor, booking.slot_id, {"start_time": later, "end_time": later + timedelta(minutes=30)}
+        )
+    assert await sync(booking.id) == {student.id: "updated"}
+    (event,) = google.calendar_of("g-moved").values()
+    assert datetime.fromisoformat(event["start"]["dateTime"]) == later
+    assert datetime.fromisoformat(event["end"]["dateTime"]) == later + timedelta(minutes=30)
+
+
+async def test_moving_a_slot_queues_a_calendar_sync_of_its_booking(client: Any, google: Any, database_url: str) -> None:
+    professor, student = await make_user("professor", auto_confirm=True), await make_user()
+    await connect_calendar(client, google, student, "g-moved-queued")
+    later = in_hours(53)
+    booking = await book(student, await make_slot(professor))
+    with psycopg.connect(database_url, autocommit=True) as conn:
+        conn.execute("DELETE FROM saq_jobs")
+    async with provide_services() as services:
+        await services.slots.update_slot(
+            professor, booking.slot_id, {"start_time": later, "end_time": later + timedelta(minutes=30)}
+        )
+    with psycopg.connect(database_url) as conn:
+        keys = [row[0] for row in conn.execute("SELECT key FROM saq_jobs WHERE status = 'queued'")]
+    assert [key.rsplit(":", 1)[0] for key in keys if key.startswith("calendar:")] == [f"calendar:{booking.id}"]
