@@ -99,7 +99,7 @@ async def test_login_rotates_the_session_id_and_logout_revokes_it(client: Any, o
     response = await web_login(client, user.username)
     assert response.status_code == 303
     session_id = client.cookies.get("session")
-    assert session_id
+    assert session_id is not None
     assert session_id != "planted-by-an-attacker"
     # The same cookie replayed from elsewhere works until logout...
     other_client.cookies.set("session", session_id, domain="testserver.local")

@@ -104,7 +104,11 @@ async def test_a_database_restart_gives_fast_503s_then_recovers(
                     events.append(line)
 
             watcher = asyncio.create_task(watch())
-            await asyncio.sleep(0.5)
+            # The stream's first line, a keepalive comment, is sent once it is subscribed: wait for it, not a delay.
+            deadline = time.monotonic() + 10
+            while ": keepalive" not in events:
+                assert time.monotonic() < deadline, "the live stream did not start"
+                await asyncio.sleep(0.05)
 
             stop(restartable_database)
             began = time.monotonic()
