@@ -206,10 +206,19 @@ async def test_inline_edit_with_a_bad_capacity_stays_in_edit_mode_with_the_messa
     assert response.status_code == 422
     assert 'class="inline-edit"' in response.text
     assert "Capacity must be a whole number from 1 to 500." in response.text
-    saved = await client.post(f"/dashboard/slots/{slot.id}", data={**form, "capacity": "2"}, headers=headers)
+
+
+async def test_an_inline_edit_saves_and_shows_the_row_again(client: Any, database_url: str) -> None:
+    professor = await make_user("professor", timezone="UTC")
+    slot = await make_slot(professor, start=datetime(2035, 6, 12, 9, 0, tzinfo=UTC), location="Old room")
+    headers = await signed_in(client, professor)
+    form = inline_form(slot.start_time, "UTC", capacity="2", location="New room")
+    saved = await client.post(f"/dashboard/slots/{slot.id}", data=form, headers=headers)
     assert saved.status_code == 200
     assert "New room" in saved.text
     assert 'class="inline-edit"' not in saved.text
+    with psycopg.connect(database_url) as conn:
+        assert conn.execute("SELECT capacity, location FROM consultation_slot").fetchone() == (2, "New room")
 
 
 async def test_professor_confirms_from_the_dashboard(client: Any) -> None:

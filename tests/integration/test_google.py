@@ -186,24 +186,36 @@ async def test_the_stored_calendar_token_holds_no_plaintext(client: Any, google:
     assert stored.startswith("gAAAA")  # a Fernet token
 
 
-async def test_confirming_creates_events_in_both_calendars_and_cancelling_deletes_them(
+async def both_connected_and_booked(client: Any, other_client: Any, google: Any, prefix: str) -> tuple[Any, ...]:
+    professor, student = await make_user("professor", auto_confirm=True), await make_user()
+    await connect_calendar(client, google, professor, f"{prefix}-prof")
+    await connect_calendar(other_client, google, student, f"{prefix}-stud")
+    booking = await book(student, await make_slot(professor, location="Room 7"))
+    return professor, student, booking
+
+
+async def test_a_confirmed_booking_creates_an_event_in_each_partys_calendar(
     client: Any, other_client: Any, google: Any
 ) -> None:
-    professor, student = await make_user("professor", auto_confirm=True), await make_user()
-    await connect_calendar(client, google, professor, "g-prof-cal")
-    await connect_calendar(other_client, google, student, "g-stud-cal")
-    booking = await book(student, await make_slot(professor, location="Room 7"))
+    professor, _, booking = await both_connected_and_booked(client, other_client, google, "g-create")
     outcome = await sync(booking.id)
     assert set(outcome.values()) == {"created"}
-    (student_event,) = google.calendar_of("g-stud-cal").values()
-    (professor_event,) = google.calendar_of("g-prof-cal").values()
+    (student_event,) = google.calendar_of("g-create-stud").values()
+    (professor_event,) = google.calendar_of("g-create-prof").values()
     assert student_event["summary"] == f"Consultation with {professor.full_name}"
     assert professor_event["location"] == "Room 7"
+
+
+async def test_a_cancelled_booking_deletes_its_events_from_both_calendars(
+    client: Any, other_client: Any, google: Any
+) -> None:
+    _, student, booking = await both_connected_and_booked(client, other_client, google, "g-delete")
+    await sync(booking.id)
     async with provide_services() as services:
         await services.bookings.cancel(student, booking.id)
     await sync(booking.id)
-    assert google.calendar_of("g-stud-cal") == {}
-    assert google.calendar_of("g-prof-cal") == {}
+    assert google.calendar_of("g-delete-stud") == {}
+    assert google.calendar_of("g-delete-prof") == {}
 
 
 async def test_a_retried_sync_never_creates_a_second_event(client: Any, google: Any, database_url: str) -> None:

@@ -182,7 +182,7 @@ async def test_raising_the_capacity_promotes_from_the_waitlist(client: Any, data
     assert entries(database_url) == [(student.id, "offered")]
 
 
-async def test_the_accept_link_works_once_and_refuses_forgeries(client: Any, database_url: str) -> None:
+async def offer_with_nonce(client: Any, database_url: str) -> tuple[Any, dict[str, Any], str]:
     _, slot, (taken,) = await full_slot()
     student = await make_user()
     entry = (await client.post(f"/api/v1/slots/{slot.id}/waitlist", headers=await auth(client, student))).json()
@@ -190,15 +190,31 @@ async def test_the_accept_link_works_once_and_refuses_forgeries(client: Any, dat
     with psycopg.connect(database_url) as conn:
         (nonce,) = conn.execute("SELECT offer_nonce FROM waitlist_entry").fetchone()
     await web_login(client, student.username)
+    return student, entry, nonce
+
+
+async def test_a_forged_accept_link_is_refused(client: Any, database_url: str) -> None:
+    _, entry, _ = await offer_with_nonce(client, database_url)
     forged = await client.get(f"/waitlist/{entry['id']}/accept", params={"t": "forged"})
     assert forged.status_code == 409
     assert "This link is not valid" in forged.text
+
+
+async def test_the_accept_link_opens_a_page_that_books_on_its_button(client: Any, database_url: str) -> None:
+    student, entry, nonce = await offer_with_nonce(client, database_url)
     page = await client.get(f"/waitlist/{entry['id']}/accept", params={"t": nonce})
     assert page.status_code == 200
     assert "Accept this place" in page.text
+    assert entries(database_url) == [(student.id, "offered")]  # opening the link books nothing
     done = await client.post(f"/waitlist/{entry['id']}/accept", data={"t": nonce}, headers=csrf_headers(client))
     assert done.status_code == 200
     assert "It's yours" in done.text
+    assert entries(database_url) == [(student.id, "accepted")]
+
+
+async def test_the_accept_link_works_once(client: Any, database_url: str) -> None:
+    _, entry, nonce = await offer_with_nonce(client, database_url)
+    await client.post(f"/waitlist/{entry['id']}/accept", data={"t": nonce}, headers=csrf_headers(client))
     reused = await client.post(f"/waitlist/{entry['id']}/accept", data={"t": nonce}, headers=csrf_headers(client))
     assert reused.status_code == 409
     assert "no longer open" in reused.text
