@@ -1,7 +1,7 @@
 """A faithful fake of the Google endpoints the app uses, served over HTTP on loopback.
 
 OpenID discovery, the authorization endpoint (approves at once, as the configured person), the token endpoint
-(authorization code with PKCE, refresh tokens; RS256-signed ID tokens), JWKS, revocation, and Calendar v3
+(authorization code with PKCE, refresh tokens that fail on demand; RS256-signed ID tokens), JWKS, revocation, and Calendar v3
 events insert/patch/delete and freeBusy.query, keeping state. The real Authlib and google-api-python-client
 talk to it through the GOOGLE_DISCOVERY_URL and GOOGLE_API_ROOT settings.
 """
@@ -58,6 +58,10 @@ class FakeGoogle:
     busy: dict[str, list[dict[str, str]]] = field(default_factory=dict)  # person sub -> busy periods
     fail_next: list[int] = field(default_factory=list)  # statuses for the next Calendar calls
     refresh_calls: int = 0
+    # How the token endpoint answers refreshes until told otherwise: None (normally), "500"/"503" (Google failing),
+    # "timeout" (no answer for `hang_seconds`), "invalid_grant" (the grant is revoked or expired).
+    refresh_fails_with: str | None = None
+    hang_seconds: float = 5.0
     revoked_tokens: list[str] = field(default_factory=list)
     id_token_overrides: dict[str, Any] = field(default_factory=dict)  # e.g. a wrong nonce, an old exp
     signing_key: RSAKey | None = None  # sign with another key (a forgery)
@@ -74,6 +78,7 @@ class FakeGoogle:
         self.busy.clear()
         self.fail_next.clear()
         self.refresh_calls = 0
+        self.refresh_fails_with = None
         self.revoked_tokens.clear()
         self.id_token_overrides.clear()
         self.signing_key = None
@@ -185,6 +190,13 @@ def create_fake_app(fake: FakeGoogle) -> Litestar:
             return Response(body)
         if form.get("grant_type") == "refresh_token":
             fake.refresh_calls += 1
+            failure = fake.refresh_fails_with
+            if failure == "timeout":
+                await asyncio.sleep(fake.hang_seconds)
+            elif failure == "invalid_grant":
+                return Response({"error": "invalid_grant", "error_description": "Bad Request"}, status_code=400)
+            elif failure is not None:
+                return Response({"error": "internal_failure"}, status_code=int(failure))
             grant = next((g for g in fake.grants if g.refresh_token == form.get("refresh_token")), None)
             if grant is None or grant.revoked:
                 return Response(

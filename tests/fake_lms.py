@@ -82,6 +82,7 @@ class FakeLms:
     custom: dict[str, str] = field(default_factory=dict)
     overrides: dict[str, Any] = field(default_factory=dict)  # claims changed or added in every id_token
     jwks_requests: int = 0
+    jwks_fails_with: int | None = None  # the JWKS endpoint answers this error status instead of the keys
     client_id: str = CLIENT_ID
     deployment_id: str = DEPLOYMENT_ID
     # Dynamic registration
@@ -241,9 +242,11 @@ def auto_post(action: str, fields: dict[str, str]) -> str:
 
 def create_lms_app(lms: FakeLms) -> Litestar:
     @get("/jwks")
-    async def jwks() -> dict[str, Any]:
+    async def jwks() -> Response[Any]:
         lms.jwks_requests += 1
-        return dict(KeySet(list(lms.published)).as_dict(private=False))
+        if lms.jwks_fails_with is not None:
+            return Response({"error": "unavailable"}, status_code=lms.jwks_fails_with)
+        return Response(dict(KeySet(list(lms.published)).as_dict(private=False)))
 
     @get("/auth")
     async def authenticate(request: Request[Any, Any, Any]) -> Response[Any]:

@@ -81,6 +81,8 @@ class Settings:
     export_link_hours: int = 24
     retention_months: int = 24
     notification_retention_days: int = 90
+    # Seconds a call to Google (token refresh, Calendar API) may take before it counts as a transient failure.
+    google_timeout_seconds: float = 20.0
 
     @property
     def is_production(self) -> bool:
@@ -162,6 +164,7 @@ def load_settings() -> Settings:
         export_link_hours=_count("EXPORT_LINK_HOURS", "24", least=1),
         retention_months=_count("RETENTION_MONTHS", "24", least=0),
         notification_retention_days=_count("NOTIFICATION_RETENTION_DAYS", "90", least=0),
+        google_timeout_seconds=float(_count("GOOGLE_TIMEOUT_SECONDS", "20", least=1)),
     )
 
 

@@ -193,3 +193,48 @@ def test_production_refuses_to_start_without_a_secret_key(monkeypatch: Any) -> N
     monkeypatch.delenv("SECRET_KEY", raising=False)
     with pytest.raises(SettingsError, match="SECRET_KEY must be set in production"):
         load_settings()
+
+
+async def test_a_password_changed_through_the_api_is_the_one_that_issues_tokens(client: Any) -> None:
+    user = await make_user()
+    headers = await api_token(client, user.username)
+    changed = await client.post(
+        "/api/v1/me/password",
+        json={"current_password": PASSWORD, "new_password": "a-brand-new-passphrase"},
+        headers=headers,
+    )
+    assert changed.status_code == 204
+    old = await client.post("/api/v1/auth/token", json={"username": user.username, "password": PASSWORD})
+    assert old.status_code == 401
+    new = await client.post(
+        "/api/v1/auth/token", json={"username": user.username, "password": "a-brand-new-passphrase"}
+    )
+    assert new.status_code == 200
+
+
+async def test_a_password_change_through_the_api_with_a_wrong_current_password_is_refused_naming_it(
+    client: Any,
+) -> None:
+    user = await make_user()
+    headers = await api_token(client, user.username)
+    response = await client.post(
+        "/api/v1/me/password",
+        json={"current_password": "not-the-password", "new_password": "a-brand-new-passphrase"},
+        headers=headers,
+    )
+    assert response.status_code == 422
+    assert response.json()["extra"] == [{"key": "current_password", "message": "The current password is wrong."}]
+    still = await client.post("/api/v1/auth/token", json={"username": user.username, "password": PASSWORD})
+    assert still.status_code == 200
+
+
+async def test_the_professor_search_finds_by_name_or_department_and_never_students(client: Any) -> None:
+    await make_user("professor", first_name="Barbara", last_name="Liskov", department="Computing")
+    await make_user("professor", first_name="Emmy", last_name="Noether", department="Algebra")
+    await make_user("student", first_name="Barbara", last_name="Student")
+    headers = await api_token(client, (await make_user()).username)
+    by_name = (await client.get("/api/v1/professors", params={"q": "barbara"}, headers=headers)).json()
+    by_department = (await client.get("/api/v1/professors", params={"q": "algeb"}, headers=headers)).json()
+    assert [item["last_name"] for item in by_name["items"]] == ["Liskov"]
+    assert by_name["total"] == 1
+    assert [item["last_name"] for item in by_department["items"]] == ["Noether"]

@@ -99,7 +99,7 @@ async def test_login_rotates_the_session_id_and_logout_revokes_it(client: Any, o
     response = await web_login(client, user.username)
     assert response.status_code == 303
     session_id = client.cookies.get("session")
-    assert session_id
+    assert session_id is not None
     assert session_id != "planted-by-an-attacker"
     # The same cookie replayed from elsewhere works until logout...
     other_client.cookies.set("session", session_id, domain="testserver.local")
@@ -274,3 +274,78 @@ async def test_health_reports_database_and_queue(client: Any) -> None:
     response = await client.get("/health")
     assert response.status_code == 200
     assert response.json() == {"status": "ok", "database": "ok", "queue": "ok"}
+
+
+async def test_profile_save_on_the_web_stores_the_fields(client: Any, database_url: str) -> None:
+    user = await make_user("professor")
+    await web_login(client, user.username)
+    response = await client.post(
+        "/settings/profile",
+        data={
+            "first_name": "Katherine",
+            "last_name": "Johnson",
+            "email": user.email,
+            "phone_number": "+1 555 0100",
+            "timezone": "America/Chicago",
+            "department": "Mathematics",
+            "bio": "Orbital mechanics.",
+            "auto_confirm": "on",
+            "booking_notice_hours": "2",
+            "cancellation_notice_hours": "12",
+            "max_active_bookings_per_student": "3",
+            "waitlist_hold_minutes": "45",
+        },
+        headers={**csrf_headers(client), **HTMX},
+    )
+    assert response.status_code == 200, response.text
+    with psycopg.connect(database_url) as conn:
+        stored = conn.execute(
+            "SELECT u.first_name, u.last_name, u.phone_number, u.timezone, p.department, p.bio, p.auto_confirm,"
+            " p.booking_notice_hours, p.cancellation_notice_hours, p.waitlist_hold_minutes"
+            " FROM user_account u JOIN profile p ON p.user_id = u.id WHERE u.id = %s",
+            (user.id,),
+        ).fetchone()
+    assert stored == (
+        "Katherine",
+        "Johnson",
+        "+1 555 0100",
+        "America/Chicago",
+        "Mathematics",
+        "Orbital mechanics.",
+        True,
+        2,
+        12,
+        45,
+    )
+
+
+async def test_a_password_changed_on_the_web_is_the_one_that_signs_in(client: Any, other_client: Any) -> None:
+    user = await make_user()
+    await web_login(client, user.username)
+    changed = await client.post(
+        "/settings/password",
+        data={"current_password": PASSWORD, "new_password": "a-brand-new-passphrase"},
+        headers=csrf_headers(client),
+    )
+    assert changed.status_code == 303
+    old = await web_login(other_client, user.username)
+    assert old.status_code == 400
+    new = await web_login(other_client, user.username, "a-brand-new-passphrase")
+    assert (new.status_code, new.headers["location"]) == (303, "/professors")
+
+
+async def test_a_locked_account_is_refused_by_the_web_sign_in_form_with_429(client: Any, database_url: str) -> None:
+    from app.config import get_settings
+    from tests.integration.test_security import add_failures
+
+    user = await make_user()
+    add_failures(database_url, f"account:{user.id}", get_settings().login_failures_lock_account)
+    await client.get("/login")
+    response = await client.post(
+        "/login",
+        data={"username": user.username, "password": PASSWORD},
+        headers={**csrf_headers(client), **HTMX},
+    )
+    assert response.status_code == 429
+    assert "This account is locked after many failed sign-ins" in response.text
+    assert (await client.get("/settings")).status_code == 303  # not signed in

@@ -287,3 +287,16 @@ async def test_raising_capacity_reopens_a_full_slot(client: Any) -> None:
     )
     assert response.status_code == 200
     assert (response.json()["status"], response.json()["booked_count"]) == ("available", 1)
+
+
+async def test_cancelling_a_booked_slot_through_the_api_without_a_reason_is_refused_naming_it(
+    client: Any, database_url: str
+) -> None:
+    professor = await make_user("professor")
+    slot = await make_slot(professor)
+    await book(await make_user(), slot)
+    response = await client.delete(f"/api/v1/slots/{slot.id}", headers=await headers_for(client, professor))
+    assert response.status_code == 422
+    assert response.json()["extra"] == [{"key": "reason", "message": "Tell the booked students why you cancel."}]
+    with psycopg.connect(database_url) as conn:
+        assert conn.execute("SELECT status FROM booking WHERE slot_id = %s", (slot.id,)).fetchone() == ("pending",)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -21,14 +21,13 @@ async def signed_in(client: Any, user: Any) -> dict[str, str]:
 async def test_directory_search_finds_professors_by_department(client: Any) -> None:
     await make_user("professor", first_name="Ada", last_name="Lovelace", department="Mathematics")
     await make_user("professor", first_name="Alan", last_name="Turing", department="Computer Science")
-    headers = await signed_in(client, await make_user())
+    await signed_in(client, await make_user())
     response = await client.get("/professors", params={"q": "mathem"}, headers=HTMX)
     assert response.status_code == 200
     assert "Ada Lovelace" in response.text
     assert "Alan Turing" not in response.text
     assert "<html" not in response.text  # the fragment only
     assert response.headers["vary"] == "HX-Request"
-    assert headers
 
 
 async def test_week_grid_shows_free_places_in_the_viewers_timezone(client: Any) -> None:
@@ -47,10 +46,10 @@ async def test_week_grid_shows_free_places_in_the_viewers_timezone(client: Any) 
 async def test_week_navigation_returns_only_the_week_for_htmx(client: Any) -> None:
     professor = await make_user("professor")
     await signed_in(client, await make_user())
-    response = await client.get(f"/professors/{professor.id}", params={"week": "2027-01-04"}, headers=HTMX)
+    response = await client.get(f"/professors/{professor.id}", params={"week": "2035-01-01"}, headers=HTMX)
     assert response.status_code == 200
     assert response.text.lstrip().startswith('<div class="week-head">')
-    assert "Week of Mon, 4 Jan 2027" in response.text
+    assert "Week of Mon, 1 Jan 2035" in response.text
 
 
 async def test_unknown_professor_page_is_404(client: Any) -> None:
@@ -120,6 +119,17 @@ async def test_cancelling_from_my_bookings_rerenders_the_row(client: Any) -> Non
     assert '<span class="badge state-cancelled"><span aria-hidden="true">⊘ </span>Cancelled</span>' in response.text
 
 
+async def test_cancelling_from_my_bookings_cancels_the_row_and_tells_the_professor(
+    client: Any, database_url: str
+) -> None:
+    professor, student = await make_user("professor"), await make_user()
+    booking = await book(student, await make_slot(professor))
+    headers = await signed_in(client, student)
+    await client.post(f"/bookings/{booking.id}/cancel", headers=headers)
+    assert booking_row(database_url, booking.id) == ("cancelled", "", student.id)
+    assert "booking_cancelled" in kinds_for(database_url, professor.id)
+
+
 async def test_a_student_cannot_open_the_dashboard(client: Any) -> None:
     await signed_in(client, await make_user())
     response = await client.get("/dashboard")
@@ -132,8 +142,8 @@ async def test_professor_generates_a_month_of_slots_from_the_dashboard(client: A
     response = await client.post(
         "/dashboard/slots/bulk",
         data={
-            "start_date": "2027-02-01",
-            "end_date": "2027-02-28",
+            "start_date": "2035-02-01",
+            "end_date": "2035-02-28",
             "weekdays": ["0", "2"],
             "day_start": "10:00",
             "day_end": "12:00",
@@ -156,8 +166,8 @@ async def test_generator_errors_appear_beside_their_fields(client: Any, database
     response = await client.post(
         "/dashboard/slots/bulk",
         data={
-            "start_date": "2027-02-01",
-            "end_date": "2027-02-28",
+            "start_date": "2035-02-01",
+            "end_date": "2035-02-28",
             "weekdays": ["9"],
             "day_start": "10:00",
             "day_end": "10:20",
@@ -196,10 +206,19 @@ async def test_inline_edit_with_a_bad_capacity_stays_in_edit_mode_with_the_messa
     assert response.status_code == 422
     assert 'class="inline-edit"' in response.text
     assert "Capacity must be a whole number from 1 to 500." in response.text
-    saved = await client.post(f"/dashboard/slots/{slot.id}", data={**form, "capacity": "2"}, headers=headers)
+
+
+async def test_an_inline_edit_saves_and_shows_the_row_again(client: Any, database_url: str) -> None:
+    professor = await make_user("professor", timezone="UTC")
+    slot = await make_slot(professor, start=datetime(2035, 6, 12, 9, 0, tzinfo=UTC), location="Old room")
+    headers = await signed_in(client, professor)
+    form = inline_form(slot.start_time, "UTC", capacity="2", location="New room")
+    saved = await client.post(f"/dashboard/slots/{slot.id}", data=form, headers=headers)
     assert saved.status_code == 200
     assert "New room" in saved.text
     assert 'class="inline-edit"' not in saved.text
+    with psycopg.connect(database_url) as conn:
+        assert conn.execute("SELECT capacity, location FROM consultation_slot").fetchone() == (2, "New room")
 
 
 async def test_professor_confirms_from_the_dashboard(client: Any) -> None:
@@ -209,6 +228,17 @@ async def test_professor_confirms_from_the_dashboard(client: Any) -> None:
     response = await client.post(f"/dashboard/bookings/{booking.id}/confirm", headers=headers)
     assert response.status_code == 200
     assert '<span class="badge state-confirmed"><span aria-hidden="true">✔ </span>Confirmed</span>' in response.text
+
+
+async def test_confirming_from_the_dashboard_confirms_the_row_and_tells_the_student(
+    client: Any, database_url: str
+) -> None:
+    professor, student = await make_user("professor"), await make_user()
+    booking = await book(student, await make_slot(professor))
+    headers = await signed_in(client, professor)
+    await client.post(f"/dashboard/bookings/{booking.id}/confirm", headers=headers)
+    assert booking_row(database_url, booking.id)[0] == "confirmed"
+    assert "booking_confirmed" in kinds_for(database_url, student.id)
 
 
 async def test_professor_marks_a_no_show_after_the_start(client: Any, database_url: str) -> None:
@@ -222,8 +252,223 @@ async def test_professor_marks_a_no_show_after_the_start(client: Any, database_u
     assert '<span class="badge state-no_show"><span aria-hidden="true">⚑ </span>No-show</span>' in response.text
 
 
+async def test_a_no_show_marked_on_the_dashboard_is_stored_and_mails_nobody(client: Any, database_url: str) -> None:
+    professor, student = await make_user("professor", auto_confirm=True), await make_user()
+    slot = await make_slot(professor)
+    booking = await book(student, slot)
+    shift_into_past(database_url, slot.id)
+    told_before = kinds_for(database_url, student.id)
+    headers = await signed_in(client, professor)
+    await client.post(f"/dashboard/bookings/{booking.id}/no-show", headers=headers)
+    assert booking_row(database_url, booking.id)[0] == "no_show"
+    assert kinds_for(database_url, student.id) == told_before  # an outcome is recorded, not announced
+
+
 async def test_another_professors_slot_is_404_on_the_dashboard(client: Any) -> None:
     slot = await make_slot(await make_user("professor"))
     await signed_in(client, await make_user("professor"))
     response = await client.get(f"/dashboard/slots/{slot.id}/edit", headers=HTMX)
     assert response.status_code == 404
+
+
+def booking_row(database_url: str, booking_id: Any) -> tuple[Any, ...]:
+    with psycopg.connect(database_url) as conn:
+        found = conn.execute(
+            "SELECT status, cancel_reason, cancelled_by FROM booking WHERE id = %s", (booking_id,)
+        ).fetchone()
+    assert found is not None
+    return tuple(found)
+
+
+def kinds_for(database_url: str, user_id: Any) -> list[str]:
+    with psycopg.connect(database_url) as conn:
+        return [r[0] for r in conn.execute("SELECT kind FROM notification WHERE user_id = %s", (user_id,))]
+
+
+def slot_row(database_url: str, slot_id: Any) -> tuple[Any, ...]:
+    with psycopg.connect(database_url) as conn:
+        found = conn.execute(
+            "SELECT status, start_time, end_time FROM consultation_slot WHERE id = %s", (slot_id,)
+        ).fetchone()
+    assert found is not None
+    return tuple(found)
+
+
+async def test_the_single_slot_form_publishes_a_slot_at_the_professors_local_time(
+    client: Any, database_url: str
+) -> None:
+    professor = await make_user("professor", timezone="Europe/Berlin")
+    headers = await signed_in(client, professor)
+    form = {"date": "2035-06-12", "start": "10:00", "end": "10:45", "capacity": "3", "location": "B12"}
+    response = await client.post("/dashboard/slots", data=form, headers=headers)
+    assert response.status_code == 200
+    assert "Slot published for" in response.text
+    assert response.headers["hx-trigger"] == "slots-changed"
+    with psycopg.connect(database_url) as conn:
+        rows = conn.execute("SELECT start_time, end_time, capacity, location FROM consultation_slot").fetchall()
+    assert rows == [(datetime(2035, 6, 12, 8, 0, tzinfo=UTC), datetime(2035, 6, 12, 8, 45, tzinfo=UTC), 3, "B12")]
+
+
+async def test_the_single_slot_form_names_the_field_of_a_bad_time(client: Any, database_url: str) -> None:
+    headers = await signed_in(client, await make_user("professor"))
+    form = {"date": "2035-06-12", "start": "10:00", "end": "09:00", "capacity": "1"}
+    response = await client.post("/dashboard/slots", data=form, headers=headers)
+    assert response.status_code == 422
+    assert (
+        'id="new-slot-end" class="field-error" hx-swap-oob="true"><span aria-hidden="true">⚠ </span>' in response.text
+    )
+    with psycopg.connect(database_url) as conn:
+        assert conn.execute("SELECT count(*) FROM consultation_slot").fetchone() == (0,)
+
+
+async def test_cancelling_a_booked_slot_without_a_reason_is_refused_naming_it(client: Any, database_url: str) -> None:
+    professor, student = await make_user("professor"), await make_user()
+    slot = await make_slot(professor)
+    booking = await book(student, slot)
+    headers = await signed_in(client, professor)
+    response = await client.post(f"/dashboard/slots/{slot.id}/cancel", data={"reason": " "}, headers=headers)
+    assert response.status_code == 422
+    assert (
+        f'id="cancel-slot-{slot.id}-reason" class="field-error" hx-swap-oob="true"><span aria-hidden="true">⚠ </span>'
+        "Tell the booked students why you cancel." in response.text
+    )
+    assert slot_row(database_url, slot.id)[0] == "booked"
+    assert booking_row(database_url, booking.id)[0] == "pending"
+
+
+async def test_cancelling_a_booked_slot_with_a_reason_cancels_its_bookings_and_tells_the_students(
+    client: Any, database_url: str
+) -> None:
+    professor, student = await make_user("professor"), await make_user()
+    slot = await make_slot(professor)
+    booking = await book(student, slot)
+    headers = await signed_in(client, professor)
+    response = await client.post(
+        f"/dashboard/slots/{slot.id}/cancel", data={"reason": "Faculty meeting"}, headers=headers
+    )
+    assert response.status_code == 200
+    assert "Slot cancelled; booked students are told." in response.text
+    assert slot_row(database_url, slot.id)[0] == "cancelled"
+    assert booking_row(database_url, booking.id) == ("cancelled", "Faculty meeting", professor.id)
+    assert "slot_cancelled" in kinds_for(database_url, student.id)
+
+
+async def test_an_empty_slot_is_cancelled_without_a_reason(client: Any, database_url: str) -> None:
+    professor = await make_user("professor")
+    slot = await make_slot(professor)
+    headers = await signed_in(client, professor)
+    response = await client.post(f"/dashboard/slots/{slot.id}/cancel", data={}, headers=headers)
+    assert response.status_code == 200
+    assert slot_row(database_url, slot.id)[0] == "cancelled"
+
+
+async def test_a_booked_slot_row_asks_for_the_cancellation_reason(client: Any) -> None:
+    professor = await make_user("professor")
+    slot = await make_slot(professor)
+    await book(await make_user(), slot)
+    await signed_in(client, professor)
+    row = await client.get(f"/dashboard/slots/{slot.id}/row", headers=HTMX)
+    assert f'<input id="cancel-slot-{slot.id}-input-reason" name="reason"' in row.text
+
+
+async def test_cancelling_a_booking_on_the_dashboard_without_a_reason_is_refused_naming_it(
+    client: Any, database_url: str
+) -> None:
+    professor, student = await make_user("professor", auto_confirm=True), await make_user()
+    booking = await book(student, await make_slot(professor))
+    headers = await signed_in(client, professor)
+    response = await client.post(f"/dashboard/bookings/{booking.id}/cancel", data={"reason": ""}, headers=headers)
+    assert response.status_code == 422
+    assert (
+        f'id="cancel-{booking.id}-reason" class="field-error" hx-swap-oob="true"><span aria-hidden="true">⚠ </span>'
+        "Tell the student why you cancel." in response.text
+    )
+    assert booking_row(database_url, booking.id)[0] == "confirmed"
+
+
+async def test_cancelling_a_booking_on_the_dashboard_stores_the_reason_and_tells_the_student(
+    client: Any, database_url: str
+) -> None:
+    professor, student = await make_user("professor", auto_confirm=True), await make_user()
+    booking = await book(student, await make_slot(professor))
+    headers = await signed_in(client, professor)
+    response = await client.post(f"/dashboard/bookings/{booking.id}/cancel", data={"reason": "Ill"}, headers=headers)
+    assert response.status_code == 200
+    assert f"Cancelled; {student.full_name} is told." in response.text
+    assert booking_row(database_url, booking.id) == ("cancelled", "Ill", professor.id)
+    assert "booking_cancelled" in kinds_for(database_url, student.id)
+
+
+def inline_form(start: datetime, zone: str, minutes: int = 30, **changes: str) -> dict[str, str]:
+    local = start.astimezone(ZoneInfo(zone))
+    return {
+        "date": local.strftime("%Y-%m-%d"),
+        "start": local.strftime("%H:%M"),
+        "end": (local + timedelta(minutes=minutes)).strftime("%H:%M"),
+        "capacity": "1",
+        "location": "",
+        "meeting_url": "",
+        "notes": "",
+        "title": "",
+        **changes,
+    }
+
+
+async def test_moving_a_slot_inline_changes_its_time_and_tells_the_booked_student(
+    client: Any, database_url: str
+) -> None:
+    professor, student = await make_user("professor", timezone="UTC"), await make_user()
+    slot = await make_slot(professor, start=datetime(2035, 6, 12, 9, 0, tzinfo=UTC))
+    await book(student, slot)
+    headers = await signed_in(client, professor)
+    later = datetime(2035, 6, 12, 14, 0, tzinfo=UTC)
+    response = await client.post(f"/dashboard/slots/{slot.id}", data=inline_form(later, "UTC"), headers=headers)
+    assert response.status_code == 200
+    assert 'class="inline-edit"' not in response.text
+    assert slot_row(database_url, slot.id)[1:] == (later, later + timedelta(minutes=30))
+    assert "booking_moved" in kinds_for(database_url, student.id)
+
+
+async def test_moving_a_slot_inline_onto_another_is_refused_in_the_edit_row(client: Any, database_url: str) -> None:
+    professor = await make_user("professor", timezone="UTC")
+    slot = await make_slot(professor, start=datetime(2035, 6, 12, 9, 0, tzinfo=UTC))
+    await make_slot(professor, start=datetime(2035, 6, 12, 14, 0, tzinfo=UTC))
+    headers = await signed_in(client, professor)
+    overlapping = datetime(2035, 6, 12, 14, 15, tzinfo=UTC)
+    response = await client.post(f"/dashboard/slots/{slot.id}", data=inline_form(overlapping, "UTC"), headers=headers)
+    assert response.status_code == 409
+    assert 'class="inline-edit"' in response.text
+    assert f'id="row-{slot.id}-start" class="field-error"><span aria-hidden="true">⚠ </span>' in response.text
+    assert 'value="14:15"' in response.text  # what was typed is kept
+    assert slot_row(database_url, slot.id)[1] == datetime(2035, 6, 12, 9, 0, tzinfo=UTC)
+
+
+async def test_the_booking_page_shows_the_booking_to_its_student(client: Any) -> None:
+    professor = await make_user("professor", first_name="Grace", last_name="Hopper")
+    student = await make_user(timezone="Asia/Tokyo")
+    slot = await make_slot(professor, start=datetime(2035, 6, 12, 9, 0, tzinfo=UTC), location="Room 7")
+    booking = await book(student, slot, "Compiler design")
+    await signed_in(client, student)
+    page = await client.get(f"/bookings/{booking.id}")
+    assert page.status_code == 200
+    assert "Grace Hopper" in page.text
+    assert "Compiler design" in page.text
+    assert "Room 7" in page.text
+    assert "18:00" in page.text  # 09:00 UTC read in Tokyo
+
+
+async def test_the_booking_page_of_someone_elses_booking_is_404(client: Any) -> None:
+    professor = await make_user("professor")
+    booking = await book(await make_user(), await make_slot(professor))
+    await signed_in(client, await make_user())
+    assert (await client.get(f"/bookings/{booking.id}")).status_code == 404
+
+
+async def test_cancelling_on_the_booking_page_cancels_and_tells_the_professor(client: Any, database_url: str) -> None:
+    professor, student = await make_user("professor", auto_confirm=True), await make_user()
+    booking = await book(student, await make_slot(professor))
+    await signed_in(client, student)
+    response = await client.post(f"/bookings/{booking.id}/cancellation", data={}, headers=csrf_headers(client))
+    assert (response.status_code, response.headers["location"]) == (303, f"/bookings/{booking.id}")
+    assert booking_row(database_url, booking.id)[:1] == ("cancelled",)
+    assert "booking_cancelled" in kinds_for(database_url, professor.id)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+from datetime import timedelta
 from typing import Any
 
 import psycopg
@@ -180,3 +181,36 @@ async def test_the_dev_mailbox_is_not_served_in_production(client: Any, database
     await web_login(client, (await make_admin()).username)
     assert (await client.get("/dev/mail")).status_code == 404
     assert (await client.get(f"/dev/mail/{notification_id}")).status_code == 404
+
+
+async def test_a_feed_event_starts_and_ends_at_the_consultations_instants(client: Any, database_url: str) -> None:
+    professor, student = await make_user("professor"), await make_user()
+    start = in_hours(48)
+    await book(student, await make_slot(professor, start=start, minutes=45))
+    (event,) = (await feed_of(client, database_url, student)).walk("VEVENT")
+    assert (event.decoded("DTSTART"), event.decoded("DTEND")) == (start, start + timedelta(minutes=45))
+
+
+async def test_a_feed_event_is_summarised_with_the_other_party_for_each_side(client: Any, database_url: str) -> None:
+    professor = await make_user("professor", first_name="Grace", last_name="Hopper")
+    student = await make_user(first_name="Ada", last_name="Lovelace")
+    await book(student, await make_slot(professor, location="Room 9"), "Loops")
+    (seen_by_student,) = (await feed_of(client, database_url, student)).walk("VEVENT")
+    (seen_by_professor,) = (await feed_of(client, database_url, professor)).walk("VEVENT")
+    assert str(seen_by_student["SUMMARY"]) == "Consultation with Grace Hopper"
+    assert str(seen_by_professor["SUMMARY"]) == "Consultation with Ada Lovelace"
+    assert (str(seen_by_student["LOCATION"]), str(seen_by_student["DESCRIPTION"])) == ("Room 9", "Loops")
+
+
+async def test_a_moved_slot_moves_the_feed_event_and_raises_its_sequence(client: Any, database_url: str) -> None:
+    professor, student = await make_user("professor"), await make_user()
+    start, later = in_hours(48), in_hours(52)
+    booking = await book(student, await make_slot(professor, start=start))
+    (before,) = (await feed_of(client, database_url, student)).walk("VEVENT")
+    async with provide_services() as services:
+        await services.slots.update_slot(
+            professor, booking.slot_id, {"start_time": later, "end_time": later + timedelta(minutes=30)}
+        )
+    (after,) = (await feed_of(client, database_url, student)).walk("VEVENT")
+    assert after.decoded("DTSTART") == later
+    assert int(after["SEQUENCE"]) > int(before["SEQUENCE"])

@@ -7,9 +7,10 @@ from __future__ import annotations
 
 import asyncio
 import os
+import re
 import subprocess
 import sys
-from datetime import datetime
+from datetime import datetime, timedelta
 from email.message import EmailMessage
 from pathlib import Path
 from typing import Any
@@ -452,3 +453,86 @@ async def test_a_rejected_recipient_fails_at_once_and_does_not_block_other_mail(
     assert failed["last_error"].startswith("recipient refused")
     assert "No such user here" in failed["last_error"]
     assert row(database_url, accepted_id)["status"] == "sent"
+
+
+async def test_student_receives_the_booking_moved_mail_with_the_new_time_and_a_later_calendar_request(
+    database_url: str, mailbox: Mailbox
+) -> None:
+    professor, student = await make_professor(auto_confirm=True), await make_student()
+    start, later = in_hours(50), in_hours(53)
+    booking = await book(student, await make_slot(professor, start=start, location="Room 1"))
+    await deliver_queued(database_url)
+    mailbox.clear()
+    confirmed_sequence = booking_sequence(database_url, booking.id)
+    async with provide_services() as services:
+        await services.slots.update_slot(
+            professor, booking.slot_id, {"start_time": later, "end_time": later + timedelta(minutes=30)}
+        )
+    await deliver_queued(database_url)
+    (message,) = answers(mailbox, student)
+    assert subject(message) == f"Changed: consultation with Grace Hopper, now {when(later, STUDENT_ZONE)}"
+    plain, _ = bodies(message)
+    assert "Grace Hopper changed this consultation. Here are the new details." in plain
+    calendar, event = only_event(message)
+    assert str(calendar["METHOD"]) == "REQUEST"
+    assert event.decoded("DTSTART") == later
+    assert int(event["SEQUENCE"]) == booking_sequence(database_url, booking.id) > confirmed_sequence
+
+
+async def test_student_booked_straight_from_the_waitlist_receives_the_auto_booked_mail(
+    database_url: str, mailbox: Mailbox
+) -> None:
+    professor, student = await make_professor(waitlist_auto_book=True), await make_student()
+    start = in_hours(50)
+    slot = await make_slot(professor, start=start)
+    holder = await make_user()
+    taken = await book(holder, slot)
+    async with provide_services() as services:
+        await services.waitlist.join_slot(student, slot.id)
+    await cancel(holder, taken.id)
+    await deliver_queued(database_url)
+    (message,) = [m for m in answers(mailbox, student) if subject(m).startswith("Booked from the waitlist")]
+    assert subject(message) == f"Booked from the waitlist: Grace Hopper on {when(start, STUDENT_ZONE)}"
+    plain, _ = bodies(message)
+    assert "A place freed up and you were next on the waitlist: you are booked." in plain
+
+
+async def test_professor_receives_the_reminder_in_their_own_zone_naming_the_student(
+    database_url: str, mailbox: Mailbox
+) -> None:
+    from app.domain.consultations.reminders import queue_due_reminders
+
+    professor, student = await make_professor(auto_confirm=True), await make_student()
+    start = in_hours(23)
+    booking = await book(student, await make_slot(professor, start=start))
+    with psycopg.connect(database_url, autocommit=True) as conn:
+        conn.execute("UPDATE booking SET created_at = now() - interval '2 days' WHERE id = %s", (booking.id,))
+        conn.execute("DELETE FROM notification")
+    async with provide_services() as services:
+        await queue_due_reminders(services.session)
+    await deliver_queued(database_url)
+    (message,) = mailbox.to(professor.email)
+    assert subject(message) == f"Reminder: consultation on {when(start, PROFESSOR_ZONE)}"
+    plain, _ = bodies(message)
+    assert "A reminder: your consultation starts in 24 hours." in plain
+    assert re.search(r"^With: +Ada Lovelace\r?$", plain, re.MULTILINE)
+    assert f"({PROFESSOR_ZONE})" in plain
+
+
+async def test_the_admin_notifications_list_shows_failed_deliveries_with_their_error(
+    client: Any, database_url: str, mailbox: Mailbox
+) -> None:
+    from tests.helpers import make_admin, web_login
+
+    professor, student = await make_professor(), await make_student()
+    await book(student, await make_slot(professor))
+    mailbox.reject.add(professor.email)
+    await deliver_queued(database_url)
+    admin = await make_admin()
+    await web_login(client, admin.username)
+    page = await client.get("/admin/notifications")
+    assert page.status_code == 200
+    assert "<h1>Notifications: failed</h1>" in page.text
+    assert f"<tr><td>booking_requested</td><td>{professor.id}</td>" in page.text
+    assert "No such user here" in page.text
+    assert f"<td>{student.id}</td>" not in page.text  # the student's acknowledgement was delivered

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import dataclasses
 import time
+from datetime import datetime, timedelta
 from typing import Any
 from urllib.parse import parse_qs, urlparse
 
@@ -10,14 +12,19 @@ import httpx
 import psycopg
 import pytest
 from joserfc.jwk import RSAKey
+from saq import Worker
 
 from app.config import get_settings
-from app.domain.calendar.sync import CalendarSync
+from app.domain.calendar.sync import CalendarSync, queue_calendar_syncs
 from app.domain.google.calendar_api import RetryableSyncError
+from app.lib.crypto import decrypt_json, encrypt_json
+from app.lib.queue import get_queue
 from app.services import provide_services
+from app.worker import sync_booking_calendar
 from tests.conftest import free_port, start_server, wait_until_up
 from tests.fake_google import Person
 from tests.helpers import PASSWORD, book, csrf_headers, in_hours, make_slot, make_user, web_login
+from tests.integration.test_email_delivery import deliver_queued
 
 
 async def google_round_trip(client: Any, intent: str = "signin") -> httpx.Response:
@@ -160,9 +167,9 @@ async def connect_calendar(client: Any, google: Any, user: Any, sub: str) -> Non
     assert response.headers["location"] == "/settings"
 
 
-async def sync(booking_id: Any) -> dict[Any, str]:
+async def sync(booking_id: Any, settings: Any = None) -> dict[Any, str]:
     async with provide_services() as services:
-        return await CalendarSync(services.session, get_settings()).sync_booking(booking_id)
+        return await CalendarSync(services.session, settings or get_settings()).sync_booking(booking_id)
 
 
 async def test_the_stored_calendar_token_holds_no_plaintext(client: Any, google: Any, database_url: str) -> None:
@@ -179,24 +186,36 @@ async def test_the_stored_calendar_token_holds_no_plaintext(client: Any, google:
     assert stored.startswith("gAAAA")  # a Fernet token
 
 
-async def test_confirming_creates_events_in_both_calendars_and_cancelling_deletes_them(
+async def both_connected_and_booked(client: Any, other_client: Any, google: Any, prefix: str) -> tuple[Any, ...]:
+    professor, student = await make_user("professor", auto_confirm=True), await make_user()
+    await connect_calendar(client, google, professor, f"{prefix}-prof")
+    await connect_calendar(other_client, google, student, f"{prefix}-stud")
+    booking = await book(student, await make_slot(professor, location="Room 7"))
+    return professor, student, booking
+
+
+async def test_a_confirmed_booking_creates_an_event_in_each_partys_calendar(
     client: Any, other_client: Any, google: Any
 ) -> None:
-    professor, student = await make_user("professor", auto_confirm=True), await make_user()
-    await connect_calendar(client, google, professor, "g-prof-cal")
-    await connect_calendar(other_client, google, student, "g-stud-cal")
-    booking = await book(student, await make_slot(professor, location="Room 7"))
+    professor, _, booking = await both_connected_and_booked(client, other_client, google, "g-create")
     outcome = await sync(booking.id)
     assert set(outcome.values()) == {"created"}
-    (student_event,) = google.calendar_of("g-stud-cal").values()
-    (professor_event,) = google.calendar_of("g-prof-cal").values()
+    (student_event,) = google.calendar_of("g-create-stud").values()
+    (professor_event,) = google.calendar_of("g-create-prof").values()
     assert student_event["summary"] == f"Consultation with {professor.full_name}"
     assert professor_event["location"] == "Room 7"
+
+
+async def test_a_cancelled_booking_deletes_its_events_from_both_calendars(
+    client: Any, other_client: Any, google: Any
+) -> None:
+    _, student, booking = await both_connected_and_booked(client, other_client, google, "g-delete")
+    await sync(booking.id)
     async with provide_services() as services:
         await services.bookings.cancel(student, booking.id)
     await sync(booking.id)
-    assert google.calendar_of("g-stud-cal") == {}
-    assert google.calendar_of("g-prof-cal") == {}
+    assert google.calendar_of("g-delete-stud") == {}
+    assert google.calendar_of("g-delete-prof") == {}
 
 
 async def test_a_retried_sync_never_creates_a_second_event(client: Any, google: Any, database_url: str) -> None:
@@ -222,21 +241,162 @@ async def test_google_busy_answers_are_retried(client: Any, google: Any) -> None
     assert await sync(booking.id) == {student.id: "created"}
 
 
+async def expire_access_token(google: Any, user: Any) -> None:
+    """Google forgets the access token it gave `user`, and so do we (it expired): the next call must refresh it."""
+    google.grants[-1].expires_at = time.time() - 10
+    async with provide_services() as services:
+        profile = (await services.users.get(user.id)).profile
+        grant = decrypt_json(profile.google_calendar_token or "", get_settings()) or {}
+        profile.google_calendar_token = encrypt_json({**grant, "expires_at": time.time() - 10}, get_settings())
+
+
+def calendar_profile(database_url: str, user_id: Any) -> tuple[Any, ...]:
+    with psycopg.connect(database_url) as conn:
+        found = conn.execute(
+            "SELECT calendar_sync_enabled, google_calendar_token IS NOT NULL, calendar_sync_error"
+            " FROM profile WHERE user_id = %s",
+            (user_id,),
+        ).fetchone()
+    assert found is not None
+    return tuple(found)
+
+
+def notification_kinds(database_url: str, user_id: Any) -> list[str]:
+    with psycopg.connect(database_url) as conn:
+        return [r[0] for r in conn.execute("SELECT kind FROM notification WHERE user_id = %s", (user_id,))]
+
+
 async def test_an_expired_access_token_is_refreshed(client: Any, google: Any, database_url: str) -> None:
     professor, student = await make_user("professor", auto_confirm=True), await make_user()
     await connect_calendar(client, google, student, "g-refresh")
-    google.grants[-1].expires_at = time.time() - 10  # Google forgets the old access token...
-    async with provide_services() as services:  # ...and so do we: it expired
-        from app.lib.crypto import decrypt_json, encrypt_json
-
-        profile = (await services.users.get(student.id)).profile
-        grant = decrypt_json(profile.google_calendar_token or "", get_settings()) or {}
-        profile.google_calendar_token = encrypt_json({**grant, "expires_at": time.time() - 10}, get_settings())
-        await services.session.commit()
+    await expire_access_token(google, student)
     booking = await book(student, await make_slot(professor))
     assert await sync(booking.id) == {student.id: "created"}
     assert google.refresh_calls == 1
     assert len(google.calendar_of("g-refresh")) == 1
+
+
+async def test_invalid_grant_at_refresh_turns_sync_off(client: Any, google: Any, database_url: str) -> None:
+    professor, student = await make_user("professor", auto_confirm=True), await make_user()
+    await connect_calendar(client, google, student, "g-invalid-grant")
+    await expire_access_token(google, student)
+    google.refresh_fails_with = "invalid_grant"
+    booking = await book(student, await make_slot(professor))
+    assert await sync(booking.id) == {student.id: "access lost"}
+    enabled, has_token, error = calendar_profile(database_url, student.id)
+    assert (enabled, has_token) == (False, False)
+    assert error == "Google Calendar stopped accepting our access (it was revoked or expired). Connect it again."
+
+
+async def test_invalid_grant_at_refresh_mails_calendar_disconnected(
+    client: Any, google: Any, database_url: str, mailbox: Any
+) -> None:
+    professor, student = await make_user("professor", auto_confirm=True), await make_user()
+    await connect_calendar(client, google, student, "g-invalid-grant-mail")
+    await expire_access_token(google, student)
+    google.refresh_fails_with = "invalid_grant"
+    booking = await book(student, await make_slot(professor))
+    await sync(booking.id)
+    assert "calendar_disconnected" in notification_kinds(database_url, student.id)
+    await deliver_queued(database_url)
+    (message,) = [m for m in mailbox.to(student.email) if "Google Calendar" in str(m["Subject"])]
+    assert str(message["Subject"]) == "Google Calendar sync is off"
+    assert "Connect it again under Settings: http" in message.get_body(("plain",)).get_content()
+
+
+@pytest.mark.parametrize("status", ["500", "503"])
+async def test_a_google_error_at_refresh_keeps_the_connection_and_retries(
+    client: Any, google: Any, database_url: str, mailbox: Any, status: str
+) -> None:
+    professor, student = await make_user("professor", auto_confirm=True), await make_user()
+    await connect_calendar(client, google, student, f"g-refresh-{status}")
+    await expire_access_token(google, student)
+    google.refresh_fails_with = status
+    booking = await book(student, await make_slot(professor))
+    with pytest.raises(RetryableSyncError):
+        await sync(booking.id)
+    assert calendar_profile(database_url, student.id) == (True, True, "")
+    assert "calendar_disconnected" not in notification_kinds(database_url, student.id)
+    await deliver_queued(database_url)
+    assert not [m for m in mailbox.to(student.email) if "Google Calendar" in str(m["Subject"])]
+
+
+async def test_the_retry_after_a_google_error_at_refresh_creates_the_event(client: Any, google: Any) -> None:
+    professor, student = await make_user("professor", auto_confirm=True), await make_user()
+    await connect_calendar(client, google, student, "g-refresh-recovers")
+    await expire_access_token(google, student)
+    google.refresh_fails_with = "503"
+    booking = await book(student, await make_slot(professor))
+    with pytest.raises(RetryableSyncError):
+        await sync(booking.id)
+    google.refresh_fails_with = None
+    assert await sync(booking.id) == {student.id: "created"}
+    assert len(google.calendar_of("g-refresh-recovers")) == 1
+
+
+async def test_a_token_endpoint_that_does_not_answer_keeps_the_connection_and_retries(
+    client: Any, google: Any, database_url: str, mailbox: Any
+) -> None:
+    professor, student = await make_user("professor", auto_confirm=True), await make_user()
+    await connect_calendar(client, google, student, "g-refresh-timeout")
+    await expire_access_token(google, student)
+    google.refresh_fails_with, google.hang_seconds = "timeout", 4.0
+    booking = await book(student, await make_slot(professor))
+    impatient = dataclasses.replace(get_settings(), google_timeout_seconds=1.0)
+    started = time.monotonic()
+    with pytest.raises(RetryableSyncError):
+        await sync(booking.id, impatient)
+    assert time.monotonic() - started < 3.5  # gave up at the timeout, did not wait for the answer
+    assert calendar_profile(database_url, student.id) == (True, True, "")
+    assert "calendar_disconnected" not in notification_kinds(database_url, student.id)
+
+
+async def test_a_sync_job_failing_at_refresh_is_queued_again_with_backoff(
+    client: Any, google: Any, database_url: str
+) -> None:
+    professor, student = await make_user("professor", auto_confirm=True), await make_user()
+    await connect_calendar(client, google, student, "g-refresh-job")
+    await expire_access_token(google, student)
+    booking = await book(student, await make_slot(professor))
+    with psycopg.connect(database_url, autocommit=True) as conn:
+        conn.execute("DELETE FROM saq_jobs")  # only the job below in the queue
+    google.refresh_fails_with = "503"
+    await queue_calendar_syncs([booking.id])
+    queue = await get_queue()
+    assert await Worker(queue, functions=[sync_booking_calendar]).process() is True
+    with psycopg.connect(database_url) as conn:
+        (key,) = conn.execute("SELECT key FROM saq_jobs WHERE key LIKE 'calendar:%'").fetchone()
+    job = await queue.job(key)
+    assert (job.status, job.attempts) == ("queued", 1)  # queued again, not failed
+    # SAQ waits up to retry_delay * 2^(attempt-1) (random "full jitter") before each of the 6 tries.
+    assert (job.retries, job.retry_delay, job.retry_backoff) == (6, 5.0, True)
+    assert "refreshing the access token failed" in (job.error or "")
+    assert calendar_profile(database_url, student.id) == (True, True, "")
+
+
+async def test_busy_times_are_skipped_without_disconnecting_when_google_fails(
+    client: Any, google: Any, database_url: str
+) -> None:
+    professor = await make_user("professor", timezone="UTC")
+    await connect_calendar(client, google, professor, "g-freebusy-down")
+    await expire_access_token(google, professor)
+    google.refresh_fails_with = "503"
+    day = in_hours(72).date()
+    form = {
+        "start_date": str(day),
+        "end_date": str(day),
+        "weekdays": [str(day.weekday())],
+        "day_start": "10:00",
+        "day_end": "11:00",
+        "duration_minutes": "30",
+        "buffer_minutes": "0",
+        "capacity": "1",
+    }
+    preview = await client.post(
+        "/dashboard/slots/preview", data=form, headers={**csrf_headers(client), "HX-Request": "true"}
+    )
+    assert "Preview: 2 slots would be created" in preview.text
+    assert calendar_profile(database_url, professor.id) == (True, True, "")
 
 
 async def test_a_revoked_grant_turns_sync_off_and_tells_the_user(client: Any, google: Any, database_url: str) -> None:
@@ -314,3 +474,58 @@ async def test_without_google_settings_the_buttons_are_gone_and_nothing_breaks(d
     finally:
         server.terminate()
         server.wait(timeout=15)
+
+
+async def test_unlinking_google_forgets_the_identity_and_keeps_the_password(
+    client: Any, google: Any, database_url: str
+) -> None:
+    user = await make_user(email="unlinker@uni.example")
+    await web_login(client, user.username)
+    google.person = Person(sub="g-unlinker", email="unlinker@gmail.example")
+    await google_round_trip(client, intent="link")
+    response = await client.post("/settings/google/unlink", headers=csrf_headers(client))
+    assert (response.status_code, response.headers["location"]) == (303, "/settings")
+    ((_, _, google_sub, password_hash),) = users_with_email(database_url, "unlinker@uni.example")
+    assert (google_sub, password_hash is not None) == (None, True)
+
+
+async def test_a_google_only_account_cannot_unlink_its_only_way_in(client: Any, google: Any, database_url: str) -> None:
+    google.person = Person(sub="g-only", email="only.google@gmail.example")
+    await google_round_trip(client)
+    await client.post("/auth/google/complete", data={"user_type": "student"}, headers=csrf_headers(client))
+    response = await client.post("/settings/google/unlink", headers=csrf_headers(client))
+    assert response.status_code == 409
+    assert "Set a password first" in response.text
+    assert users_with_email(database_url, "only.google@gmail.example")[0][2] == "g-only"
+
+
+async def test_moving_a_slot_updates_the_google_event_to_the_new_time(client: Any, google: Any) -> None:
+    professor, student = await make_user("professor", auto_confirm=True), await make_user()
+    await connect_calendar(client, google, student, "g-moved")
+    start, later = in_hours(48), in_hours(53)
+    booking = await book(student, await make_slot(professor, start=start))
+    await sync(booking.id)
+    async with provide_services() as services:
+        await services.slots.update_slot(
+            professor, booking.slot_id, {"start_time": later, "end_time": later + timedelta(minutes=30)}
+        )
+    assert await sync(booking.id) == {student.id: "updated"}
+    (event,) = google.calendar_of("g-moved").values()
+    assert datetime.fromisoformat(event["start"]["dateTime"]) == later
+    assert datetime.fromisoformat(event["end"]["dateTime"]) == later + timedelta(minutes=30)
+
+
+async def test_moving_a_slot_queues_a_calendar_sync_of_its_booking(client: Any, google: Any, database_url: str) -> None:
+    professor, student = await make_user("professor", auto_confirm=True), await make_user()
+    await connect_calendar(client, google, student, "g-moved-queued")
+    later = in_hours(53)
+    booking = await book(student, await make_slot(professor))
+    with psycopg.connect(database_url, autocommit=True) as conn:
+        conn.execute("DELETE FROM saq_jobs")
+    async with provide_services() as services:
+        await services.slots.update_slot(
+            professor, booking.slot_id, {"start_time": later, "end_time": later + timedelta(minutes=30)}
+        )
+    with psycopg.connect(database_url) as conn:
+        keys = [row[0] for row in conn.execute("SELECT key FROM saq_jobs WHERE status = 'queued'")]
+    assert [key.rsplit(":", 1)[0] for key in keys if key.startswith("calendar:")] == [f"calendar:{booking.id}"]

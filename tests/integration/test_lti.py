@@ -23,7 +23,9 @@ import psycopg
 import pytest
 
 from app.config import get_settings
+from app.domain.lti.keys import ToolKeyService
 from app.lib.jwks import jwks_cache
+from app.services import provide_services
 from tests.conftest import ROOT, free_port
 from tests.fake_lms import (
     CLIENT_ID,
@@ -216,6 +218,48 @@ async def test_an_instructor_launch_signs_in_a_new_professor_on_the_embedded_das
     assert "<h1>Dashboard</h1>" in page.text
     assert 'aria-label="Main"' not in page.text  # no site navigation inside the frame
     assert lti_accounts(database_url, lms.issuer) == [("professor", "ada@uni.example", "Ada", "lms-instructor-1")]
+
+
+async def embedded_professor(client: Any, lms: FakeLms, database_url: str) -> tuple[Any, dict[str, str]]:
+    """An instructor launched into the embedded dashboard: their account id, and the headers htmx sends from it."""
+    response = await launch_as(client, lms, instructor())
+    page = await client.get(f"{TOOL}{response.headers['location']}", headers=FRAMED)
+    assert page.status_code == 200
+    with psycopg.connect(database_url) as conn:
+        (user_id,) = conn.execute("SELECT user_id FROM lti_identity WHERE issuer = %s", (lms.issuer,)).fetchone()
+    return user_id, {**FRAMED, "HX-Request": "true", "x-csrftoken": client.cookies["csrftoken"]}
+
+
+async def test_a_slot_published_inside_the_embedded_dashboard_is_stored(
+    client: Any, lms: FakeLms, database_url: str
+) -> None:
+    professor_id, headers = await embedded_professor(client, lms, database_url)
+    form = {"date": "2035-06-12", "start": "10:00", "end": "10:30", "capacity": "2", "location": "Room 4"}
+    response = await client.post(f"{TOOL}/dashboard/slots", data=form, headers=headers)
+    assert response.status_code == 200
+    assert "Slot published for" in response.text
+    with psycopg.connect(database_url) as conn:
+        rows = conn.execute("SELECT professor_id, capacity, location FROM consultation_slot").fetchall()
+    assert rows == [(professor_id, 2, "Room 4")]
+
+
+async def test_a_booking_confirmed_inside_the_embedded_dashboard_is_confirmed_and_the_student_told(
+    client: Any, lms: FakeLms, database_url: str
+) -> None:
+    from tests.helpers import book, make_slot
+
+    professor_id, headers = await embedded_professor(client, lms, database_url)
+    async with provide_services() as services:
+        professor = await services.users.get(professor_id)
+    student = await make_user()
+    booking = await book(student, await make_slot(professor))
+    response = await client.post(f"{TOOL}/dashboard/bookings/{booking.id}/confirm", headers=headers)
+    assert response.status_code == 200
+    with psycopg.connect(database_url) as conn:
+        (status,) = conn.execute("SELECT status FROM booking WHERE id = %s", (booking.id,)).fetchone()
+        kinds = [r[0] for r in conn.execute("SELECT kind FROM notification WHERE user_id = %s", (student.id,))]
+    assert status == "confirmed"
+    assert "booking_confirmed" in kinds
 
 
 async def test_a_learner_lands_on_the_grid_of_the_course_instructor_who_launched_before(
@@ -591,6 +635,31 @@ async def test_the_platforms_keys_are_cached_between_launches(client: Any, other
     assert lms.jwks_requests == 1
 
 
+async def test_a_platform_whose_keys_cannot_be_fetched_gets_a_502(
+    client: Any, lms: FakeLms, refusals: list[str]
+) -> None:
+    lms.jwks_fails_with = 503
+    response = await launch_as(client, lms, instructor())
+    assert response.status_code == 502
+    assert "The platform&#39;s public keys could not be fetched; try again shortly." in response.text
+    assert session_cookies(response) == []
+    assert refusals == [
+        "LTI refused at /lti/launch: The platform's public keys could not be fetched; try again shortly."
+    ]
+
+
+async def test_a_flood_of_unknown_key_ids_fetches_the_platforms_keys_once_per_cooldown(
+    client: Any, other_client: Any, lms: FakeLms
+) -> None:
+    assert (await launch_as(client, lms, instructor())).status_code == 303
+    assert lms.jwks_requests == 1
+    statuses = [
+        (await post_token(other_client, lms, instructor(), key=new_key(f"made-up-{i}"))).status_code for i in range(5)
+    ]
+    assert statuses == [401] * 5
+    assert lms.jwks_requests == 2  # one re-fetch for the first unknown kid, none for the others in the cooldown
+
+
 async def test_the_jwks_publishes_the_tools_public_key_only(client: Any) -> None:
     response = await client.get("/lti/jwks")
     assert response.status_code == 200
@@ -611,6 +680,47 @@ async def test_a_rotated_tool_key_is_published_beside_the_previous_one(client: A
     assert rotated.returncode == 0, rotated.stderr
     keys = (await client.get("/lti/jwks")).json()["keys"]
     assert [key["kid"] for key in keys] == [rotated.stdout.split()[2].rstrip(";"), old["kid"]]
+
+
+async def retire_current_tool_key(database_url: str, days_ago: float) -> str:
+    """Rotate the tool's key as `app lti rotate-key` does, then date the retirement `days_ago` days back."""
+    async with provide_services() as services:
+        old = await ToolKeyService(session=services.session).current(get_settings())
+        await ToolKeyService(session=services.session).rotate(get_settings())
+    with psycopg.connect(database_url, autocommit=True) as conn:
+        conn.execute(
+            "UPDATE lti_key SET retired_at = now() - make_interval(secs => %s) WHERE kid = %s",
+            (days_ago * 86400, old.kid),
+        )
+    return str(old.kid)
+
+
+def tool_key_rows(database_url: str) -> list[str]:
+    with psycopg.connect(database_url) as conn:
+        return [row[0] for row in conn.execute("SELECT kid FROM lti_key")]
+
+
+async def test_a_tool_key_retired_six_days_ago_is_still_published(client: Any, database_url: str) -> None:
+    old = await retire_current_tool_key(database_url, days_ago=6)
+    assert old in [key["kid"] for key in (await client.get("/lti/jwks")).json()["keys"]]
+
+
+async def test_a_tool_key_retired_more_than_seven_days_ago_is_no_longer_published(
+    client: Any, database_url: str
+) -> None:
+    old = await retire_current_tool_key(database_url, days_ago=7.01)
+    keys = (await client.get("/lti/jwks")).json()["keys"]
+    assert len(keys) == 1
+    assert old not in [key["kid"] for key in keys]
+
+
+async def test_the_next_rotation_deletes_tool_keys_retired_more_than_seven_days_ago(database_url: str) -> None:
+    expired = await retire_current_tool_key(database_url, days_ago=8)
+    recent = await retire_current_tool_key(database_url, days_ago=1)
+    kept = tool_key_rows(database_url)
+    assert expired not in kept
+    assert recent in kept
+    assert len(kept) == 2  # the key retired a day ago and the current one
 
 
 # Frames ----------------------------------------------------------------------------------------------------------

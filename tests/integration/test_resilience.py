@@ -104,7 +104,11 @@ async def test_a_database_restart_gives_fast_503s_then_recovers(
                     events.append(line)
 
             watcher = asyncio.create_task(watch())
-            await asyncio.sleep(0.5)
+            # The stream's first line, a keepalive comment, is sent once it is subscribed: wait for it, not a delay.
+            deadline = time.monotonic() + 10
+            while ": keepalive" not in events:
+                assert time.monotonic() < deadline, "the live stream did not start"
+                await asyncio.sleep(0.05)
 
             stop(restartable_database)
             began = time.monotonic()
@@ -140,6 +144,37 @@ async def test_a_database_restart_gives_fast_503s_then_recovers(
             while not mailbox.to("restartprof@uni.example"):
                 assert time.monotonic() < deadline, "no e-mail after the restart"
                 await asyncio.sleep(0.5)
+    finally:
+        app.terminate()
+        app.wait(timeout=20)
+
+
+async def test_health_is_degraded_with_503_when_the_queue_is_unreachable(database_url: str, tmp_path: Path) -> None:
+    port, nothing_listens = free_port(), free_port()
+    app = start_server(
+        database_url,
+        port,
+        DATA_DIR=str(tmp_path),
+        RUN_WORKER_IN_PROCESS="false",
+        QUEUE_URL=f"postgresql://postgres@127.0.0.1:{nothing_listens}/queue",
+    )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 30
+        async with httpx.AsyncClient(base_url=base, timeout=10) as client:
+            while True:
+                assert app.poll() is None, "the app exited"
+                try:
+                    began = time.monotonic()
+                    response = await client.get("/health")
+                    answer_seconds = time.monotonic() - began
+                    break
+                except httpx.TransportError:
+                    assert time.monotonic() < deadline, "the app did not start"
+                    await asyncio.sleep(0.2)
+        assert response.status_code == 503
+        assert response.json() == {"status": "degraded", "database": "ok", "queue": "unreachable"}
+        assert answer_seconds < 5  # answers within its own bound, never hangs on the queue's pool
     finally:
         app.terminate()
         app.wait(timeout=20)

@@ -394,3 +394,68 @@ def test_the_term_lies_inside_one_new_york_winter() -> None:
     offsets = {local(day, 12).utcoffset() for day in range(5, 28)}
     assert offsets == {timedelta(hours=-5)}
     assert date(2025, 1, 6).weekday() == 0
+
+
+async def test_the_stats_page_shows_the_figures_of_the_crafted_term(client: Any, database_url: str) -> None:
+    term = await build_term(database_url)
+    await web_login(client, term.professor.username)
+    response = await client.get("/dashboard/stats", params=TERM, headers={"HX-Request": "true"})
+    assert response.status_code == 200
+    page = response.text
+    # The same figures as the API's (test_every_figure_is_exact_on_a_crafted_term), as the professor reads them.
+    for card in (
+        '<h3>Bookings</h3><p class="stat">10</p>',
+        "requested 1, confirmed 1, declined 1, completed 4, no-show 1, cancelled 2",
+        '<h3>Utilisation</h3><p class="stat">63.6\u00a0%</p>',
+        "7 of 11 places in 7 slots",
+        '<h3>No-shows</h3><p class="stat">20.0\u00a0%</p>',
+        '<h3>Cancellations</h3><p class="stat">20.0\u00a0%</p>',
+        "1 by students, 1 by you",
+        '<h3>Rating</h3><p class="stat">★ 3.8</p>',  # 3.75, one decimal
+        "4 ratings",
+        '<h3>Booked ahead</h3><p class="stat">26.5 h</p>',
+        '<h3>Busiest</h3><p class="stat">Tuesday</p>',
+        "most bookings at 19:00",
+        "Week of 6 Jan: 3. Week of 13 Jan: 2. Week of 20 Jan: 2.",
+    ):
+        assert card in page, card
+
+
+def test_the_default_range_is_ninety_days_back_and_thirty_ahead() -> None:
+    from app.domain.analytics.services import DateRange
+
+    period = DateRange.parse(None, None, today=date(2035, 3, 1))
+    assert (period.start, period.end) == (date(2034, 12, 1), date(2035, 3, 31))
+
+
+async def test_the_stats_without_a_range_cover_the_default_range_around_the_professors_today(client: Any) -> None:
+    from app.lib.clock import today_in
+
+    professor = await make_user("professor", timezone="Pacific/Kiritimati")  # UTC+14: "today" is often not UTC's
+    headers = await api_token(client, professor.username)
+    before = today_in("Pacific/Kiritimati")
+    body = (await stats(client, headers)).json()
+    after = today_in("Pacific/Kiritimati")  # the same day, unless the request straddled local midnight
+    assert (body["start"], body["end"]) in [
+        (str(today - timedelta(days=90)), str(today + timedelta(days=30))) for today in (before, after)
+    ]
+
+
+async def test_a_clock_change_inside_the_range_keeps_local_hours_weeks_and_day_bounds(client: Any) -> None:
+    """New York moves to summer time on 2035-03-11: 10:00 is 15:00 UTC before and 14:00 UTC after."""
+    professor = await make_user("professor", timezone="America/New_York", max_active_bookings_per_student=10)
+    student = await make_user()
+    for start in (
+        datetime(2035, 3, 5, 0, 30, tzinfo=NEW_YORK),  # the first minutes of the range (05:30 UTC)
+        datetime(2035, 3, 8, 10, 0, tzinfo=NEW_YORK),  # EST
+        datetime(2035, 3, 13, 10, 0, tzinfo=NEW_YORK),  # EDT
+        datetime(2035, 3, 15, 10, 0, tzinfo=NEW_YORK),  # EDT
+        datetime(2035, 3, 18, 23, 30, tzinfo=NEW_YORK),  # the last minutes of the range (03:30 UTC on the 19th)
+        datetime(2035, 3, 19, 0, 30, tzinfo=NEW_YORK),  # just after the range
+    ):
+        await book(student, await make_slot(professor, start=start))
+    response = await stats(client, await api_token(client, professor.username), start="2035-03-05", end="2035-03-18")
+    body = response.json()
+    assert body["total_bookings"] == 5
+    assert body["busiest_hour"] == 10  # the same wall-clock hour on both sides of the change
+    assert body["bookings_per_week"] == [{"week": "2035-03-05", "bookings": 2}, {"week": "2035-03-12", "bookings": 3}]

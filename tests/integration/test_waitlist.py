@@ -3,14 +3,18 @@
 from __future__ import annotations
 
 import asyncio
-from datetime import timedelta
+import re
+from datetime import UTC, datetime, timedelta
 from typing import Any
+from urllib.parse import parse_qs, urlsplit
 
 import httpx
 import psycopg
 import pytest
 
-from app.worker import expire_waitlist_holds
+from app.config import get_settings
+from app.lib.formatting import local_time
+from app.worker import deliver_notification, expire_waitlist_holds
 from tests.helpers import PASSWORD, api_token, book, csrf_headers, make_slot, make_user, shift_into_past, web_login
 
 
@@ -186,7 +190,7 @@ async def test_raising_the_capacity_promotes_from_the_waitlist(client: Any, data
     assert entries(database_url) == [(student.id, "offered")]
 
 
-async def test_the_accept_link_works_once_and_refuses_forgeries(client: Any, database_url: str) -> None:
+async def offer_with_nonce(client: Any, database_url: str) -> tuple[Any, dict[str, Any], str]:
     _, slot, (taken,) = await full_slot()
     student = await make_user()
     entry = (await client.post(f"/api/v1/slots/{slot.id}/waitlist", headers=await auth(client, student))).json()
@@ -194,15 +198,31 @@ async def test_the_accept_link_works_once_and_refuses_forgeries(client: Any, dat
     with psycopg.connect(database_url) as conn:
         (nonce,) = conn.execute("SELECT offer_nonce FROM waitlist_entry").fetchone()
     await web_login(client, student.username)
+    return student, entry, nonce
+
+
+async def test_a_forged_accept_link_is_refused(client: Any, database_url: str) -> None:
+    _, entry, _ = await offer_with_nonce(client, database_url)
     forged = await client.get(f"/waitlist/{entry['id']}/accept", params={"t": "forged"})
     assert forged.status_code == 409
     assert "This link is not valid" in forged.text
+
+
+async def test_the_accept_link_opens_a_page_that_books_on_its_button(client: Any, database_url: str) -> None:
+    student, entry, nonce = await offer_with_nonce(client, database_url)
     page = await client.get(f"/waitlist/{entry['id']}/accept", params={"t": nonce})
     assert page.status_code == 200
     assert "Accept this place" in page.text
+    assert entries(database_url) == [(student.id, "offered")]  # opening the link books nothing
     done = await client.post(f"/waitlist/{entry['id']}/accept", data={"t": nonce}, headers=csrf_headers(client))
     assert done.status_code == 200
     assert "It's yours" in done.text
+    assert entries(database_url) == [(student.id, "accepted")]
+
+
+async def test_the_accept_link_works_once(client: Any, database_url: str) -> None:
+    _, entry, nonce = await offer_with_nonce(client, database_url)
+    await client.post(f"/waitlist/{entry['id']}/accept", data={"t": nonce}, headers=csrf_headers(client))
     reused = await client.post(f"/waitlist/{entry['id']}/accept", data={"t": nonce}, headers=csrf_headers(client))
     assert reused.status_code == 409
     assert "no longer open" in reused.text
@@ -292,3 +312,118 @@ async def test_stats_count_promotions_and_expired_holds(client: Any, database_ur
     await expire_waitlist_holds({})
     stats = await client.get("/api/v1/stats", headers=await auth(client, professor))
     assert (stats.json()["waitlist_promotions"], stats.json()["waitlist_expired_holds"]) == (2, 1)
+
+
+async def offered(client: Any, **profile: Any) -> tuple[Any, Any, dict[str, Any]]:
+    """A full slot, a student waiting on it, and the cancellation that offers them the place."""
+    _, slot, (taken,) = await full_slot(**profile)
+    student = await make_user(timezone="America/Los_Angeles")
+    entry = (await client.post(f"/api/v1/slots/{slot.id}/waitlist", headers=await auth(client, student))).json()
+    await client.post(f"/api/v1/bookings/{taken.id}/cancel", headers=await api_token(client, taken.student.username))
+    return slot, student, entry
+
+
+def places_taken(database_url: str, slot_id: Any) -> tuple[str, int]:
+    with psycopg.connect(database_url) as conn:
+        (status,) = conn.execute("SELECT status FROM consultation_slot WHERE id = %s", (slot_id,)).fetchone()
+        (active,) = conn.execute(
+            "SELECT count(*) FROM booking WHERE slot_id = %s AND status IN ('pending', 'confirmed')", (slot_id,)
+        ).fetchone()
+    return status, active
+
+
+async def test_declining_an_offer_through_the_api_passes_the_place_to_the_next_student(
+    client: Any, database_url: str
+) -> None:
+    _, slot, (taken,) = await full_slot()
+    first, second = await make_user(), await make_user()
+    first_entry = (await client.post(f"/api/v1/slots/{slot.id}/waitlist", headers=await auth(client, first))).json()
+    await client.post(f"/api/v1/slots/{slot.id}/waitlist", headers=await auth(client, second))
+    await client.post(f"/api/v1/bookings/{taken.id}/cancel", headers=await api_token(client, taken.student.username))
+    response = await client.post(f"/api/v1/waitlist/{first_entry['id']}/decline", headers=await auth(client, first))
+    assert response.status_code == 200
+    assert response.json()["status"] == "left"
+    assert entries(database_url) == [(first.id, "left"), (second.id, "offered")]
+    assert kinds_for(database_url, second.id) == ["waitlist_offer"]
+
+
+async def test_declining_an_offer_on_the_web_passes_the_place_on(client: Any, database_url: str) -> None:
+    slot, student, entry = await offered(client)
+    await web_login(client, student.username)
+    response = await client.post(f"/waitlist/{entry['id']}/pass", headers=csrf_headers(client))
+    assert (response.status_code, response.headers["location"]) == (303, "/waitlist")
+    assert entries(database_url) == [(student.id, "left")]
+    assert places_taken(database_url, slot.id) == ("available", 0)  # nobody else waits: the place is free again
+
+
+async def test_leaving_a_waitlist_from_the_grid_on_the_web(client: Any, database_url: str) -> None:
+    _, slot, _ = await full_slot()
+    student = await make_user()
+    await web_login(client, student.username)
+    joined = await client.post(f"/slots/{slot.id}/waitlist", headers={**csrf_headers(client), "HX-Request": "true"})
+    assert "You are number 1 on the waitlist." in joined.text
+    left = await client.post(f"/slots/{slot.id}/waitlist/leave", headers={**csrf_headers(client), "HX-Request": "true"})
+    assert left.status_code == 200
+    assert "You left the waitlist." in left.text
+    assert entries(database_url) == [(student.id, "left")]
+
+
+async def test_leaving_a_waitlist_from_my_waitlist_page(client: Any, database_url: str) -> None:
+    _, slot, _ = await full_slot()
+    student = await make_user()
+    entry = (await client.post(f"/api/v1/slots/{slot.id}/waitlist", headers=await auth(client, student))).json()
+    await web_login(client, student.username)
+    response = await client.post(f"/waitlist/{entry['id']}/leave", headers=csrf_headers(client))
+    assert (response.status_code, response.headers["location"]) == (303, "/waitlist")
+    assert entries(database_url) == [(student.id, "left")]
+
+
+async def test_the_hold_lasts_as_long_as_the_professor_set(client: Any, database_url: str) -> None:
+    before = datetime.now(UTC)
+    await offered(client, waitlist_hold_minutes=45)
+    after = datetime.now(UTC)
+    with psycopg.connect(database_url) as conn:
+        (expires,) = conn.execute("SELECT hold_expires_at FROM waitlist_entry").fetchone()
+    assert before + timedelta(minutes=45) <= expires <= after + timedelta(minutes=45)
+
+
+async def test_an_expired_hold_with_nobody_else_waiting_frees_the_place(client: Any, database_url: str) -> None:
+    slot, student, _ = await offered(client)
+    assert places_taken(database_url, slot.id)[0] == "booked"  # the held place counts as taken
+    with psycopg.connect(database_url, autocommit=True) as conn:
+        conn.execute("UPDATE waitlist_entry SET hold_expires_at = now() - interval '1 minute'")
+    assert await expire_waitlist_holds({}) == 1
+    assert entries(database_url) == [(student.id, "expired")]
+    assert places_taken(database_url, slot.id) == ("available", 0)
+    assert kinds_for(database_url, student.id) == ["waitlist_offer"]  # no second offer to anyone
+
+
+async def test_the_offer_mails_accept_link_books_the_place_and_shows_the_expiry_in_the_students_zone(
+    client: Any, database_url: str, mailbox: Any
+) -> None:
+    slot, student, _ = await offered(client, waitlist_hold_minutes=45)
+    (offer_id,) = [r[0] for r in notification_ids(database_url, student.id, "waitlist_offer")]
+    assert await deliver_notification({}, notification_id=str(offer_id)) == "sent"
+    (mail,) = mailbox.to(student.email)
+    text = mail.get_body(("plain",)).get_content()
+    with psycopg.connect(database_url) as conn:
+        (expires,) = conn.execute("SELECT hold_expires_at FROM waitlist_entry").fetchone()
+    until = local_time(expires, "America/Los_Angeles", "day_time")
+    assert f"is held for you until {until}. Accept it here: " in text
+    assert "\nIf you do not accept in time, it passes to the next student on the waitlist." in text
+    link = re.search(r"Accept it here: (\S+)", text).group(1)  # type: ignore[union-attr]
+    path = link.removeprefix(get_settings().app_url)
+    await web_login(client, student.username)
+    page = await client.get(path)
+    assert page.status_code == 200, page.text
+    assert "Accept this place" in page.text
+    token = parse_qs(urlsplit(path).query)["t"][0]
+    done = await client.post(urlsplit(path).path, data={"t": token}, headers=csrf_headers(client))
+    assert done.status_code == 200
+    assert entries(database_url) == [(student.id, "accepted")]
+    assert places_taken(database_url, slot.id) == ("booked", 1)
+
+
+def notification_ids(database_url: str, user_id: Any, kind: str) -> list[tuple[Any]]:
+    with psycopg.connect(database_url) as conn:
+        return conn.execute("SELECT id FROM notification WHERE user_id = %s AND kind = %s", (user_id, kind)).fetchall()

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
-from app.lib.clock import day_bounds, monday_of
+from app.lib.clock import clock_change_problem, day_bounds, monday_of
 from app.lib.formatting import describe_time, local_time
 
 
@@ -73,3 +73,20 @@ def test_production_ignores_and_refuses_a_clock_file(tmp_path: Any, monkeypatch:
     assert utcnow() != datetime(2027, 3, 1, 9, 30, tzinfo=UTC)
     with pytest.raises(SettingsError, match="TEST_CLOCK_FILE"):
         load_settings()
+
+
+def test_a_time_the_spring_clock_change_jumps_over_is_skipped() -> None:
+    assert clock_change_problem(datetime(2035, 3, 25, 2, 30), "Europe/Berlin") == "skipped"
+
+
+def test_a_time_the_autumn_clock_change_shows_twice_is_repeated() -> None:
+    assert clock_change_problem(datetime(2035, 10, 28, 2, 30), "Europe/Berlin") == "repeated"
+
+
+def test_the_minute_after_a_clock_change_is_an_ordinary_time() -> None:
+    assert clock_change_problem(datetime(2035, 3, 25, 3, 0), "Europe/Berlin") is None
+    assert clock_change_problem(datetime(2035, 10, 28, 3, 0), "Europe/Berlin") is None
+
+
+def test_a_zone_without_clock_changes_has_no_problem_times() -> None:
+    assert clock_change_problem(datetime(2035, 3, 25, 2, 30), "UTC") is None

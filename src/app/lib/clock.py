@@ -65,6 +65,18 @@ def day_bounds(first: date, last: date, timezone: str) -> tuple[datetime, dateti
     return start, end
 
 
+def clock_change_problem(local: datetime, timezone: str) -> str | None:
+    """Whether a wall-clock time (naive) can name one instant in `timezone`: "skipped" when the clocks jump over
+    it (spring forward), "repeated" when they show it twice (fall back), None when it is an ordinary time."""
+    zone = ZoneInfo(timezone)
+    first, second = local.replace(tzinfo=zone, fold=0), local.replace(tzinfo=zone, fold=1)
+    if first.astimezone(UTC).astimezone(zone).replace(tzinfo=None) != local:
+        return "skipped"
+    if first.utcoffset() != second.utcoffset():
+        return "repeated"
+    return None
+
+
 ZONE_REGIONS = (
     "Africa",
     "America",

@@ -89,6 +89,11 @@ def get_saq_config() -> SAQConfig:
     return _config or configure_queue(tasks=[], scheduled=[])
 
 
+def configured_queue() -> Queue:
+    """The queue, not connected yet (connecting may wait as long as the pool's own timeout when it is down)."""
+    return get_saq_config().get_queues().get(QUEUE_NAME)
+
+
 async def get_queue() -> Queue:
     queue = get_saq_config().get_queues().get(QUEUE_NAME)
     queue.register_before_enqueue(tag_job)  # jobs carry the request id (idempotent: keyed by the function)

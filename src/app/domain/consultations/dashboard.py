@@ -159,7 +159,10 @@ class DashboardPages(Controller):
         self, request: Request[User, Any, Any], slot_id: FromPath[UUID], slots: NamedDependency[SlotService]
     ) -> Response[Any]:
         form = await read_form(request, ReasonForm)
-        slot = await slots.cancel_slot(request.user, slot_id, form.reason)
+        try:
+            slot = await slots.cancel_slot(request.user, slot_id, form.reason)
+        except FieldErrors as exc:
+            return form_errors(request, ("reason",), exc.errors, prefix=f"cancel-slot-{slot_id}")
         return fragments(
             await self._row(request, slots, slot),
             toast_html(request, _("Slot cancelled; booked students are told."), "success"),

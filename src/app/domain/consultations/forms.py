@@ -9,8 +9,19 @@ from zoneinfo import ZoneInfo
 
 import msgspec
 
+from app.lib.clock import clock_change_problem
 from app.lib.errors import FieldErrors
+from app.lib.i18n import N_
 from app.lib.i18n import gettext as _
+
+# A time on a clock-change day that names no instant, or two, is refused (the field named), never guessed: the
+# professor picks a time on either side of the change. Weekly rules (rules.SlotRule) skip the missing times instead.
+CLOCK_CHANGE_MESSAGES = {
+    "skipped": N_(
+        "This time does not exist on that day in %(zone)s: the clocks go forward over it. Choose another time."
+    ),
+    "repeated": N_("This time occurs twice on that day in %(zone)s: the clocks go back over it. Choose another time."),
+}
 
 
 class TopicForm(msgspec.Struct):
@@ -70,9 +81,15 @@ class SlotForm(msgspec.Struct):
         times: dict[str, datetime] = {}
         for name, clock in (("start", self.start), ("end", self.end)):
             try:
-                times[name] = datetime.fromisoformat(f"{self.date}T{clock}").replace(tzinfo=ZoneInfo(timezone))
+                local = datetime.fromisoformat(f"{self.date}T{clock}")
             except ValueError:
                 errors[name] = _("Enter a valid date and time.")
+                continue
+            problem = clock_change_problem(local, timezone)
+            if problem is not None:
+                errors[name] = _(CLOCK_CHANGE_MESSAGES[problem], zone=timezone)
+            else:
+                times[name] = local.replace(tzinfo=ZoneInfo(timezone))
         if errors:
             raise FieldErrors(errors)
         return {

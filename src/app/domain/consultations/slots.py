@@ -368,9 +368,12 @@ class SlotService(SQLAlchemyAsyncRepositoryService[ConsultationSlot]):
             raise ConflictError(_("This slot is cancelled already."))
         if slot.status == SlotStatus.COMPLETED or slot.end_time <= utcnow():
             raise ConflictError(_("A slot that has ended cannot be cancelled."))
+        active = await self.active_bookings(slot.id)
+        if active and not reason.strip():
+            raise FieldErrors.single("reason", _("Tell the booked students why you cancel."))
         notifications = NotificationService(session=self.repository.session)
         now = utcnow()
-        for booking in await self.active_bookings(slot.id):
+        for booking in active:
             booking.status = BookingStatus.CANCELLED.value
             booking.cancelled_by, booking.cancel_reason, booking.cancelled_at = professor.id, reason, now
             booking.sequence += 1

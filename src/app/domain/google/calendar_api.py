@@ -5,13 +5,16 @@ google-api-python-client is synchronous, so each call runs in a worker thread.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from datetime import date, datetime
 from typing import Any, TypeVar
 
 import anyio
-from google.auth.exceptions import RefreshError
+import httplib2
+from google.auth.exceptions import RefreshError, TransportError
 from google.oauth2.credentials import Credentials
+from google_auth_httplib2 import AuthorizedHttp
 from googleapiclient.discovery import build
 from googleapiclient.errors import HttpError
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -21,12 +24,23 @@ from app.domain.accounts.models import User
 from app.domain.google.grants import CalendarAccessLost, CalendarConnection
 from app.lib.clock import day_bounds
 
+logger = logging.getLogger(__name__)
 T = TypeVar("T")
 RETRYABLE_STATUSES = {429, 500, 502, 503, 504}
 
 
 class RetryableSyncError(RuntimeError):
-    """Google is busy or failing (429/5xx): the queue retries with backoff."""
+    """Google is busy, failing or not answering (429/5xx, a timeout, a failed token refresh other than a revoked
+    grant): nothing is lost, the queue retries with backoff."""
+
+
+def grant_revoked(exc: RefreshError) -> bool:
+    """Only `invalid_grant` from the token endpoint means the grant is gone (revoked, expired, password changed);
+    any other refusal (a 5xx, `temporarily_unavailable`, our own client misconfigured) is not the person's doing."""
+    details = exc.args[1] if len(exc.args) > 1 else None
+    if isinstance(details, dict):
+        return details.get("error") == "invalid_grant"
+    return str(exc.args[0] if exc.args else "").startswith("invalid_grant")
 
 
 class CalendarApi:
@@ -34,10 +48,12 @@ class CalendarApi:
         self.settings = settings
 
     def _service(self, creds: Credentials) -> Any:
+        # One timeout for the token refresh and the API call alike (httplib2 has no per-request timeout).
+        http = AuthorizedHttp(creds, http=httplib2.Http(timeout=self.settings.google_timeout_seconds))
         return build(
             "calendar",
             "v3",
-            credentials=creds,
+            http=http,
             cache_discovery=False,
             static_discovery=True,
             # GOOGLE_API_ROOT is Google's root URL; the Calendar API lives under calendar/v3/ there.
@@ -57,7 +73,11 @@ class CalendarApi:
         try:
             return await anyio.to_thread.run_sync(run)
         except RefreshError as exc:
-            raise CalendarAccessLost(str(exc)) from exc
+            if grant_revoked(exc):
+                raise CalendarAccessLost(str(exc)) from exc
+            raise RetryableSyncError(f"refreshing the access token failed: {exc}") from exc
+        except (TransportError, httplib2.HttpLib2Error, OSError) as exc:  # OSError: timeouts, refused connections
+            raise RetryableSyncError(f"Google did not answer: {exc!r}") from exc
         except HttpError as exc:
             if exc.status_code in RETRYABLE_STATUSES:
                 raise RetryableSyncError(f"Google answered {exc.status_code}") from exc
@@ -107,6 +127,9 @@ async def busy_between(
         answer = await CalendarApi(settings).call(creds, lambda api: api.freebusy().query(body=body).execute())
     except CalendarAccessLost:
         await connection.lose_access(professor.id)
+        return []
+    except RetryableSyncError as exc:  # Google is down for now: plan without busy times, keep the connection
+        logger.warning("busy times not read from Google Calendar: %s", exc)
         return []
     await connection.remember_refresh(profile, creds)
     busy = answer.get("calendars", {}).get("primary", {}).get("busy", [])
