@@ -605,3 +605,15 @@ async def test_options_lists_every_method_of_the_path(client: Any) -> None:
     user = await make_user()
     response = await client.options("/api/v1/me", headers=await api_token(client, user.username))
     assert (response.status_code, response.headers["allow"]) == (204, "GET, HEAD, OPTIONS, PATCH")
+
+
+@pytest.mark.usefixtures("signup_domains")
+async def test_an_unproven_professor_signs_in_and_is_asked_to_verify_the_address(client: Any) -> None:
+    professor = await make_user("professor", verified=False)
+    assert (await web_login(client, professor.username)).status_code == 303
+    dashboard = await client.get("/dashboard")
+    assert dashboard.status_code == 200
+    assert (
+        f"Please confirm your e-mail address: we sent a link to <strong>{professor.email}</strong>." in dashboard.text
+    )
+    assert 'action="/settings/verification"' in dashboard.text
