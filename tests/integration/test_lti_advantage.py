@@ -143,6 +143,38 @@ async def test_an_administrator_approves_a_platform_on_the_admin_page(
     assert rows(database_url, "SELECT approved_at IS NOT NULL FROM lti_platform") == [(True,)]
 
 
+async def test_with_lti_auto_approve_a_registered_platform_launches_at_once(
+    client: Any, other_client: Any, platform: FakeLms, database_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import dataclasses
+
+    from app.domain.lti import controllers
+
+    settings = dataclasses.replace(get_settings(), lti_auto_approve=True)
+    monkeypatch.setattr(controllers, "get_settings", lambda: settings)
+    registered = await register(client, platform)
+    assert "Courses can add it now." in registered.text
+    assert rows(database_url, "SELECT approved_at IS NOT NULL FROM lti_platform") == [(True,)]
+    response = await launch_as(other_client, platform, instructor())
+    assert response.status_code == 303
+
+
+async def test_an_administrator_removes_a_platform_on_the_admin_page(
+    client: Any, other_client: Any, platform: FakeLms, database_url: str
+) -> None:
+    from tests.helpers import csrf_headers, make_admin, web_login
+
+    await register(client, platform)
+    (platform_id,) = rows(database_url, "SELECT id FROM lti_platform")[0]
+    admin = await make_admin("professor")
+    await web_login(other_client, admin.username)
+    removed = await other_client.post(f"/admin/lti/{platform_id}/remove", headers=csrf_headers(other_client))
+    assert removed.status_code == 303
+    assert rows(database_url, "SELECT count(*) FROM lti_platform") == [(0,)]
+    refused = await login(client, platform, "lms-instructor-1")
+    assert (refused.status_code, "Unknown platform" in refused.text) == (400, True)
+
+
 async def test_a_registration_with_the_wrong_token_is_refused_and_stores_nothing(
     client: Any, platform: FakeLms, database_url: str
 ) -> None:
