@@ -320,9 +320,9 @@ def clean_tables(request: pytest.FixtureRequest) -> Iterator[None]:
             conn.execute(f"TRUNCATE {', '.join(t for t in TABLES if t in existing)} CASCADE")
 
 
-@pytest.fixture(scope="session")
-async def app(database_url: str) -> AsyncIterator[Any]:
-    """The app in this test process and event loop, started once (lifespan entered) for the whole run."""
+@asynccontextmanager
+async def running_app() -> AsyncIterator[Any]:
+    """A new app in this test process and event loop, its lifespan entered for the block."""
     from app.asgi import create_app
 
     application = create_app()
@@ -336,9 +336,18 @@ async def app(database_url: str) -> AsyncIterator[Any]:
 
     task = asyncio.create_task(run_lifespan())
     await started.wait()
-    yield application
-    stop.set()
-    await task
+    try:
+        yield application
+    finally:
+        stop.set()
+        await task
+
+
+@pytest.fixture(scope="session")
+async def app(database_url: str) -> AsyncIterator[Any]:
+    """The app in this test process and event loop, started once for the whole run."""
+    async with running_app() as application:
+        yield application
 
 
 def asgi_client(app: Any) -> httpx.AsyncClient:
@@ -400,11 +409,11 @@ def wait_until_up(url: str, process: subprocess.Popen[bytes], timeout: float = 3
     raise RuntimeError("server did not come up")
 
 
-@pytest.fixture(scope="session")
-def live_server(database_url: str) -> Iterator[str]:
-    """The app served by uvicorn in its own process, for real concurrent HTTP and the browser."""
+@contextmanager
+def serving(database_url: str, **env: str) -> Iterator[str]:
+    """The app served by uvicorn in its own process (with `env` on top of the test settings) for the block."""
     port = free_port()
-    process = start_server(database_url, port)
+    process = start_server(database_url, port, **env)
     url = f"http://127.0.0.1:{port}"
     try:
         wait_until_up(url, process)
@@ -412,6 +421,13 @@ def live_server(database_url: str) -> Iterator[str]:
     finally:
         process.terminate()
         process.wait(timeout=15)
+
+
+@pytest.fixture(scope="session")
+def live_server(database_url: str) -> Iterator[str]:
+    """The app served by uvicorn in its own process, for real concurrent HTTP and the browser."""
+    with serving(database_url) as url:
+        yield url
 
 
 REDIS_DATABASES = range(1, 16)  # database 0 holds the leases: which test process uses which number
@@ -495,15 +511,8 @@ async def backend(request: pytest.FixtureRequest, app: Any) -> AsyncIterator[str
 @pytest.fixture(scope="session")
 def redis_live_server(database_url: str, redis_url: str) -> Iterator[str]:
     """`live_server` with its queue and live events on Redis."""
-    port = free_port()
-    process = start_server(database_url, port, QUEUE_URL=redis_url, CHANNELS_URL=redis_url)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        wait_until_up(url, process)
+    with serving(database_url, QUEUE_URL=redis_url, CHANNELS_URL=redis_url) as url:
         yield url
-    finally:
-        process.terminate()
-        process.wait(timeout=15)
 
 
 @pytest.fixture

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import os
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
@@ -13,7 +12,7 @@ from opentelemetry.trace import SpanKind
 
 from app.config import get_settings
 from app.lib import tracing
-from tests.conftest import asgi_client
+from tests.conftest import asgi_client, running_app
 from tests.helpers import api_token, make_user
 
 
@@ -31,21 +30,8 @@ def exporter(monkeypatch: pytest.MonkeyPatch) -> Iterator[InMemorySpanExporter]:
 
 @pytest.fixture
 async def traced_app(exporter: InMemorySpanExporter) -> AsyncIterator[Any]:
-    from app.asgi import create_app
-
-    application = create_app()
-    started, stop = asyncio.Event(), asyncio.Event()
-
-    async def run_lifespan() -> None:
-        async with application.lifespan():
-            started.set()
-            await stop.wait()
-
-    task = asyncio.create_task(run_lifespan())
-    await started.wait()
-    yield application
-    stop.set()
-    await task
+    async with running_app() as application:
+        yield application
 
 
 def finished(application: Any, exporter: InMemorySpanExporter) -> list[Any]:
