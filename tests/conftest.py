@@ -317,7 +317,15 @@ def clean_tables(request: pytest.FixtureRequest) -> Iterator[None]:
         url = request.getfixturevalue("database_url")
         with psycopg.connect(url, autocommit=True) as conn:
             existing = {row[0] for row in conn.execute("SELECT tablename FROM pg_tables WHERE schemaname = 'public'")}
-            conn.execute(f"TRUNCATE {', '.join(t for t in TABLES if t in existing)} CASCADE")
+            for attempt in range(3):
+                try:
+                    conn.execute(f"TRUNCATE {', '.join(t for t in TABLES if t in existing)} CASCADE")
+                    break
+                except psycopg.errors.DeadlockDetected:
+                    # A server or worker the test started may still be finishing a job that locks these tables.
+                    if attempt == 2:
+                        raise
+                    time.sleep(0.5)
 
 
 @asynccontextmanager

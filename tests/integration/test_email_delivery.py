@@ -532,7 +532,7 @@ async def test_the_admin_notifications_list_shows_failed_deliveries_with_their_e
     await web_login(client, admin.username)
     page = await client.get("/admin/notifications")
     assert page.status_code == 200
-    assert "<h1>Notifications: failed</h1>" in page.text
+    assert "<h1>Notifications: Failed</h1>" in page.text
     assert f"<tr><td>booking_requested</td><td>{professor.id}</td>" in page.text
     assert "No such user here" in page.text
     assert f"<td>{student.id}</td>" not in page.text  # the student's acknowledgement was delivered

@@ -14,6 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.domain.accounts.models import User
 from app.domain.lti.course_dashboard import CourseDashboard
+from app.domain.lti.roster import roster_problem
 from app.lib.errors import FieldErrors
 from app.lib.forms import read_form
 from app.lib.guards import requires_professor
@@ -36,7 +37,11 @@ class CoursePages(Controller):
         self, request: Request[User, Any, Any], course_id: FromPath[UUID], db_session: NamedDependency[AsyncSession]
     ) -> Response[Any]:
         course = await CourseDashboard(db_session).students(request.user, course_id)
-        return render(request, "components/course_students.html", {"students": course})
+        return render(
+            request,
+            "components/course_students.html",
+            {"students": course, "roster_problem": roster_problem(course.context.roster_error)},
+        )
 
     @post("/remind", status_code=200)
     async def remind(
@@ -70,6 +75,10 @@ class CoursePages(Controller):
             return form_errors(request, ("term_start",), exc.errors, prefix="course")
         course = await dashboard.students(request.user, course_id)
         return fragments(
-            render_html(request, "components/course_students.html", {"students": course}),
+            render_html(
+                request,
+                "components/course_students.html",
+                {"students": course, "roster_problem": roster_problem(course.context.roster_error)},
+            ),
             toast_html(request, _("Term start saved."), "success"),
         )
