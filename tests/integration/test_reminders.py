@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from email.message import EmailMessage
 from typing import Any
 
@@ -11,6 +11,7 @@ from psycopg.rows import dict_row
 
 from app.domain.accounts.models import User
 from app.domain.consultations.models import Booking
+from app.lib.clock import fixed_clock
 from app.lib.formatting import local_time
 from app.services import provide_services
 from app.worker import deliver_notification, send_due_reminders
@@ -143,3 +144,23 @@ async def test_a_second_lead_time_yields_a_second_reminder_when_due(
         (True, 60),
         (True, 1440),
     ]
+
+
+async def test_a_reminder_across_the_spring_clock_change_comes_24_hours_ahead_and_names_the_local_time(
+    database_url: str, mailbox: Mailbox
+) -> None:
+    # Sunday 25 March 2035, 10:00 in Berlin: the clocks went forward at 02:00 that night, so the reminder 24 hours
+    # ahead goes out at 09:00 local time on Saturday, and the mail still names 10:00.
+    start = datetime(2035, 3, 25, 8, 0, tzinfo=UTC)
+    with fixed_clock(datetime(2035, 3, 20, 12, 0, tzinfo=UTC)):
+        professor, student = await make_user("professor"), await make_user(timezone="Europe/Berlin")
+        await confirmed_booking(professor, student, start)
+    with fixed_clock(start - timedelta(hours=24, minutes=1)):
+        assert await send_due_reminders({}) == 0
+    with fixed_clock(start - timedelta(hours=24) + timedelta(seconds=30)):
+        assert await send_due_reminders({}) == 2
+        assert await deliver_reminders(database_url) == ["sent", "sent"]
+    (to_student,) = [m for m in reminders_received(mailbox) if m["To"] == student.email]
+    when = local_time(start, "Europe/Berlin")
+    assert "10:00" in when
+    assert str(to_student["Subject"]).strip() == f"Reminder: consultation on {when} (Europe/Berlin)"
