@@ -165,6 +165,7 @@ async def many_queued_notifications() -> int:
 
 
 @pytest.mark.slow
+@pytest.mark.xdist_group("outbox-crash")  # both backends on one xdist process: mostly waiting for the sweeps
 async def test_a_worker_killed_mid_delivery_loses_and_duplicates_no_mail(database_url: str, backend: str) -> None:
     expected = await many_queued_notifications()
     assert statuses(database_url) == {"queued": expected}
