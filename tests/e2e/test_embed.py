@@ -128,6 +128,12 @@ async def test_a_site_not_in_frame_ancestors_cannot_frame_the_view(page: Any, em
         # The browser's report of the refusal is the signal that the frame is settled (no fixed wait).
         async with page.expect_console_message(lambda message: directive in message.text):
             await page.goto(host, wait_until="load")
+        # The report can come a moment before the frame has switched to the browser's error page: wait for that.
+        await page.wait_for_function("() => window.frames.length === 1")
+        for _ in range(50):
+            if page.frames[1].url == "chrome-error://chromewebdata/":
+                break
+            await page.wait_for_timeout(100)
         assert page.frames[1].url == "chrome-error://chromewebdata/"  # the browser's error page, no app content
         assert await page.frame_locator("iframe").get_by_text("Sign in to office hours").count() == 0
 
