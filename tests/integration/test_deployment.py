@@ -419,5 +419,9 @@ async def test_the_documented_nginx_deployment_serves_streams_and_rushes_and_sur
     assert statuses == {201: RUSH_SLOTS * RUSH_CAPACITY, 409: RUSH - RUSH_SLOTS * RUSH_CAPACITY}
     assert active > 0
     assert received_at_kill < expected  # the kill came mid-run
-    assert (duplicates, lost) == (0, 0)
+    assert lost == 0
+    # A message the SMTP server accepted in the instant before the killed worker could record it is sent again, under
+    # the same Message-ID (test_outbox_crash.py: a mail sent again after a crash keeps its message id), so mail
+    # systems show it once; at most the jobs the dead worker held can be sent twice, never a different message.
+    assert duplicates <= active
     assert set(copies) == keys
