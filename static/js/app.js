@@ -32,6 +32,28 @@
     if (target) target.focus();
   });
 })();
+// Focus inside an element: its first button, else the element itself.
+function focusInside(element) {
+  "use strict";
+  var target = element.querySelector("button") || element;
+  if (target === element && !element.hasAttribute("tabindex")) element.setAttribute("tabindex", "-1");
+  target.focus();
+}
+// A swap that replaces the focused element (a live update of the slot a student is on, a row being saved) keeps the
+// focus in the same place instead of dropping it to the top of the page.
+(function () {
+  "use strict";
+  var lastFocused = null;
+  document.addEventListener("focusin", function (event) { lastFocused = event.target; });
+  document.addEventListener("htmx:afterSettle", function () {
+    if (!lastFocused || lastFocused.isConnected) return;
+    if (document.activeElement && document.activeElement !== document.body) return;
+    var holder = lastFocused.closest("[id]");
+    var replacement = holder && document.getElementById(holder.id);
+    lastFocused = null;
+    if (replacement) focusInside(replacement);
+  });
+})();
 // The booking dialog: opened as a modal when htmx puts it on the page, closed by its buttons or Escape;
 // focus goes back to the slot cell it came from.
 (function () {
@@ -45,10 +67,7 @@
   });
   function restoreFocus() {
     var cell = returnTo && document.getElementById(returnTo);
-    if (!cell) return;
-    var target = cell.querySelector("button") || cell;
-    if (target === cell) cell.setAttribute("tabindex", "-1");
-    target.focus();
+    if (cell) focusInside(cell);
   }
   document.addEventListener("htmx:afterSettle", function (event) {
     var host = document.getElementById("dialog-host");

@@ -81,6 +81,10 @@ async def test_a_student_books_with_the_keyboard_alone(browser: Any, live_server
     await page.keyboard.press("Enter")
     cell = page.locator(f"#slot-{slot.id}.is-requested")
     await cell.wait_for()
-    # After the dialog closes, focus returns to the booked slot rather than the top of the page.
-    assert await page.evaluate(f"() => document.getElementById('slot-{slot.id}').contains(document.activeElement)")
+    # After the dialog closes, focus returns to the booked slot rather than the top of the page, and stays there when
+    # the live update of the same slot replaces the cell a moment later.
+    focus_on_slot = f"() => document.getElementById('slot-{slot.id}').contains(document.activeElement)"
+    await page.wait_for_function(focus_on_slot, timeout=2000)
+    await page.wait_for_timeout(500)  # the slot's live update arrives within this
+    assert await page.evaluate(focus_on_slot)
     await page.context.close()
