@@ -18,8 +18,8 @@ from app.lib.jwks import jwks_cache
 from app.services import provide_services
 from app.worker import refresh_course_roster
 from tests.conftest import free_port
-from tests.helpers import make_user
 from tests.fake_lms import member
+from tests.helpers import make_user
 from tests.independent_platform import CLIENT_ID, DEPLOYMENT_ID, IndependentPlatform, IndependentPlatformServer, person
 from tests.integration.test_lti import FRAMED, TOOL, authenticate
 from tests.integration.test_lti_advantage import post_answer, rows
