@@ -65,6 +65,9 @@ class Settings:
     session_max_age_seconds: int = 14 * 24 * 3600
     run_worker_in_process: bool = True
     outbox_sweep_after_seconds: int = 120
+    # A mail delivery running longer than this counts as stuck (its worker died or hangs) and is run again; workers
+    # look for stuck jobs this often, so a dead worker's mail goes out again within about twice this.
+    stuck_job_seconds: int = 60
     # Per app process: connections kept open, and extra ones opened under load (closed again when idle).
     database_pool_size: int = 10
     database_max_overflow: int = 10
@@ -155,6 +158,7 @@ def load_settings() -> Settings:
         upload_dir=Path(os.environ.get("UPLOAD_DIR", data_dir / "uploads")),
         run_worker_in_process=os.environ.get("RUN_WORKER_IN_PROCESS", "true").lower() in ("1", "true", "yes"),
         outbox_sweep_after_seconds=int(os.environ.get("OUTBOX_SWEEP_AFTER_SECONDS", "120")),
+        stuck_job_seconds=_count("STUCK_JOB_SECONDS", "60", least=1),
         database_pool_size=_count("DATABASE_POOL_SIZE", "10", least=1),
         database_max_overflow=_count("DATABASE_MAX_OVERFLOW", "10", least=0),
         lti_auto_approve=os.environ.get("LTI_AUTO_APPROVE", "false").lower() in ("1", "true", "yes"),

@@ -46,13 +46,16 @@ async def deliver_notification(ctx: Context, *, notification_id: str) -> str:
 
 async def sweep_outbox(ctx: Context) -> int:
     """Queue again the rows left `queued` (a crash between commit and enqueue, a dead worker)."""
-    settings = get_settings()
-    if not settings.smtp_host:
+    return await requeue_outbox(get_settings().outbox_sweep_after_seconds)
+
+
+async def requeue_outbox(older_than_seconds: int, key_suffix: str = "") -> int:
+    if not get_settings().smtp_host:
         return 0
     async with provide_services() as services:
-        stale = await services.notifications.stale_queued(settings.outbox_sweep_after_seconds)
+        stale = await services.notifications.stale_queued(older_than_seconds)
     for notification_id, attempts in stale:
-        await queue_deliveries([notification_id], attempt=attempts)
+        await queue_deliveries([notification_id], attempt=attempts, key_suffix=key_suffix)
     if stale:
         logger.info("outbox sweep queued %d notification(s) again", len(stale))
     return len(stale)
@@ -125,7 +128,9 @@ async def run_retention(ctx: Context) -> dict[str, int]:
 async def on_worker_start(ctx: Context) -> None:
     # An in-process worker starts before its pool is open (STACK-NOTES): open it first.
     await ctx["worker"].queue.connect()
-    await sweep_outbox(ctx)  # a worker that replaces a dead one picks up what it left at once
+    # A worker that replaces a dead one picks up what it left at once: every row due by now gets a job of this
+    # worker's own (the dead worker's jobs would otherwise wait for the queue's stuck-job timeout, one by one).
+    await requeue_outbox(older_than_seconds=0, key_suffix=f":start-{ctx['worker'].id}")
 
 
 @lru_cache(maxsize=1)

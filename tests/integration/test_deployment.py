@@ -40,7 +40,8 @@ UNITS = ROOT / "deploy" / "systemd"
 RUSH, RUSH_SLOTS, RUSH_CAPACITY = 100, 2, 3
 MAIL_BOOKINGS = 30  # each makes two mails: the request to the professor and the confirmation to the student
 SMTP_DELAY_SECONDS = 1.0
-RECOVERY_SECONDS = 240  # a dead worker's jobs are stuck until SAQ's timeout (60 s) and sweep, then the outbox sweep
+STUCK_JOB_SECONDS = 15  # a dead worker's jobs are swept and run again after this (and up to as long again)
+RECOVERY_SECONDS = 90
 
 if NGINX is None:
     pytest.skip(
@@ -196,6 +197,7 @@ def deployed(database_url: str, redis_url: str, smtp_port: int, directory: Path)
         "SMTP_HOST": "127.0.0.1",
         "SMTP_PORT": str(smtp_port),
         "OUTBOX_SWEEP_AFTER_SECONDS": "5",
+        "STUCK_JOB_SECONDS": str(STUCK_JOB_SECONDS),
         # Four processes on a test server that others share: 4 x 6 connections at most; a rush waits for the pool.
         "DATABASE_POOL_SIZE": "3",
         "DATABASE_MAX_OVERFLOW": "3",

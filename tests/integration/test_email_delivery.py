@@ -10,7 +10,7 @@ import os
 import re
 import subprocess
 import sys
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from email.message import EmailMessage
 from pathlib import Path
 from typing import Any
@@ -21,6 +21,7 @@ from psycopg.rows import dict_row
 
 from app.domain.accounts.models import User
 from app.domain.notifications.delivery import MAX_ATTEMPTS
+from app.lib.clock import fixed_clock
 from app.lib.formatting import local_time
 from app.services import provide_services
 from app.worker import deliver_notification
@@ -398,6 +399,21 @@ async def test_a_refused_attempt_is_queued_again_as_a_later_job(
     assert job is not None
     assert job.status == "queued"
     assert 20 <= job.scheduled - datetime.now().timestamp() <= 40  # the first back-off is 30 seconds
+
+
+async def test_the_outbox_sweep_leaves_a_refused_message_to_its_backoff_and_takes_it_once_that_is_overdue(
+    database_url: str, mailbox: Mailbox
+) -> None:
+    _, notification_id = await requested_notification(database_url)
+    mailbox.refuse_next = 1
+    assert await deliver(notification_id) == "retry"  # its next attempt is queued 30 seconds ahead
+
+    async def swept(seconds_later: int) -> bool:
+        with fixed_clock(lambda: datetime.now(UTC) + timedelta(seconds=seconds_later)):
+            async with provide_services() as services:
+                return (notification_id, 1) in await services.notifications.stale_queued(0)
+
+    assert (await swept(0), await swept(20), await swept(35)) == (False, False, True)
 
 
 async def test_a_message_refused_max_attempts_times_ends_failed_with_the_error(

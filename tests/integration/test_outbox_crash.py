@@ -36,8 +36,8 @@ from tests.helpers import book, csrf_headers, in_hours, make_admin, make_slot, m
 ROOT = Path(__file__).resolve().parents[2]
 BOOKINGS = 40  # each makes two rows: the request to the professor and the confirmation to the student
 SMTP_DELAY_SECONDS = 1.0
-RECOVERY_SECONDS = 240  # a dead worker's job is stuck after its 60 s timeout (SAQ sweeps every 60 s), then the
-# outbox sweep (cron, every minute) queues the row again
+STUCK_JOB_SECONDS = 15  # a dead worker's jobs are swept and run again after this (and up to as long again)
+RECOVERY_SECONDS = 90
 
 
 class SlowMailbox:
@@ -82,6 +82,7 @@ def start_worker(database_url: str, smtp_port: str, log: Path) -> subprocess.Pop
         "APP_ENV": "test",
         "RUN_WORKER_IN_PROCESS": "false",
         "OUTBOX_SWEEP_AFTER_SECONDS": "2",
+        "STUCK_JOB_SECONDS": str(STUCK_JOB_SECONDS),
         "SMTP_HOST": "127.0.0.1",
         "SMTP_PORT": smtp_port,
     }
@@ -183,6 +184,7 @@ async def test_a_worker_killed_mid_delivery_loses_and_duplicates_no_mail(databas
             restarted = asyncio.get_running_loop().time()
             await wait_for(lambda: statuses(database_url)["sent"] == expected, RECOVERY_SECONDS, second)
             recovery = asyncio.get_running_loop().time() - restarted
+
         finally:
             for process in (first, second):
                 if process is not None:

@@ -15,17 +15,12 @@ from app.config import Settings
 from app.domain.notifications.emails import EmailBook, NoLongerRelevant, render_email, to_message
 from app.domain.notifications.mailer import send_message
 from app.domain.notifications.models import Notification, NotificationStatus
-from app.domain.notifications.services import queue_deliveries
+from app.domain.notifications.services import queue_deliveries, retry_delay_seconds
 from app.lib.clock import utcnow
 from app.lib.unit_of_work import after_commit
 
 MAX_ATTEMPTS = 5
 logger = logging.getLogger(__name__)
-
-
-def retry_delay_seconds(attempts: int) -> int:
-    """Backoff after the n-th failed attempt: 30 s, 1 min, 2 min, 4 min..."""
-    return int(min(30 * 2 ** (attempts - 1), 3600))
 
 
 class Delivery(enum.StrEnum):

@@ -34,20 +34,34 @@ def dedupe_key(booking_id: UUID | None, kind: str, user_id: UUID, variant: str =
     return ":".join(part for part in (str(booking_id or "-"), kind, str(user_id), variant) if part)
 
 
-async def queue_deliveries(ids: Sequence[UUID], delay_seconds: float = 0, attempt: int = 0) -> None:
-    """One delivery job per outbox row; the job key makes a second enqueue of the same attempt a no-op."""
-    if not get_settings().smtp_host:
+def retry_delay_seconds(attempts: int) -> int:
+    """Backoff after the n-th failed attempt: 30 s, 1 min, 2 min, 4 min... (none before the first attempt)."""
+    return int(min(30 * 2 ** (attempts - 1), 3600)) if attempts else 0
+
+
+async def queue_deliveries(
+    ids: Sequence[UUID], delay_seconds: float = 0, attempt: int = 0, key_suffix: str = ""
+) -> None:
+    """One delivery job per outbox row; the job key makes a second enqueue of the same attempt a no-op.
+
+    `key_suffix` makes a job that runs even while another job for the same attempt is held by a worker that may be
+    dead (a replacement worker's start): whichever comes second finds the row locked or sent and does nothing.
+    """
+    settings = get_settings()
+    if not settings.smtp_host:
         return  # no SMTP: mail stays in the outbox (see /dev/mail in development)
     queue = await get_queue()
     scheduled = int(time.time() + delay_seconds) if delay_seconds else 0
     for notification_id in ids:
         await queue.enqueue(
             DELIVERY_TASK,
-            key=f"deliver:{notification_id}:{attempt}",
+            key=f"deliver:{notification_id}:{attempt}{key_suffix}",
             notification_id=str(notification_id),
             scheduled=scheduled,
-            timeout=60,
-            retries=1,
+            # Stuck (a dead or hung worker): the queue's sweep runs it again at once. Sending twice is prevented by the
+            # row's lock and status; a message accepted by SMTP just before a crash may arrive again, same Message-ID.
+            timeout=settings.stuck_job_seconds,
+            retries=2,
         )
 
 
@@ -93,13 +107,21 @@ class NotificationService(SQLAlchemyAsyncRepositoryService[Notification]):
             deliver_after_commit(self.repository.session, [created])
 
     async def stale_queued(self, older_than_seconds: int) -> list[tuple[UUID, int]]:
-        """Rows still `queued` a while after their last change: their job was lost (crash, dead worker)."""
+        """Rows still `queued` this long after their delivery was due (at once, or after a failed attempt's backoff):
+        their job may be lost (a crash between commit and enqueue, a dead worker)."""
         cutoff = utcnow() - timedelta(seconds=older_than_seconds)
-        query = select(Notification.id, Notification.attempts).where(
-            Notification.status == NotificationStatus.QUEUED.value, Notification.updated_at < cutoff
+        query = (
+            select(Notification.id, Notification.attempts, Notification.updated_at)
+            .where(Notification.status == NotificationStatus.QUEUED.value, Notification.updated_at < cutoff)
+            .order_by(Notification.updated_at)
+            .limit(1000)
         )
-        rows = (await self.repository.session.execute(query.limit(1000))).all()
-        return [(row[0], row[1]) for row in rows]
+        rows = (await self.repository.session.execute(query)).all()
+        return [
+            (row_id, attempts)
+            for row_id, attempts, changed in rows
+            if changed + timedelta(seconds=retry_delay_seconds(attempts)) < cutoff
+        ]
 
     async def retry_failed(self, ids: Iterable[UUID] | None = None) -> list[UUID]:
         """An admin's re-send: failed rows go back to `queued` with a fresh attempt count."""
