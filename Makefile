@@ -38,7 +38,7 @@ run: install
 # server, fakes and browser), then the few marked `serial` (timing under load, many processes) on their own.
 TEST_WORKERS ?= 2
 test: install
-	$(BIN)/pytest -n $(TEST_WORKERS) --dist loadgroup -m "not serial"; parallel=$$?; \
+	$(BIN)/pytest -n $(TEST_WORKERS) --dist loadgroup -m "not serial" --durations=25; parallel=$$?; \
 	$(BIN)/pytest -m serial; serial=$$?; \
 	test $$parallel -eq 0 -a $$serial -eq 0
 
