@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from sqlalchemy import func, select
+from sqlalchemy import and_, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.domain.accounts.models import Profile, User
@@ -15,6 +15,7 @@ from app.domain.consultations.capacity import refresh_slot_status
 from app.domain.consultations.courses import require_course_member
 from app.domain.consultations.events import NotificationKind, booking_changed
 from app.domain.consultations.models import ACTIVE, Booking, BookingStatus, ConsultationSlot, SlotStatus
+from app.domain.consultations.rules import overlaps
 from app.domain.notifications.services import NotificationService
 from app.lib.clock import utcnow
 from app.lib.errors import ConflictError
@@ -62,33 +63,35 @@ async def require_eligible(
     `moving`: the student's booking that this place replaces (a reschedule); it is neither a clash nor counted.
     """
     await require_course_member(session, student, slot)
-    if await holds_booking_on(session, slot, student):
+    now = utcnow()
+    # One question for all three rules: the student's active bookings that overlap this slot (this slot's own among
+    # them) or are still to come with this professor.
+    theirs = (
+        await session.execute(
+            select(Booking.id, Booking.slot_id, Booking.start_time, Booking.end_time, ConsultationSlot.professor_id)
+            .join(ConsultationSlot, Booking.slot_id == ConsultationSlot.id)
+            .where(
+                Booking.student_id == student.id,
+                Booking.status.in_(ACTIVE),
+                or_(
+                    and_(Booking.start_time < slot.end_time, Booking.end_time > slot.start_time),
+                    and_(ConsultationSlot.professor_id == slot.professor_id, Booking.end_time > now),
+                ),
+            )
+            .order_by(Booking.start_time)
+        )
+    ).all()
+    if any(row.slot_id == slot.id for row in theirs):
         raise ConflictError(_("You have booked this slot already."))
-    others = [Booking.id != moving.id] if moving is not None else []
-    overlapping = select(Booking).where(
-        Booking.student_id == student.id,
-        Booking.status.in_(ACTIVE),
-        Booking.start_time < slot.end_time,
-        Booking.end_time > slot.start_time,
-        *others,
+    others = [row for row in theirs if moving is None or row.id != moving.id]
+    clash = next(
+        (row for row in others if overlaps(row.start_time, row.end_time, slot.start_time, slot.end_time)), None
     )
-    clash = (await session.scalars(overlapping.limit(1))).unique().first()
     if clash is not None:
         when = describe_time(clash.start_time, clash.end_time, student.timezone)
         raise ConflictError(_("You already have a consultation then (%(when)s).", when=when))
-    held = await session.scalar(
-        select(func.count())
-        .select_from(Booking)
-        .join(ConsultationSlot, Booking.slot_id == ConsultationSlot.id)
-        .where(
-            Booking.student_id == student.id,
-            Booking.status.in_(ACTIVE),
-            ConsultationSlot.professor_id == slot.professor_id,
-            Booking.end_time > utcnow(),
-            *others,
-        )
-    )
-    if (held or 0) >= profile.max_active_bookings_per_student:
+    held = sum(row.professor_id == slot.professor_id and row.end_time > now for row in others)
+    if held >= profile.max_active_bookings_per_student:
         raise ConflictError(
             _(
                 "You hold %(held)s upcoming bookings with this professor, the most allowed; cancel one to book"
@@ -107,19 +110,22 @@ async def take_place(
     *,
     acknowledge: bool = False,
     moved_from: Booking | None = None,
+    taken: int | None = None,
 ) -> Booking:
     """Create the booking on the locked slot, tell the parties, announce it.
 
     `acknowledge`: the student asked for this place themselves, so a request waiting for the professor's answer is
     acknowledged to them (a booking_received mail). `moved_from`: the student's booking this one replaces (a
-    reschedule): the professor is told of the move instead of a new request.
+    reschedule): the professor is told of the move instead of a new request. `taken`: the places taken once this
+    booking exists, when the caller has counted them under the lock.
     """
     status = BookingStatus.CONFIRMED if profile.auto_confirm else BookingStatus.PENDING
     confirmed = status == BookingStatus.CONFIRMED
     # Times are copied from the slot so the database can refuse a student's overlapping bookings.
+    # With its slot and student as callers show them: they are loaded already, so nothing is read back.
     booking = Booking(
-        slot_id=slot.id,
-        student_id=student.id,
+        slot=slot,
+        student=student,
         topic=topic,
         status=status.value,
         start_time=slot.start_time,
@@ -128,8 +134,7 @@ async def take_place(
     )
     session.add(booking)
     await session.flush()
-    await session.refresh(booking)  # with its slot and student, as callers show them
-    await refresh_slot_status(session, slot)
+    await refresh_slot_status(session, slot, taken)
     notifications = NotificationService(session=session)
     moved = (
         {"moved_from_start": moved_from.start_time.isoformat(), "moved_from_end": moved_from.end_time.isoformat()}

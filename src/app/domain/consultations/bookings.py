@@ -7,6 +7,7 @@ from uuid import UUID
 from advanced_alchemy.repository import SQLAlchemyAsyncRepository
 from advanced_alchemy.service import SQLAlchemyAsyncRepositoryService
 from sqlalchemy import ColumnElement, func, or_, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.domain.accounts.models import User
 from app.domain.consultations.admission import professor_profile, require_bookable, require_eligible, take_place
@@ -27,6 +28,7 @@ from app.domain.consultations.models import (
     BookingStatus,
     ConsultationNote,
     ConsultationSlot,
+    WaitlistEntry,
 )
 from app.domain.consultations.rules import text_problems
 from app.domain.consultations.states import status_word
@@ -39,6 +41,16 @@ from app.lib.i18n import gettext as _
 from app.lib.live import announce
 from app.lib.metrics import BOOKING_CONFLICTS
 from app.lib.unit_of_work import savepoint
+
+
+async def claim_place(session: AsyncSession, slot: ConsultationSlot, student: User) -> tuple[WaitlistEntry | None, int]:
+    """Whether the student gets a place on the locked slot: the one held for them (a waitlist offer), else a free
+    one (or the slot is full). Returns their offer, if any, and the places taken once they have booked."""
+    places = await places_of(session, slot)
+    offer = await open_offer(session, slot, student) if places.held else None  # held places are counted above
+    if offer is None and places.taken >= slot.capacity:
+        raise ConflictError(_("This slot is full."))
+    return offer, places.taken if offer is not None else places.taken + 1
 
 
 class BookingService(SQLAlchemyAsyncRepositoryService[Booking]):
@@ -75,14 +87,11 @@ class BookingService(SQLAlchemyAsyncRepositoryService[Booking]):
         slot = await lock_slot(session, slot_id)
         profile = professor_profile(slot)
         require_bookable(slot, profile)
-        # A student holding a waitlist offer for this slot takes the held place.
-        offer = await open_offer(session, slot, student)
-        if offer is None and (await places_of(session, slot)).taken >= slot.capacity:
-            raise ConflictError(_("This slot is full."))
+        offer, taken = await claim_place(session, slot, student)
         await require_eligible(session, student, slot, profile)
         if offer is not None:
             accepted(offer)  # before the booking, so the held place is not counted twice
-        return await take_place(session, slot, student, topic, profile, acknowledge=True)
+        return await take_place(session, slot, student, topic, profile, acknowledge=True, taken=taken)
 
     async def get_visible(self, user: User, booking_id: UUID) -> Booking:
         """A booking its student or its slot's professor may see; anyone else gets NotFound."""
@@ -277,15 +286,12 @@ class BookingService(SQLAlchemyAsyncRepositoryService[Booking]):
         if new_slot.professor_id != old_slot.professor_id:
             raise ConflictError(_("A booking moves only to another time of the same professor."))
         require_bookable(new_slot, profile)
-        # A student holding a waitlist offer for the new slot takes the held place.
-        offer = await open_offer(session, new_slot, student)
-        if offer is None and (await places_of(session, new_slot)).taken >= new_slot.capacity:
-            raise ConflictError(_("This slot is full."))
+        offer, taken = await claim_place(session, new_slot, student)
         await require_eligible(session, student, new_slot, profile, moving=booking)
         if offer is not None:
             accepted(offer)
         moved = await take_place(
-            session, new_slot, student, booking.topic, profile, acknowledge=True, moved_from=booking
+            session, new_slot, student, booking.topic, profile, acknowledge=True, moved_from=booking, taken=taken
         )
         when = describe_time(new_slot.start_time, new_slot.end_time, student.timezone)
         booking.status, booking.cancelled_by, booking.cancelled_at = BookingStatus.CANCELLED.value, student.id, utcnow()

@@ -75,9 +75,13 @@ async def lock_slot(session: AsyncSession, slot_id: UUID) -> ConsultationSlot:
     return slot
 
 
-async def refresh_slot_status(session: AsyncSession, slot: ConsultationSlot) -> None:
-    """`booked` while bookings and held places fill the capacity, `available` otherwise (caller holds the lock)."""
+async def refresh_slot_status(session: AsyncSession, slot: ConsultationSlot, taken: int | None = None) -> None:
+    """`booked` while bookings and held places fill the capacity, `available` otherwise (caller holds the lock).
+
+    `taken`: the places taken now, when the caller has just counted them under the same lock.
+    """
     if slot.status not in (SlotStatus.AVAILABLE, SlotStatus.BOOKED):
         return
-    taken = (await places_of(session, slot)).taken
+    if taken is None:
+        taken = (await places_of(session, slot)).taken
     slot.status = (SlotStatus.BOOKED if taken >= slot.capacity else SlotStatus.AVAILABLE).value
