@@ -131,12 +131,11 @@ async def test_patch_me_refuses_an_unknown_timezone_and_changes_nothing(client: 
 
 
 async def test_repeated_failures_lock_the_account_but_not_other_accounts(client: Any) -> None:
-    victim = await make_user()
-    bystander = await make_user()
     from app.config import get_settings
-
     from app.domain.accounts.signin import SignInThrottle, ThrottleKeys
 
+    victim = await make_user()
+    bystander = await make_user()
     limit = get_settings().login_failures_lock_account
     # All but the last failure came from other addresses (a spread-out guessing attack), as the throttle counts them;
     # from this one address, each guess past the fifth would be slowed down by up to 4 seconds.
