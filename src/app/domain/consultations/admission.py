@@ -9,6 +9,7 @@ from datetime import timedelta
 
 from sqlalchemy import and_, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm.attributes import set_committed_value
 
 from app.domain.accounts.models import Profile, User
 from app.domain.consultations.capacity import refresh_slot_status
@@ -122,10 +123,9 @@ async def take_place(
     status = BookingStatus.CONFIRMED if profile.auto_confirm else BookingStatus.PENDING
     confirmed = status == BookingStatus.CONFIRMED
     # Times are copied from the slot so the database can refuse a student's overlapping bookings.
-    # With its slot and student as callers show them: they are loaded already, so nothing is read back.
     booking = Booking(
-        slot=slot,
-        student=student,
+        slot_id=slot.id,
+        student_id=student.id,
         topic=topic,
         status=status.value,
         start_time=slot.start_time,
@@ -134,6 +134,10 @@ async def take_place(
     )
     session.add(booking)
     await session.flush()
+    # With its slot and student, as callers show them: both are in this session already (a caller's copy of the
+    # student from another session is looked up), so nothing is read back.
+    set_committed_value(booking, "slot", slot)
+    set_committed_value(booking, "student", student if student in session else await session.get(User, student.id))
     await refresh_slot_status(session, slot, taken)
     notifications = NotificationService(session=session)
     moved = (
