@@ -239,6 +239,8 @@ def database_url(
         {
             "DATABASE_URL": url,
             "APP_ENV": "test",
+            # Thousands of accounts are made and signed in: argon2id at its cheapest (the timing test turns it off).
+            "TEST_CHEAP_PASSWORD_HASHES": "true",
             "DATA_DIR": str(data_dir),
             "RUN_WORKER_IN_PROCESS": "false",
             # Fewer idle connections per app process: the run's processes (two per xdist worker, and the app and

@@ -68,6 +68,8 @@ class Settings:
     # A mail delivery running longer than this counts as stuck (its worker died or hangs) and is run again; workers
     # look for stuck jobs this often, so a dead worker's mail goes out again within about twice this.
     stuck_job_seconds: int = 60
+    # Tests only (refused in production): passwords hashed with argon2id's cheapest parameters.
+    test_cheap_password_hashes: bool = False
     # Per app process: connections kept open, and extra ones opened under load (closed again when idle).
     database_pool_size: int = 10
     database_max_overflow: int = 10
@@ -128,6 +130,9 @@ def load_settings() -> Settings:
     data_dir = Path(os.environ.get("DATA_DIR", PROJECT_ROOT / ".data"))
     if app_env == "production" and os.environ.get("TEST_CLOCK_FILE"):
         raise SettingsError("TEST_CLOCK_FILE (a moved clock for tests) is refused in production")
+    cheap_hashes = os.environ.get("TEST_CHEAP_PASSWORD_HASHES", "false").lower() in ("1", "true", "yes")
+    if app_env == "production" and cheap_hashes:
+        raise SettingsError("TEST_CHEAP_PASSWORD_HASHES (weak password hashes for tests) is refused in production")
     return Settings(
         app_env=app_env,  # type: ignore[arg-type]
         database_url=os.environ.get("DATABASE_URL") or None,
@@ -159,6 +164,7 @@ def load_settings() -> Settings:
         run_worker_in_process=os.environ.get("RUN_WORKER_IN_PROCESS", "true").lower() in ("1", "true", "yes"),
         outbox_sweep_after_seconds=int(os.environ.get("OUTBOX_SWEEP_AFTER_SECONDS", "120")),
         stuck_job_seconds=_count("STUCK_JOB_SECONDS", "60", least=1),
+        test_cheap_password_hashes=cheap_hashes,
         database_pool_size=_count("DATABASE_POOL_SIZE", "10", least=1),
         database_max_overflow=_count("DATABASE_MAX_OVERFLOW", "10", least=0),
         lti_auto_approve=os.environ.get("LTI_AUTO_APPROVE", "false").lower() in ("1", "true", "yes"),

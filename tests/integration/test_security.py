@@ -8,6 +8,7 @@ import io
 import struct
 import time
 import zlib
+from collections.abc import Iterator
 from datetime import timedelta
 from typing import Any
 
@@ -122,6 +123,17 @@ async def fastest_sign_in(client: Any, username: str, attempts: int = 3) -> floa
     return min(times)
 
 
+@pytest.fixture
+def full_cost_password_hashes(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """argon2id with its real parameters, as in production (the suite otherwise hashes at the cheapest)."""
+    monkeypatch.setenv("TEST_CHEAP_PASSWORD_HASHES", "false")
+    get_settings.cache_clear()
+    yield
+    monkeypatch.undo()
+    get_settings.cache_clear()
+
+
+@pytest.mark.usefixtures("full_cost_password_hashes")
 async def test_a_wrong_password_and_an_unknown_account_take_as_long(client: Any) -> None:
     """Both verify a password hash; the unknown account's answer is measured against the known one in this run."""
     user = await make_user()

@@ -115,3 +115,15 @@ def test_an_export_link_lives_at_least_an_hour(monkeypatch: pytest.MonkeyPatch) 
     assert refusal(monkeypatch, "EXPORT_LINK_HOURS", "0") == (
         "EXPORT_LINK_HOURS must be a whole number of at least 1, not '0'"
     )
+
+
+def test_cheap_password_hashes_are_refused_in_production(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("APP_ENV", "production")
+    assert refusal(monkeypatch, "TEST_CHEAP_PASSWORD_HASHES", "true") == (
+        "TEST_CHEAP_PASSWORD_HASHES (weak password hashes for tests) is refused in production"
+    )
+
+
+def test_passwords_are_hashed_at_full_cost_unless_a_test_asks(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("TEST_CHEAP_PASSWORD_HASHES", raising=False)
+    assert load_settings().test_cheap_password_hashes is False

@@ -6,13 +6,27 @@ import asyncio
 import hashlib
 import secrets
 from concurrent.futures import ThreadPoolExecutor
+from functools import cache
 
-from argon2 import PasswordHasher
+from argon2 import PasswordHasher, profiles
 from argon2.exceptions import InvalidHashError, VerificationError
 
-_hasher = PasswordHasher()
-# Verifying against this keeps the time of "no such user" close to "wrong password".
-_DUMMY_HASH = _hasher.hash("not-a-real-password")
+from app.config import get_settings
+
+_FULL_COST = PasswordHasher()  # argon2id with RFC 9106's parameters
+# The test suite makes thousands of accounts: with TEST_CHEAP_PASSWORD_HASHES (refused in production) it hashes with
+# argon2id's cheapest parameters. A hash carries its own parameters, so either kind verifies anywhere.
+_CHEAPEST = PasswordHasher.from_parameters(profiles.CHEAPEST)
+
+
+def _hasher() -> PasswordHasher:
+    return _CHEAPEST if get_settings().test_cheap_password_hashes else _FULL_COST
+
+
+@cache
+def _dummy_hash(hasher: PasswordHasher) -> str:
+    """Verifying against this keeps the time of "no such user" close to "wrong password"."""
+    return hasher.hash("not-a-real-password")
 
 
 # Argon2 costs about 0.2 s of CPU spread over its four lanes, by design. Hashes run one at a time on a thread of
@@ -22,16 +36,16 @@ _hashing = ThreadPoolExecutor(max_workers=1, thread_name_prefix="argon2")
 
 
 async def hash_password(password: str) -> str:
-    return await asyncio.get_running_loop().run_in_executor(_hashing, _hasher.hash, password)
+    return await asyncio.get_running_loop().run_in_executor(_hashing, _hasher().hash, password)
 
 
 async def verify_password(password_hash: str | None, password: str) -> bool:
-    return await asyncio.get_running_loop().run_in_executor(_hashing, _verify, password_hash, password)
+    return await asyncio.get_running_loop().run_in_executor(_hashing, _verify, _hasher(), password_hash, password)
 
 
-def _verify(password_hash: str | None, password: str) -> bool:
+def _verify(hasher: PasswordHasher, password_hash: str | None, password: str) -> bool:
     try:
-        return _hasher.verify(password_hash or _DUMMY_HASH, password) and password_hash is not None
+        return hasher.verify(password_hash or _dummy_hash(hasher), password) and password_hash is not None
     except (VerificationError, InvalidHashError):
         return False
 
