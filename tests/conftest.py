@@ -32,6 +32,9 @@ import psycopg
 import pytest
 from psycopg import sql
 
+# Settings only a test environment accepts (production refuses to start with them).
+TEST_ONLY_VARIABLES = ("TEST_CHEAP_PASSWORD_HASHES", "TEST_CLOCK_FILE")
+
 ROOT = Path(__file__).resolve().parents[1]
 LOCAL_SERVER = "postgresql://postgres@127.0.0.1:5432/postgres"
 PASSWORD = "correct-horse-battery"

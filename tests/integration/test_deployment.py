@@ -29,7 +29,7 @@ import psycopg
 import pytest
 import redis
 
-from tests.conftest import ROOT, free_port
+from tests.conftest import ROOT, TEST_ONLY_VARIABLES, free_port
 from tests.helpers import PASSWORD, in_hours, make_slot, make_user
 from tests.integration.test_outbox_crash import message_key, slow_smtp_server
 
@@ -185,7 +185,11 @@ def deployed(database_url: str, redis_url: str, smtp_port: int, directory: Path)
     https_port, http_port, app_ports = free_port(), free_port(), [free_port(), free_port()]
     base = f"https://127.0.0.1:{https_port}"
     env = {
-        **{key: value for key, value in os.environ.items() if not key.startswith(("LOG_", "METRICS_", "OTEL_"))},
+        **{
+            key: value
+            for key, value in os.environ.items()
+            if not key.startswith(("LOG_", "METRICS_", "OTEL_")) and key not in TEST_ONLY_VARIABLES
+        },
         "APP_ENV": "production",
         "SECRET_KEY": "deployment-test-secret-" + "d" * 40,
         "APP_URL": base,

@@ -15,7 +15,7 @@ from typing import IO, Any
 import httpx
 import pytest
 
-from tests.conftest import ROOT, Mailbox, free_port, wait_until_up
+from tests.conftest import ROOT, TEST_ONLY_VARIABLES, Mailbox, free_port, wait_until_up
 from tests.helpers import PASSWORD, make_slot, make_user
 
 
@@ -38,7 +38,7 @@ async def test_an_unusable_request_id_is_replaced(client: Any, presented: str) -
 
 
 def production_env(database_url: str, mailbox_port: int, port: int) -> dict[str, str]:
-    environment = {key: value for key, value in os.environ.items() if key not in ("LOG_FORMAT",)}
+    environment = {key: value for key, value in os.environ.items() if key not in ("LOG_FORMAT", *TEST_ONLY_VARIABLES)}
     return {
         **environment,
         "APP_ENV": "production",

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from app.config import SettingsError, load_settings
+from tests.conftest import TEST_ONLY_VARIABLES
 
 SAFE = {"APP_ENV": "test", "SECRET_KEY": "unit-test-secret", "DATABASE_URL": "postgresql://db.invalid/x"}
 
@@ -13,6 +14,8 @@ SAFE = {"APP_ENV": "test", "SECRET_KEY": "unit-test-secret", "DATABASE_URL": "po
 def environment(monkeypatch: pytest.MonkeyPatch) -> None:
     for name, value in SAFE.items():
         monkeypatch.setenv(name, value)
+    for name in TEST_ONLY_VARIABLES:  # set by the suite for the processes it starts
+        monkeypatch.delenv(name, raising=False)
 
 
 def refusal(monkeypatch: pytest.MonkeyPatch, name: str, value: str | None) -> str:
