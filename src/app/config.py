@@ -130,7 +130,7 @@ def load_settings() -> Settings:
     data_dir = Path(os.environ.get("DATA_DIR", PROJECT_ROOT / ".data"))
     if app_env == "production" and os.environ.get("TEST_CLOCK_FILE"):
         raise SettingsError("TEST_CLOCK_FILE (a moved clock for tests) is refused in production")
-    cheap_hashes = os.environ.get("TEST_CHEAP_PASSWORD_HASHES", "false").lower() in ("1", "true", "yes")
+    cheap_hashes = _flag("TEST_CHEAP_PASSWORD_HASHES", "false")
     if app_env == "production" and cheap_hashes:
         raise SettingsError("TEST_CHEAP_PASSWORD_HASHES (weak password hashes for tests) is refused in production")
     return Settings(
@@ -161,13 +161,13 @@ def load_settings() -> Settings:
         data_dir=data_dir,
         trusted_proxies=_networks("TRUSTED_PROXIES"),
         upload_dir=Path(os.environ.get("UPLOAD_DIR", data_dir / "uploads")),
-        run_worker_in_process=os.environ.get("RUN_WORKER_IN_PROCESS", "true").lower() in ("1", "true", "yes"),
+        run_worker_in_process=_flag("RUN_WORKER_IN_PROCESS", "true"),
         outbox_sweep_after_seconds=int(os.environ.get("OUTBOX_SWEEP_AFTER_SECONDS", "120")),
         stuck_job_seconds=_count("STUCK_JOB_SECONDS", "60", least=1),
         test_cheap_password_hashes=cheap_hashes,
         database_pool_size=_count("DATABASE_POOL_SIZE", "10", least=1),
         database_max_overflow=_count("DATABASE_MAX_OVERFLOW", "10", least=0),
-        lti_auto_approve=os.environ.get("LTI_AUTO_APPROVE", "false").lower() in ("1", "true", "yes"),
+        lti_auto_approve=_flag("LTI_AUTO_APPROVE", "false"),
         metrics_token=os.environ.get("METRICS_TOKEN") or None,
         log_format=log_format,  # type: ignore[arg-type]
         otel_endpoint=os.environ.get("OTEL_EXPORTER_OTLP_ENDPOINT") or None,
@@ -186,6 +186,10 @@ def _networks(name: str) -> tuple[IPv4Network | IPv6Network, ...]:
         except ValueError as exc:
             raise SettingsError(f"{name}: {part!r} is not an IP address or network") from exc
     return tuple(networks)
+
+
+def _flag(name: str, default: str) -> bool:
+    return os.environ.get(name, default).lower() in ("1", "true", "yes")
 
 
 def _count(name: str, default: str, least: int) -> int:

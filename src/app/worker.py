@@ -54,8 +54,11 @@ async def requeue_outbox(older_than_seconds: int, key_suffix: str = "") -> int:
         return 0
     async with provide_services() as services:
         stale = await services.notifications.stale_queued(older_than_seconds)
+    by_attempt: dict[int, list[UUID]] = {}
     for notification_id, attempts in stale:
-        await queue_deliveries([notification_id], attempt=attempts, key_suffix=key_suffix)
+        by_attempt.setdefault(attempts, []).append(notification_id)
+    for attempts, ids in by_attempt.items():
+        await queue_deliveries(ids, attempt=attempts, key_suffix=key_suffix)
     if stale:
         logger.info("outbox sweep queued %d notification(s) again", len(stale))
     return len(stale)
