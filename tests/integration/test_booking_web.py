@@ -43,6 +43,45 @@ async def test_week_grid_shows_free_places_in_the_viewers_timezone(client: Any) 
     assert "Times in <strong>America/New_York</strong>" in response.text
 
 
+async def test_a_cell_shown_before_a_booking_shows_the_place_taken_after_it(client: Any) -> None:
+    professor = await make_user("professor")
+    slot = await make_slot(professor, capacity=2)
+    await signed_in(client, await make_user())
+    week = slot.start_time.date().isoformat()
+    before = await client.get(f"/professors/{professor.id}", params={"week": week})
+    await book(await make_user(), slot)
+    after = await client.get(f"/professors/{professor.id}", params={"week": week})
+    assert "2 of 2 free" in before.text
+    assert "1 of 2 free" in after.text
+    assert "2 of 2 free" not in after.text
+
+
+async def test_a_cell_a_student_may_book_shows_no_book_button_to_a_professor(client: Any) -> None:
+    professor = await make_user("professor")
+    slot = await make_slot(professor)
+    week = slot.start_time.date().isoformat()
+    await signed_in(client, await make_user())
+    as_student = await client.get(f"/professors/{professor.id}", params={"week": week})
+    await signed_in(client, await make_user("professor"))
+    as_professor = await client.get(f"/professors/{professor.id}", params={"week": week})
+    assert f'hx-get="/slots/{slot.id}/book"' in as_student.text
+    assert f'hx-get="/slots/{slot.id}/book"' not in as_professor.text
+    assert "1 of 1 free" in as_professor.text
+
+
+async def test_a_cell_shown_in_english_is_shown_in_german_to_a_german_reader(client: Any) -> None:
+    professor = await make_user("professor")
+    slot = await make_slot(professor, capacity=2)
+    week = slot.start_time.date().isoformat()
+    await signed_in(client, await make_user())
+    english = await client.get(f"/professors/{professor.id}", params={"week": week})
+    await signed_in(client, await make_user(locale="de"))
+    german = await client.get(f"/professors/{professor.id}", params={"week": week})
+    assert "2 of 2 free" in english.text
+    assert "2 of 2 free" not in german.text
+    assert "2 von 2 frei" in german.text
+
+
 async def test_week_navigation_returns_only_the_week_for_htmx(client: Any) -> None:
     professor = await make_user("professor")
     await signed_in(client, await make_user())

@@ -7,7 +7,8 @@ rendered to strings and swapped out-of-band.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections import OrderedDict
+from collections.abc import Hashable, Iterable, Mapping
 from typing import Any
 
 from jinja2 import Environment
@@ -21,6 +22,7 @@ from litestar.plugins.jinja import JinjaTemplateEngine
 
 from app.lib.clock import utcnow
 from app.lib.framing import layout_for
+from app.lib.i18n import current_locale
 
 HTML = MediaType.HTML
 VARY = {"Vary": "HX-Request"}
@@ -60,6 +62,30 @@ def render_html(
     if block is not None:
         return render_block(env, template, block, **full)
     return env.get_template(template).render(**full)
+
+
+class RenderingMemo:
+    """Renderings of one template kept by a key, per process, the least recently used dropped past `size`.
+
+    The caller's key must name everything the template reads (the language is added here); the rendering is then a
+    function of the key, and a reused one can never show older data than a fresh one would: the data is read by each
+    request as before, only the work of turning equal data into HTML is shared."""
+
+    def __init__(self, template: str, size: int = 4096) -> None:
+        self.template = template
+        self.size = size
+        self._renderings: OrderedDict[Hashable, str] = OrderedDict()
+
+    def render(self, request: Request[Any, Any, Any], context: Mapping[str, Any], key: Hashable) -> str:
+        key = (key, current_locale())
+        html = self._renderings.get(key)
+        if html is None:
+            html = self._renderings[key] = render_html(request, self.template, context)
+            if len(self._renderings) > self.size:
+                self._renderings.popitem(last=False)
+        else:
+            self._renderings.move_to_end(key)
+        return html
 
 
 def render(

@@ -32,6 +32,7 @@ from app.domain.consultations.slots import SlotService
 from app.lib.clock import day_bounds, utcnow
 
 MOST_SLOTS_IN_A_WEEK = 1000
+SLOT_FIELDS = tuple(ConsultationSlot.__mapper__.column_attrs.keys())  # every column: a new one is in `appearance` too
 
 
 @dataclass(frozen=True)
@@ -48,6 +49,24 @@ class SlotCell:
     waiting: bool = False  # the viewer is on this slot's waitlist
     closed: bool = False  # reserved for courses the viewer does not belong to
     course_titles: tuple[str | None, ...] = ()  # the courses it is reserved for (none: open to every student)
+
+    @cached_property
+    def appearance(self) -> tuple[Any, ...]:
+        """Everything the cell's template can read from it: cells that look alike render alike (the key of a memo of
+        renderings). The slot's every column and the moment's only effect (past or not) instead of the moment."""
+        slot = self.slot
+        return (
+            tuple(getattr(slot, name) for name in SLOT_FIELDS),
+            slot.professor.timezone,
+            self.booked,
+            self.mine,
+            self.is_past,
+            self.timezone,
+            self.offer_until,
+            self.waiting,
+            self.closed,
+            self.course_titles,
+        )
 
     @cached_property
     def reserved_for(self) -> str:

@@ -30,7 +30,7 @@ from app.domain.consultations.models import (
     WaitlistEntry,
     WaitlistStatus,
 )
-from app.domain.consultations.views import professor_or_404, slot_rows_context
+from app.domain.consultations.views import cell_html, professor_or_404, slot_rows_context
 from app.lib.clock import utcnow
 from app.lib.formatting import local_time
 from app.lib.guards import requires_professor, requires_user
@@ -74,7 +74,7 @@ class SlotSnapshot:
                 offer_until=offer,
                 waiting=waiting,
             )
-            self.rendered[key] = render_html(request, "components/slot_cell.html", {"cell": cell, "oob": False})
+            self.rendered[key] = cell_html(request, cell, oob=False)
         return self.rendered[key]
 
 
