@@ -36,6 +36,7 @@ import asyncio
 import math
 import os
 import secrets
+import ssl
 import sys
 import time
 from collections import Counter
@@ -48,7 +49,7 @@ from typing import Any, TypeVar
 
 import httpx
 
-from common import VERIFY_IN_DATABASE, Account, SetupError, describe, percentile, register, seed_students
+from common import VERIFY_IN_DATABASE, Account, SetupError, cpu_seconds, describe, percentile, register, seed_students
 
 PASSWORD = "rush-password-123"
 SETUP_CONCURRENCY = 20
@@ -127,6 +128,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--p99-target", type=float, default=None, help="ms (default: 250 for the rush, 100 for the open loop)"
     )
+    parser.add_argument(
+        "--pid", type=int, default=None, help="the server's process id (on this machine): report its CPU per request"
+    )
     args = parser.parse_args(argv)
     if args.rate:
         args.students = max(1, round(args.rate * args.seconds))
@@ -140,9 +144,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return args
 
 
+# One TLS context for every client: each client making its own (loading the CA bundle) took 10 s of CPU for 500.
+TLS = ssl.create_default_context()
+
+
 def make_client(base_url: str, connections: int) -> httpx.AsyncClient:
     limits = httpx.Limits(max_connections=connections, max_keepalive_connections=connections)
-    return httpx.AsyncClient(base_url=base_url, limits=limits, timeout=httpx.Timeout(TIMEOUT_SECONDS))
+    return httpx.AsyncClient(base_url=base_url, limits=limits, timeout=httpx.Timeout(TIMEOUT_SECONDS), verify=TLS)
 
 
 async def bounded(limit: int, jobs: list[Callable[[], Awaitable[T]]]) -> list[T]:
@@ -325,6 +333,8 @@ class RushSummary:
     throughput: float
     p95: float = 0.0
     health_rate: float = 0.0
+    cpu_ms: float = 0.0  # the server's CPU per booking attempt (with --pid)
+    health_cpu_ms: float = 0.0  # and per /health request
 
 
 def report_rush(outcomes: list[Outcome], expected: int, p99_target: float = P99_TARGET_MS) -> RushSummary:
@@ -398,21 +408,27 @@ async def measure(args: argparse.Namespace) -> RushSummary | None:
         line("setup (not timed)", f"{time.perf_counter() - started:.1f} s")
         clients = [await stack.enter_async_context(make_client(args.base_url, per_client)) for _ in range(args.clients)]
 
+        cpu_before = cpu_seconds(args.pid)
         if args.rate:
             outcomes = await arrivals(args.base_url, students, slot_ids, args.rate)
             line("arrivals", f"{args.rate:g}/s for {args.seconds:g} s (open loop)")
         else:
             outcomes = await rush(clients, students, slot_ids, args.concurrency)
         summary = report_rush(outcomes, expected, args.p99_target)
+        summary.cpu_ms = (cpu_seconds(args.pid) - cpu_before) * 1000 / len(outcomes)
         summary.failures += await check_slots(setup_client, professor, slot_ids, args.slots * args.capacity, expected)
 
+        cpu_before = cpu_seconds(args.pid)
         health = await hammer_health(clients, args.concurrency, args.health_seconds, args.health_max_requests)
         summary.health_rate = health.requests / health.seconds if health.seconds > 0 else 0.0
+        summary.health_cpu_ms = (cpu_seconds(args.pid) - cpu_before) * 1000 / max(health.requests, 1)
         line(
             "GET /health ceiling",
             f"{summary.health_rate:.1f} req/s ({health.requests} requests in {health.seconds:.1f} s; "
             f"{counts(health.outcomes)})",
         )
+        if args.pid is not None:
+            line("server CPU per request", f"{summary.cpu_ms:.2f} ms booking, {summary.health_cpu_ms:.2f} ms /health")
     return summary
 
 

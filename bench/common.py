@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 import os
 from dataclasses import dataclass
+from pathlib import Path
 
 import httpx
 import psycopg
@@ -130,3 +131,11 @@ def seed_students(database_url: str, template: Account, prefix: str, count: int)
 def conn_execute(database_url: str, query: str, params: tuple[object, ...]) -> list[tuple[object, ...]]:
     with psycopg.connect(database_url, autocommit=True) as conn:
         return conn.execute(query, params).fetchall()  # type: ignore[arg-type]
+
+
+def cpu_seconds(pid: int | None) -> float:
+    """User and system CPU time a process on this machine has used so far (Linux /proc); 0 without a pid."""
+    if pid is None:
+        return 0.0
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")

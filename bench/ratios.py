@@ -47,7 +47,7 @@ from psycopg import sql
 
 import booking_rush
 import grid_load
-from common import EMAIL_DOMAIN, VERIFY_IN_DATABASE, percentile, register
+from common import EMAIL_DOMAIN, VERIFY_IN_DATABASE, cpu_seconds, percentile, register
 from scale_out import app_command, free_port, start, stop, wait_until_up, with_database
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -160,12 +160,6 @@ async def run_python(base_url: str, endpoint: Endpoint, seconds: float, connecti
     elapsed = time.perf_counter() - started
     latencies.sort()
     return Measured(endpoint, len(latencies) / elapsed, percentile(latencies, 0.5), percentile(latencies, 0.99), bad)
-
-
-def cpu_seconds(pid: int) -> float:
-    """User and system CPU time the process has used so far (Linux /proc)."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def drive(base_url: str, endpoint: Endpoint, args: argparse.Namespace, pid: int) -> Measured:
@@ -371,6 +365,8 @@ def main() -> int:
                 str(max(1, students // 10)),
                 "--health-seconds",
                 str(args.seconds),
+                "--pid",
+                str(app.pid),
             ]
             rush = asyncio.run(booking_rush.measure(booking_rush.parse_args(rush_args)))
         failed = report(results, rush, args)
@@ -411,6 +407,7 @@ def report(results: list[Measured], rush: booking_rush.RushSummary | None, args:
         )
     if rush is not None:
         ratio = rush.throughput / rush.health_rate if rush.health_rate else 0.0
+        cpu_ratio = rush.health_cpu_ms / rush.cpu_ms if rush.cpu_ms else 0.0
         mark = verdict(ratio, 0.5)
         problems = [f for f in rush.failures if "p99" not in f]
         if problems:
@@ -419,7 +416,8 @@ def report(results: list[Measured], rush: booking_rush.RushSummary | None, args:
         failed = failed or mark.startswith("FAIL")
         print(
             f"| booking rush, {args.rush_students} at once (vs its /health {rush.health_rate:,.1f}) | "
-            f"{rush.throughput:,.1f} | {rush.p50:.1f} / {rush.p99:.1f} | {ratio:.3f} of /health | {mark} | | |"
+            f"{rush.throughput:,.1f} | {rush.p50:.1f} / {rush.p99:.1f} | {ratio:.3f} of /health | {mark} "
+            f"| {rush.cpu_ms:.2f} (/health {rush.health_cpu_ms:.2f}) | {cpu_ratio:.3f} of /health |"
         )
     print("\nFAIL" if failed else "\nPASS")
     return failed

@@ -46,6 +46,20 @@ def slot_status(database_url: str, slot_id: Any) -> str:
     return str(row[0])
 
 
+async def test_a_booking_of_a_full_slot_is_refused_without_waiting_for_the_slots_lock(
+    http: httpx.AsyncClient, database_url: str
+) -> None:
+    slot = await make_slot(await make_user("professor"), capacity=1)
+    (_, first), (_, second) = await students_with_tokens(http, 2)
+    assert (await http.post(f"/api/v1/slots/{slot.id}/bookings", headers=first)).status_code == 201
+    with psycopg.connect(database_url) as holder:  # a booking in progress elsewhere holds the slot's lock
+        holder.execute("SELECT 1 FROM consultation_slot WHERE id = %s FOR UPDATE", (slot.id,))
+        response = await asyncio.wait_for(http.post(f"/api/v1/slots/{slot.id}/bookings", headers=second), 10)
+    assert response.status_code == 409
+    assert response.json()["detail"] == "This slot is full."
+    assert active_bookings(database_url, slot_id=slot.id) == 1
+
+
 @pytest.mark.slow
 async def test_a_hundred_students_rushing_a_slot_of_three_get_exactly_three_places(
     http: httpx.AsyncClient, database_url: str

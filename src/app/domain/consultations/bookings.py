@@ -11,7 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.domain.accounts.models import User
 from app.domain.consultations.admission import professor_profile, require_bookable, require_eligible, take_place
-from app.domain.consultations.capacity import lock_slot, places_of, refresh_slot_status
+from app.domain.consultations.capacity import is_full, lock_slot, places_of, refresh_slot_status, try_lock_slot
 from app.domain.consultations.choices import StudentChoices, cancellation_deadline, student_choices
 from app.domain.consultations.events import NotificationKind, booking_changed
 from app.domain.consultations.links import (
@@ -49,7 +49,7 @@ async def claim_place(session: AsyncSession, slot: ConsultationSlot, student: Us
     places = await places_of(session, slot)
     offer = await open_offer(session, slot, student) if places.held else None  # held places are counted above
     if offer is None and places.taken >= slot.capacity:
-        raise ConflictError(_("This slot is full."))
+        raise slot_full()
     return offer, places.taken if offer is not None else places.taken + 1
 
 
@@ -68,9 +68,14 @@ class BookingService(SQLAlchemyAsyncRepositoryService[Booking]):
 
         A refused attempt undoes itself at once (a savepoint), which also releases the slot for the next student.
         """
+        topic = topic.strip()
         try:
+            if errors := text_problems({"topic": topic}):
+                raise FieldErrors(errors)
+            if not student.is_student:
+                raise ConflictError(_("Only students can book consultation slots."))
             async with savepoint(self.repository.session):
-                return await self._book(student, slot_id, topic.strip())
+                return await self._book(student, slot_id, topic)
         except INTEGRITY_ERRORS as exc:  # the partial unique index or the exclusion constraint caught a race
             BOOKING_CONFLICTS.inc()
             raise ConflictError(_("You already hold a booking at this time.")) from exc
@@ -79,12 +84,13 @@ class BookingService(SQLAlchemyAsyncRepositoryService[Booking]):
             raise
 
     async def _book(self, student: User, slot_id: UUID, topic: str) -> Booking:
-        if errors := text_problems({"topic": topic}):
-            raise FieldErrors(errors)
-        if not student.is_student:
-            raise ConflictError(_("Only students can book consultation slots."))
+        """The booking decision, under the slot's lock."""
         session = self.repository.session
-        slot = await lock_slot(session, slot_id)
+        slot = await try_lock_slot(session, slot_id)
+        if slot is None:  # another booking holds the lock: wait for it only if a place may be left
+            if await is_full(session, slot_id):
+                raise slot_full()
+            slot = await lock_slot(session, slot_id)
         profile = professor_profile(slot)
         require_bookable(slot, profile)
         offer, taken = await claim_place(session, slot, student)
@@ -377,3 +383,7 @@ def require_professor(user: User, slot: ConsultationSlot) -> None:
     if slot.professor_id != user.id:
         # The student of the booking may see it, but only its professor decides on it.
         raise Forbidden(_("Only the professor of this slot can do that."))
+
+
+def slot_full() -> ConflictError:
+    return ConflictError(_("This slot is full."))

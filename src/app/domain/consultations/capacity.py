@@ -8,9 +8,10 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import Any
 from uuid import UUID
 
-from sqlalchemy import func, literal, select
+from sqlalchemy import BindParameter, bindparam, exists, func, literal, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.domain.consultations.models import (
@@ -36,27 +37,31 @@ class Places:
         return self.booked + self.held
 
 
+# Built once, run with the slots' ids and the moment (`ids`, `now`).
+_IDS: BindParameter[Any] = bindparam("ids", expanding=True)
+PLACES = (
+    select(Booking.slot_id.label("slot_id"), func.count().label("booked"), literal(0).label("held"))
+    .where(Booking.slot_id.in_(_IDS), Booking.status.in_(ACTIVE))
+    .group_by(Booking.slot_id)
+    .union_all(
+        select(WaitlistEntry.offered_slot_id, literal(0), func.count())
+        .where(
+            WaitlistEntry.offered_slot_id.in_(_IDS),
+            WaitlistEntry.status == WaitlistStatus.OFFERED.value,
+            WaitlistEntry.hold_expires_at > bindparam("now"),
+        )
+        .group_by(WaitlistEntry.offered_slot_id)
+    )
+)
+
+
 async def places_on(session: AsyncSession, slot_ids: Iterable[UUID]) -> dict[UUID, Places]:
     """Booked and held places of each slot, in one query (slots with neither are left out)."""
     ids = list(slot_ids)
     if not ids:
         return {}
-    booked = (
-        select(Booking.slot_id.label("slot_id"), func.count().label("booked"), literal(0).label("held"))
-        .where(Booking.slot_id.in_(ids), Booking.status.in_(ACTIVE))
-        .group_by(Booking.slot_id)
-    )
-    held = (
-        select(WaitlistEntry.offered_slot_id, literal(0), func.count())
-        .where(
-            WaitlistEntry.offered_slot_id.in_(ids),
-            WaitlistEntry.status == WaitlistStatus.OFFERED.value,
-            WaitlistEntry.hold_expires_at > utcnow(),
-        )
-        .group_by(WaitlistEntry.offered_slot_id)
-    )
     places: dict[UUID, Places] = {}
-    for slot_id, booked_count, held_count in (await session.execute(booked.union_all(held))).all():
+    for slot_id, booked_count, held_count in (await session.execute(PLACES, {"ids": ids, "now": utcnow()})).all():
         current = places.get(slot_id, Places())
         places[slot_id] = Places(current.booked + booked_count, current.held + held_count)
     return places
@@ -68,10 +73,24 @@ async def places_of(session: AsyncSession, slot: ConsultationSlot) -> Places:
 
 async def lock_slot(session: AsyncSession, slot_id: UUID) -> ConsultationSlot:
     """The slot, locked until the transaction ends (with its professor and their booking rules, joined)."""
-    query = select(ConsultationSlot).where(ConsultationSlot.id == slot_id).with_for_update(of=ConsultationSlot)
-    slot: ConsultationSlot | None = (await session.scalars(query)).unique().one_or_none()
+    slot = await _locked(session, slot_id, skip_locked=False)
     if slot is None:
         raise NotFound(_("Slot not found."))
+    return slot
+
+
+async def try_lock_slot(session: AsyncSession, slot_id: UUID) -> ConsultationSlot | None:
+    """The slot locked as by `lock_slot`, or None at once when another transaction holds its lock (or it is gone)."""
+    return await _locked(session, slot_id, skip_locked=True)
+
+
+async def _locked(session: AsyncSession, slot_id: UUID, *, skip_locked: bool) -> ConsultationSlot | None:
+    query = (
+        select(ConsultationSlot)
+        .where(ConsultationSlot.id == slot_id)
+        .with_for_update(of=ConsultationSlot, skip_locked=skip_locked)
+    )
+    slot: ConsultationSlot | None = (await session.scalars(query)).unique().one_or_none()
     return slot
 
 
@@ -85,3 +104,26 @@ async def refresh_slot_status(session: AsyncSession, slot: ConsultationSlot, tak
     if taken is None:
         taken = (await places_of(session, slot)).taken
     slot.status = (SlotStatus.BOOKED if taken >= slot.capacity else SlotStatus.AVAILABLE).value
+
+
+# A slot whose every place is booked and none merely held: a booking would be refused once its lock is taken.
+FULL_SLOT = select(ConsultationSlot.id).where(
+    ConsultationSlot.id == bindparam("slot"),
+    ConsultationSlot.status == SlotStatus.BOOKED.value,
+    ConsultationSlot.start_time > bindparam("now"),
+    ~exists().where(
+        WaitlistEntry.offered_slot_id == ConsultationSlot.id,
+        WaitlistEntry.status == WaitlistStatus.OFFERED.value,
+        WaitlistEntry.hold_expires_at > bindparam("now"),
+    ),
+    select(func.count()).where(Booking.slot_id == ConsultationSlot.id, Booking.status.in_(ACTIVE)).scalar_subquery()
+    >= ConsultationSlot.capacity,
+)
+
+
+async def is_full(session: AsyncSession, slot_id: UUID) -> bool:
+    """Whether every place of the slot is booked (none held for a waitlisted student, who may take theirs), read
+    without the lock. In a rush most attempts meet a locked, full slot: they are answered from this one read instead
+    of queueing for the lock behind the booking that holds it. Only a refusal is decided here; a place is still only
+    ever given under the lock."""
+    return await session.scalar(FULL_SLOT, {"slot": slot_id, "now": utcnow()}) is not None
