@@ -11,7 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.domain.accounts.models import User
 from app.domain.consultations.admission import professor_profile, require_bookable, require_eligible, take_place
-from app.domain.consultations.capacity import is_full, lock_slot, places_of, refresh_slot_status, try_lock_slot
+from app.domain.consultations.capacity import is_full, lock_slot, places_of, refresh_slot_status
 from app.domain.consultations.choices import StudentChoices, cancellation_deadline, student_choices
 from app.domain.consultations.events import NotificationKind, booking_changed
 from app.domain.consultations.links import (
@@ -74,6 +74,8 @@ class BookingService(SQLAlchemyAsyncRepositoryService[Booking]):
                 raise FieldErrors(errors)
             if not student.is_student:
                 raise ConflictError(_("Only students can book consultation slots."))
+            if await is_full(self.repository.session, slot_id):
+                raise slot_full()
             async with savepoint(self.repository.session):
                 return await self._book(student, slot_id, topic)
         except INTEGRITY_ERRORS as exc:  # the partial unique index or the exclusion constraint caught a race
@@ -86,11 +88,7 @@ class BookingService(SQLAlchemyAsyncRepositoryService[Booking]):
     async def _book(self, student: User, slot_id: UUID, topic: str) -> Booking:
         """The booking decision, under the slot's lock."""
         session = self.repository.session
-        slot = await try_lock_slot(session, slot_id)
-        if slot is None:  # another booking holds the lock: wait for it only if a place may be left
-            if await is_full(session, slot_id):
-                raise slot_full()
-            slot = await lock_slot(session, slot_id)
+        slot = await lock_slot(session, slot_id)
         profile = professor_profile(slot)
         require_bookable(slot, profile)
         offer, taken = await claim_place(session, slot, student)

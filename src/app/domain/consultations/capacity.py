@@ -73,24 +73,10 @@ async def places_of(session: AsyncSession, slot: ConsultationSlot) -> Places:
 
 async def lock_slot(session: AsyncSession, slot_id: UUID) -> ConsultationSlot:
     """The slot, locked until the transaction ends (with its professor and their booking rules, joined)."""
-    slot = await _locked(session, slot_id, skip_locked=False)
+    query = select(ConsultationSlot).where(ConsultationSlot.id == slot_id).with_for_update(of=ConsultationSlot)
+    slot: ConsultationSlot | None = (await session.scalars(query)).unique().one_or_none()
     if slot is None:
         raise NotFound(_("Slot not found."))
-    return slot
-
-
-async def try_lock_slot(session: AsyncSession, slot_id: UUID) -> ConsultationSlot | None:
-    """The slot locked as by `lock_slot`, or None at once when another transaction holds its lock (or it is gone)."""
-    return await _locked(session, slot_id, skip_locked=True)
-
-
-async def _locked(session: AsyncSession, slot_id: UUID, *, skip_locked: bool) -> ConsultationSlot | None:
-    query = (
-        select(ConsultationSlot)
-        .where(ConsultationSlot.id == slot_id)
-        .with_for_update(of=ConsultationSlot, skip_locked=skip_locked)
-    )
-    slot: ConsultationSlot | None = (await session.scalars(query)).unique().one_or_none()
     return slot
 
 
@@ -123,7 +109,7 @@ FULL_SLOT = select(ConsultationSlot.id).where(
 
 async def is_full(session: AsyncSession, slot_id: UUID) -> bool:
     """Whether every place of the slot is booked (none held for a waitlisted student, who may take theirs), read
-    without the lock. In a rush most attempts meet a locked, full slot: they are answered from this one read instead
-    of queueing for the lock behind the booking that holds it. Only a refusal is decided here; a place is still only
-    ever given under the lock."""
+    without the lock. In a rush most attempts meet a full slot: they are answered from this one read, instead of
+    locking the slot (queueing behind the booking that holds it) and loading it with its professor and courses. Only a
+    refusal is decided here; a place is still only ever given under the lock."""
     return await session.scalar(FULL_SLOT, {"slot": slot_id, "now": utcnow()}) is not None
