@@ -10,6 +10,7 @@ from litestar import Controller, Request, delete, get, patch, post, put
 from litestar.di import NamedDependency
 from litestar.params import FromPath, FromQuery, JSONBody, QueryParameter
 from litestar.status_codes import HTTP_200_OK, HTTP_201_CREATED, HTTP_204_NO_CONTENT
+from sqlalchemy import RowMapping
 
 from app.config import get_settings
 from app.domain.accounts.models import User
@@ -39,7 +40,7 @@ from app.domain.consultations.schemas import (
     WaitlistPage,
     WindowIn,
 )
-from app.domain.consultations.slots import SlotService, slot_filters
+from app.domain.consultations.slots import SlotService
 from app.domain.consultations.views import professor_or_404
 from app.domain.consultations.waitlist import WaitlistService
 from app.domain.google.calendar_api import busy_between
@@ -70,6 +71,14 @@ def slot_out(slot: ConsultationSlot, booked_count: int, course_ids: list[UUID] |
         series_id=slot.series_id,
         course_ids=course_ids if course_ids is not None else [course.id for course in slot.courses],
     )
+
+
+def listed_out(row: RowMapping) -> SlotOut:
+    """A row of SlotService.list_page."""
+    return SlotOut(**{name: row[name] for name in LISTED_FIELDS}, course_ids=list(row["course_ids"] or ()))
+
+
+LISTED_FIELDS = [name for name in SlotOut.__struct_fields__ if name != "course_ids"]
 
 
 def booking_out(booking: Booking) -> BookingOut:
@@ -146,9 +155,15 @@ class SlotApi(Controller):
         limit: Limit = 100,
         offset: Offset = 0,
     ) -> SlotPage:
-        filters = slot_filters(professor_id, start, end, status.value if status else None)
-        listed, total = await slots.list_page(filters, limit=limit, offset=offset)
-        items = [slot_out(row.slot, row.booked_count, row.course_ids) for row in listed]
+        rows, total = await slots.list_page(
+            professor_id=professor_id,
+            start=start,
+            end=end,
+            status=status.value if status else None,
+            limit=limit,
+            offset=offset,
+        )
+        items = [listed_out(row) for row in rows]
         return SlotPage(items=items, total=total, limit=limit, offset=offset)
 
     @post("/", guards=[requires_professor], status_code=HTTP_201_CREATED, summary="Publish one slot")

@@ -4,17 +4,16 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from functools import lru_cache
 from typing import Any
 from uuid import UUID
 
 from advanced_alchemy.repository import SQLAlchemyAsyncRepository
 from advanced_alchemy.service import ModelDictT, SQLAlchemyAsyncRepositoryService, is_dict
-from sqlalchemy import ColumnElement, func, select, update
+from sqlalchemy import BindParameter, ColumnElement, RowMapping, Select, bindparam, func, select, update
 from sqlalchemy.dialects.postgresql import aggregate_order_by
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlalchemy.orm import raiseload
 
 from app.config import get_settings
 from app.domain.accounts.models import User
@@ -51,12 +50,13 @@ from app.lib.unit_of_work import savepoint
 
 
 def slot_filters(
-    professor_id: UUID | None = None,
-    start: datetime | None = None,
-    end: datetime | None = None,
-    status: str | None = None,
+    professor_id: UUID | BindParameter[Any] | None = None,
+    start: datetime | BindParameter[Any] | None = None,
+    end: datetime | BindParameter[Any] | None = None,
+    status: str | BindParameter[Any] | None = None,
 ) -> list[ColumnElement[bool]]:
-    """Slots of a professor that overlap [start, end), in a status."""
+    """Slots of a professor that overlap [start, end), in a status (each a value, or a parameter of a statement that
+    is built once: `listing_query`)."""
     filters: list[ColumnElement[bool]] = []
     if professor_id is not None:
         filters.append(ConsultationSlot.professor_id == professor_id)
@@ -69,11 +69,29 @@ def slot_filters(
     return filters
 
 
-@dataclass(frozen=True)
-class ListedSlot:
-    slot: ConsultationSlot
-    booked_count: int  # active bookings
-    course_ids: list[UUID]  # the courses it is reserved for, by title
+@lru_cache(maxsize=16)
+def listing_query(filtered_by: tuple[str, ...]) -> Select[Any]:
+    """The slot list filtered by the named `slot_filters` arguments, built once per combination and run with their
+    values and `limit` and `offset` as parameters. Rows of the slot's columns, `booked_count` (active bookings),
+    `course_ids` (the courses it is reserved for, by title) and `total` (all that match: a window count)."""
+    booked = select(func.count()).where(Booking.slot_id == ConsultationSlot.id, Booking.status.in_(ACTIVE))
+    course_ids = (
+        select(func.array_agg(aggregate_order_by(Course.id, Course.title)))
+        .select_from(slot_course.join(Course, Course.id == slot_course.c.course_id))
+        .where(slot_course.c.slot_id == ConsultationSlot.id)
+    )
+    return (
+        select(
+            *ConsultationSlot.__table__.c,
+            booked.scalar_subquery().label("booked_count"),
+            course_ids.scalar_subquery().label("course_ids"),
+            func.count().over().label("total"),
+        )
+        .where(*slot_filters(**{name: bindparam(name) for name in filtered_by}))
+        .order_by(ConsultationSlot.start_time)
+        .limit(bindparam("limit"))
+        .offset(bindparam("offset"))
+    )
 
 
 def require_may_publish(professor: User) -> None:
@@ -102,35 +120,26 @@ class SlotService(SQLAlchemyAsyncRepositoryService[ConsultationSlot]):
         return list((await self.repository.session.scalars(query.limit(limit).offset(offset))).unique().all())
 
     async def list_page(
-        self, filters: Sequence[ColumnElement[bool]], *, limit: int = 100, offset: int = 0
-    ) -> tuple[list[ListedSlot], int]:
-        """A page of slots with each one's active bookings and reserved courses, and the number of all that match,
-        in one query (the total rides along as a window count; a page past the end counts separately)."""
-        booked = select(func.count()).where(Booking.slot_id == ConsultationSlot.id, Booking.status.in_(ACTIVE))
-        course_ids = (
-            select(func.array_agg(aggregate_order_by(Course.id, Course.title)))
-            .select_from(slot_course.join(Course, Course.id == slot_course.c.course_id))
-            .where(slot_course.c.slot_id == ConsultationSlot.id)
-        )
-        query = (
-            select(
-                ConsultationSlot,
-                booked.scalar_subquery(),
-                course_ids.scalar_subquery(),
-                func.count().over(),
-            )
-            .where(*filters)
-            # Neither the professor nor the courses' rows are read: what the list shows came with the row.
-            .options(raiseload(ConsultationSlot.professor), raiseload(ConsultationSlot.courses))
-            .order_by(ConsultationSlot.start_time)
-            .limit(limit)
-            .offset(offset)
-        )
-        rows = (await self.repository.session.execute(query)).all()
-        if not rows:
-            return [], await self.count_slots(filters) if offset else 0
-        listed = [ListedSlot(slot, booked_count or 0, list(ids or ())) for slot, booked_count, ids, _ in rows]
-        return listed, int(rows[0][3])
+        self,
+        *,
+        professor_id: UUID | None = None,
+        start: datetime | None = None,
+        end: datetime | None = None,
+        status: str | None = None,
+        limit: int = 100,
+        offset: int = 0,
+    ) -> tuple[Sequence[RowMapping], int]:
+        """A page of the slots that match, as `listing_query`'s rows (columns, not loaded objects: a list is read and
+        shown, never changed), and the number of all that match, in one query (a page past the end counts
+        separately)."""
+        values = {"professor_id": professor_id, "start": start, "end": end, "status": status}
+        given = {name: value for name, value in values.items() if value is not None}
+        query = listing_query(tuple(given))
+        rows = (await self.repository.session.execute(query, {**given, "limit": limit, "offset": offset})).mappings()
+        page = rows.all()
+        if not page:
+            return [], await self.count_slots(slot_filters(professor_id, start, end, status)) if offset else 0
+        return page, int(page[0]["total"])
 
     async def count_slots(self, filters: Sequence[ColumnElement[bool]]) -> int:
         query = select(func.count()).select_from(ConsultationSlot).where(*filters)
