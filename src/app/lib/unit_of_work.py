@@ -99,7 +99,9 @@ class UnitOfWork:
 
     async def commit(self) -> None:
         """Make the transaction durable, then run what was waiting for it."""
-        await self.session.commit()
+        session = self.session
+        if session.in_transaction() or session.new or session.dirty or session.deleted:
+            await session.commit()  # (a session nobody used has nothing to commit: many a request never touches it)
         pending: dict[AfterCommitAction, list[Any]] = self.session.info.pop(_PENDING, {})
         for action, items in pending.items():
             try:
