@@ -71,6 +71,7 @@ class SlotSnapshot:
                 mine=mine,
                 now=utcnow(),
                 timezone=timezone,
+                professor_timezone=self.slot.professor.timezone,
                 offer_until=offer,
                 waiting=waiting,
             )
