@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from datetime import date, datetime, timedelta
 from functools import cached_property, lru_cache
 from typing import Any
@@ -55,19 +55,13 @@ class SlotCell:
     @cached_property
     def appearance(self) -> tuple[Any, ...]:
         """Everything the cell's template can read from it: cells that look alike render alike (the key of a memo of
-        renderings). The slot's every column and the moment's only effect (past or not) instead of the moment."""
+        renderings). Every column of the slot and every field of the cell, a new one included, but the moment, which
+        counts only as past or not."""
         slot = self.slot
         return (
             tuple(getattr(slot, name) for name in SLOT_FIELDS),
-            self.professor_timezone,
-            self.booked,
-            self.mine,
+            tuple(getattr(self, name) for name in CELL_FIELDS),
             self.is_past,
-            self.timezone,
-            self.offer_until,
-            self.waiting,
-            self.closed,
-            self.course_titles,
         )
 
     @cached_property
@@ -106,6 +100,9 @@ class SlotCell:
         if self.offer_until is not None:
             return "offered"
         return "free" if self.places_left else "full"
+
+
+CELL_FIELDS = tuple(field.name for field in fields(SlotCell) if field.name not in ("slot", "now"))
 
 
 @dataclass(frozen=True)
