@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from functools import cached_property
 from typing import Any
 
 from advanced_alchemy.extensions.litestar.session import SESSION_ID_MAX_LENGTH, SessionModelMixin
@@ -196,8 +197,12 @@ class DatabaseSessionBackend(ServerSideSessionBackend):
 
     def _cookie(self, value: str, **extra: Any) -> str:
         """The session cookie as Litestar writes it (sent on every response, which slides its expiry)."""
-        params = dict(extract_dataclass_items(self.config, exclude_none=True, include=Cookie.__dict__.keys()))
-        return Cookie(value=value, key=self.config.key, **{**params, **extra}).to_header(header="")
+        return Cookie(value=value, key=self.config.key, **{**self._cookie_params, **extra}).to_header(header="")
+
+    @cached_property
+    def _cookie_params(self) -> dict[str, Any]:
+        """The cookie's attributes from the configuration (read once: they were 1.5 % of a page's CPU)."""
+        return dict(extract_dataclass_items(self.config, exclude_none=True, include=Cookie.__dict__.keys()))
 
     def get_session_id(self, connection: ASGIConnection[Any, Any, Any, Any]) -> str:
         rotated: str | None = connection.state.get(_ROTATED_ID_STATE)

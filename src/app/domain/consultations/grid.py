@@ -6,6 +6,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, fields
 from datetime import date, datetime, timedelta
 from functools import cached_property, lru_cache
+from operator import attrgetter
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -57,12 +58,7 @@ class SlotCell:
         """Everything the cell's template can read from it: cells that look alike render alike (the key of a memo of
         renderings). Every column of the slot and every field of the cell, a new one included, but the moment, which
         counts only as past or not."""
-        slot = self.slot
-        return (
-            tuple(getattr(slot, name) for name in SLOT_FIELDS),
-            tuple(getattr(self, name) for name in CELL_FIELDS),
-            self.is_past,
-        )
+        return (slot_values(self.slot), cell_values(self), self.is_past)
 
     @cached_property
     def reserved_for(self) -> str:
@@ -103,6 +99,7 @@ class SlotCell:
 
 
 CELL_FIELDS = tuple(field.name for field in fields(SlotCell) if field.name not in ("slot", "now"))
+slot_values, cell_values = attrgetter(*SLOT_FIELDS), attrgetter(*CELL_FIELDS)  # one call each, a tuple each
 
 
 @dataclass(frozen=True)
