@@ -73,12 +73,12 @@ def slot_out(slot: ConsultationSlot, booked_count: int, course_ids: list[UUID] |
     )
 
 
+LISTED_FIELDS = [name for name in SlotOut.__struct_fields__ if name != "course_ids"]
+
+
 def listed_out(row: RowMapping) -> SlotOut:
     """A row of SlotService.list_page."""
     return SlotOut(**{name: row[name] for name in LISTED_FIELDS}, course_ids=list(row["course_ids"] or ()))
-
-
-LISTED_FIELDS = [name for name in SlotOut.__struct_fields__ if name != "course_ids"]
 
 
 def booking_out(booking: Booking) -> BookingOut:

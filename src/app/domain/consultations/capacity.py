@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from typing import Any
 from uuid import UUID
 
-from sqlalchemy import BindParameter, bindparam, exists, func, literal, select
+from sqlalchemy import BindParameter, ColumnElement, ScalarSelect, and_, bindparam, exists, func, literal, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.domain.consultations.models import (
@@ -37,6 +37,16 @@ class Places:
         return self.booked + self.held
 
 
+def booked_places(slot_id: Any) -> ScalarSelect[int]:
+    """The active bookings of the slot `slot_id` names (a column to correlate with, or a value)."""
+    return select(func.count()).where(Booking.slot_id == slot_id, Booking.status.in_(ACTIVE)).scalar_subquery()
+
+
+def holds_a_place(now: Any) -> ColumnElement[bool]:
+    """A waitlist entry whose offered place is still held for it at `now` (a value or a parameter)."""
+    return and_(WaitlistEntry.status == WaitlistStatus.OFFERED.value, WaitlistEntry.hold_expires_at > now)
+
+
 # Built once, run with the slots' ids and the moment (`ids`, `now`).
 _IDS: BindParameter[Any] = bindparam("ids", expanding=True)
 PLACES = (
@@ -45,11 +55,7 @@ PLACES = (
     .group_by(Booking.slot_id)
     .union_all(
         select(WaitlistEntry.offered_slot_id, literal(0), func.count())
-        .where(
-            WaitlistEntry.offered_slot_id.in_(_IDS),
-            WaitlistEntry.status == WaitlistStatus.OFFERED.value,
-            WaitlistEntry.hold_expires_at > bindparam("now"),
-        )
+        .where(WaitlistEntry.offered_slot_id.in_(_IDS), holds_a_place(bindparam("now")))
         .group_by(WaitlistEntry.offered_slot_id)
     )
 )
@@ -97,13 +103,8 @@ FULL_SLOT = select(ConsultationSlot.id).where(
     ConsultationSlot.id == bindparam("slot"),
     ConsultationSlot.status == SlotStatus.BOOKED.value,
     ConsultationSlot.start_time > bindparam("now"),
-    ~exists().where(
-        WaitlistEntry.offered_slot_id == ConsultationSlot.id,
-        WaitlistEntry.status == WaitlistStatus.OFFERED.value,
-        WaitlistEntry.hold_expires_at > bindparam("now"),
-    ),
-    select(func.count()).where(Booking.slot_id == ConsultationSlot.id, Booking.status.in_(ACTIVE)).scalar_subquery()
-    >= ConsultationSlot.capacity,
+    ~exists().where(WaitlistEntry.offered_slot_id == ConsultationSlot.id, holds_a_place(bindparam("now"))),
+    booked_places(ConsultationSlot.id) >= ConsultationSlot.capacity,
 )
 
 

@@ -16,6 +16,7 @@ from sqlalchemy.dialects.postgresql import aggregate_order_by
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.domain.accounts.models import User
+from app.domain.consultations.capacity import booked_places, holds_a_place
 from app.domain.consultations.courses import open_to, reserved_for_titles
 from app.domain.consultations.models import (
     ACTIVE,
@@ -27,14 +28,10 @@ from app.domain.consultations.models import (
     WaitlistStatus,
     slot_course,
 )
-from app.domain.consultations.slots import SlotService
+from app.domain.consultations.slots import SLOT_COLUMNS, SLOT_FIELDS, SlotService
 from app.lib.clock import day_bounds, utcnow
 
 MOST_SLOTS_IN_A_WEEK = 1000
-# Every column but the ORM's insert sentinel: a new one is in `appearance` too. The week grid reads them as a row's
-# columns under the same names (loading 25 slot objects was a fifth of a grid page's CPU).
-SLOT_FIELDS = tuple(prop.key for prop in ConsultationSlot.__mapper__.column_attrs if not prop.key.startswith("_"))
-SLOT_COLUMNS = [getattr(ConsultationSlot, key).label(key) for key in SLOT_FIELDS]
 
 
 @dataclass(frozen=True)
@@ -139,19 +136,14 @@ def cell_columns(student: bool) -> list[Any]:
     whether the slot is closed to them. One query answers a whole grid; nothing is cached (a place shows free only
     while it is). Parameters: `now`, and `viewer` for a student."""
     slot_id = ConsultationSlot.id
-    booked = select(func.count()).where(Booking.slot_id == slot_id, Booking.status.in_(ACTIVE))
-    held = select(func.count()).where(
-        WaitlistEntry.offered_slot_id == slot_id,
-        WaitlistEntry.status == WaitlistStatus.OFFERED.value,
-        WaitlistEntry.hold_expires_at > NOW,
-    )
+    held = select(func.count()).where(WaitlistEntry.offered_slot_id == slot_id, holds_a_place(NOW))
     titles = (
         select(func.array_agg(aggregate_order_by(Course.title, Course.title)))
         .select_from(slot_course.join(Course, Course.id == slot_course.c.course_id))
         .where(slot_course.c.slot_id == slot_id)
     )
     columns: list[Any] = [
-        booked.scalar_subquery().label("booked"),
+        booked_places(slot_id).label("booked"),
         held.scalar_subquery().label("held"),
         titles.scalar_subquery().label("course_titles"),
     ]
@@ -161,10 +153,7 @@ def cell_columns(student: bool) -> list[Any]:
         Booking.slot_id == slot_id, Booking.student_id == VIEWER, Booking.status.in_(ACTIVE)
     )
     offer = select(func.max(WaitlistEntry.hold_expires_at)).where(
-        WaitlistEntry.offered_slot_id == slot_id,
-        WaitlistEntry.student_id == VIEWER,
-        WaitlistEntry.status == WaitlistStatus.OFFERED.value,
-        WaitlistEntry.hold_expires_at > NOW,
+        WaitlistEntry.offered_slot_id == slot_id, WaitlistEntry.student_id == VIEWER, holds_a_place(NOW)
     )
     waiting = exists().where(
         WaitlistEntry.slot_id == slot_id,

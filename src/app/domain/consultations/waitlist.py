@@ -25,7 +25,7 @@ from app.domain.consultations.admission import (
     require_eligible,
     take_place,
 )
-from app.domain.consultations.capacity import lock_slot, places_of, refresh_slot_status
+from app.domain.consultations.capacity import holds_a_place, lock_slot, places_of, refresh_slot_status
 from app.domain.consultations.courses import require_course_member
 from app.domain.consultations.events import NotificationKind
 from app.domain.consultations.models import Booking, ConsultationSlot, SlotStatus, WaitlistEntry, WaitlistStatus
@@ -56,8 +56,7 @@ async def open_offer(session: AsyncSession, slot: ConsultationSlot, student: Use
     query = select(WaitlistEntry).where(
         WaitlistEntry.offered_slot_id == slot.id,
         WaitlistEntry.student_id == student.id,
-        WaitlistEntry.status == WaitlistStatus.OFFERED.value,
-        WaitlistEntry.hold_expires_at > utcnow(),
+        holds_a_place(utcnow()),
     )
     entry: WaitlistEntry | None = (await session.scalars(query)).unique().first()
     return entry
