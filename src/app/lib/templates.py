@@ -7,7 +7,8 @@ from datetime import date
 from functools import lru_cache
 from typing import Any
 
-from jinja2 import Environment, FileSystemLoader, select_autoescape
+from jinja2 import Environment, FileSystemLoader, pass_context, select_autoescape
+from jinja2.runtime import Context
 from litestar.plugins.jinja import JinjaTemplateEngine
 from markupsafe import Markup, escape
 
@@ -21,6 +22,7 @@ from app.lib.i18n import (
     translated_in_context,
     translated_plural,
     translated_plural_in_context,
+    translations,
 )
 
 TEMPLATE_DIR = PROJECT_ROOT / "src" / "app" / "web" / "templates"
@@ -45,6 +47,7 @@ def template_environment(escaped: tuple[str, ...], *, strings_escaped: bool, aut
         pgettext=translated_in_context,
         npgettext=translated_plural_in_context,
     )
+    env.globals["gettext"] = env.globals["_"] = template_gettext
     env.policies["ext.i18n.trimmed"] = True  # a {% trans %} block's line breaks and indents are not part of the text
     env.globals["current_locale"] = current_locale
     env.filters["local_time"] = local_time
@@ -53,6 +56,29 @@ def template_environment(escaped: tuple[str, ...], *, strings_escaped: bool, aut
     env.filters["percent"] = percent
     env.globals["weekday_names"] = weekday_names
     return env
+
+
+@lru_cache(maxsize=4096)
+def _escaped_message(locale: str, message: str) -> Markup:
+    return Markup(translations(locale).gettext(message))  # noqa: S704 - the catalogue's text, as jinja2 marks it
+
+
+@lru_cache(maxsize=4096)
+def _escaped_message_filled(locale: str, message: str) -> Markup:
+    return _escaped_message(locale, message) % {}
+
+
+@pass_context
+def template_gettext(context: Context, message: str, /, **variables: Any) -> str:
+    """`_()` and `{% trans %}`: jinja2's newstyle gettext (the message always a format string, escaped where the
+    template autoescapes), with each message's lookup and, without placeholders, its formatting made once per
+    language: a page asks for some sixty messages, and they were a tenth of the grid page's CPU."""
+    if not context.eval_ctx.autoescape:
+        return translated(message) % variables
+    locale = current_locale()
+    if variables:
+        return _escaped_message(locale, message) % variables
+    return _escaped_message_filled(locale, message)
 
 
 @lru_cache(maxsize=64)

@@ -52,12 +52,11 @@ class BookingPages(Controller):
         self,
         request: Request[Any, Any, Any],
         professor_id: FromPath[UUID],
-        users: NamedDependency[UserService],
         slots: NamedDependency[SlotService],
         week: FromQuery[date | None] = None,
         tz: FromQuery[str | None] = None,
     ) -> Response[Any]:
-        context = await week_page_context(users, slots, professor_id, request.user, week, tz)
+        context = await week_page_context(slots, professor_id, request.user, week, tz)
         return render(request, "pages/professor.html", context, block="week")
 
     @get("/slots/{slot_id:uuid}/book", guards=[requires_student])

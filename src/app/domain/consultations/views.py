@@ -55,7 +55,6 @@ async def professor_and_rating(session: AsyncSession, professor_id: UUID) -> tup
 
 
 async def week_page_context(
-    users: UserService,
     slots: SlotService,
     professor_id: UUID,
     viewer: User,

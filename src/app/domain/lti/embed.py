@@ -72,7 +72,6 @@ class EmbedPages(Controller):
         self,
         request: Request[Any, Any, Any],
         professor_id: FromPath[UUID],
-        users: NamedDependency[UserService],
         slots: NamedDependency[SlotService],
         week: FromQuery[date | None] = None,
         launch: FromQuery[str | None] = None,
@@ -81,7 +80,7 @@ class EmbedPages(Controller):
         viewer = current_user(request)
         if viewer is None:
             return sign_in_gate(request, launch)
-        context = await week_page_context(users, slots, professor_id, viewer, week)
+        context = await week_page_context(slots, professor_id, viewer, week)
         return render(request, "pages/professor.html", context, block="week")
 
     @get("/office-hours")
