@@ -14,7 +14,10 @@ Starts what it measures, so every run starts alike, on a throwaway database it c
    the plain page;
 3. one load generator drives every endpoint in turn for ``--seconds`` (after ``--warmup`` seconds not counted):
    ``wrk -t1 -c<connections>`` when installed (Debian's ``wrk``; the signed-in pages cycle through the browsers'
-   cookies), else a Python client with one connection per simulated browser;
+   cookies), else a Python client with one connection per simulated browser. With ``--rounds N`` the whole turn
+   is taken N times and each ratio is the median of the rounds' ratios, each to the plain page of its own round: on
+   a shared machine whose speed drifts within a minute, a page is then compared with the plain page measured next
+   to it, not a minute before;
 4. the booking rush (``booking_rush.py``: ``--rush-students`` at once on a tenth as many slots) and its own
    ``/health`` ceiling with the same client, for the rush/health ratio;
 5. the table: req/s, p50/p99, the ratio to the plain page (to ``/health`` for the rush) and PASS/FAIL against
@@ -40,6 +43,7 @@ import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from statistics import median
 
 import httpx
 import psycopg
@@ -274,6 +278,7 @@ def main() -> int:
     parser.add_argument("--rush-students", type=int, default=200, help="booking rush size; 0 skips it (default: 200)")
     parser.add_argument("--client", choices=("wrk", "python"), default="wrk" if shutil.which("wrk") else "python")
     parser.add_argument("--only", nargs="*", help="endpoint keys: hello plain health grid fragment api")
+    parser.add_argument("--rounds", type=int, default=1, help="turns over every endpoint; medians (default: 1)")
     parser.add_argument("--hold", action="store_true", help="keep the servers running after the table")
     args = parser.parse_args()
 
@@ -350,10 +355,16 @@ def main() -> int:
         print(
             f"load: {args.client}, {args.connections} connections, {args.seconds:g} s each (+{args.warmup:g} s warm-up)"
         )
-        results = [
-            drive(app_url, e, args, app.pid) if e.server == "app" else drive(plain_url, e, args, plain.pid)
-            for e in endpoints
-        ]
+        rounds = []
+        for number in range(1, args.rounds + 1):
+            if args.rounds > 1:
+                print(f"round {number} of {args.rounds}")
+            rounds.append(
+                [
+                    drive(app_url, e, args, app.pid) if e.server == "app" else drive(plain_url, e, args, plain.pid)
+                    for e in endpoints
+                ]
+            )
         rush = None
         if args.rush_students and not args.only:
             students = args.rush_students
@@ -369,7 +380,7 @@ def main() -> int:
                 str(app.pid),
             ]
             rush = asyncio.run(booking_rush.measure(booking_rush.parse_args(rush_args)))
-        failed = report(results, rush, args)
+        failed = report(rounds, rush, args)
         if args.hold:
             print("holding the servers; Ctrl-C (or SIGTERM to this process) stops them and drops the database")
             signal.signal(signal.SIGTERM, signal.default_int_handler)
@@ -386,21 +397,38 @@ def main() -> int:
             conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(database)))
 
 
-def report(results: list[Measured], rush: booking_rush.RushSummary | None, args: argparse.Namespace) -> bool:
-    plain = next(r.rate for r in results if r.endpoint.key == "plain")
-    plain_cpu = next(r.cpu_ms for r in results if r.endpoint.key == "plain")
+def _over(value: float, base: float) -> float:
+    return value / base if base else 0.0
+
+
+def report(rounds: list[list[Measured]], rush: booking_rush.RushSummary | None, args: argparse.Namespace) -> bool:
+    """The table; with several rounds, each figure is the median of the rounds', each ratio the median of the
+    rounds' ratios (an endpoint over the plain page of the same round)."""
+    plains = [next(r for r in measured if r.endpoint.key == "plain") for measured in rounds]
     print("\n| endpoint | req/s | p50 / p99 ms | vs plain page | target | server CPU ms/req | CPU vs plain |")
     print("|---|---|---|---|---|---|---|")
     failed = False
-    for r in results:
-        ratio = r.rate / plain if plain else 0.0
+    for index, first in enumerate(rounds[0]):
+        each = [measured[index] for measured in rounds]
+        r = Measured(
+            endpoint=first.endpoint,
+            rate=median(m.rate for m in each),
+            p50_ms=median(m.p50_ms for m in each),
+            p99_ms=median(m.p99_ms for m in each),
+            bad=sum(m.bad for m in each),
+            cpu_ms=median(m.cpu_ms for m in each),
+        )
+        ratio = median(_over(m.rate, plain.rate) for m, plain in zip(each, plains, strict=True))
+        cpu_ratio = median(_over(plain.cpu_ms, m.cpu_ms) for m, plain in zip(each, plains, strict=True))
         shown = "—" if r.endpoint.key == "hello" else f"{ratio:.3f}"
+        if len(rounds) > 1 and r.endpoint.key not in ("hello", "plain"):
+            ratios = sorted(_over(m.rate, plain.rate) for m, plain in zip(each, plains, strict=True))
+            shown += f" ({ratios[0]:.3f}–{ratios[-1]:.3f})"
         mark = verdict(ratio, r.endpoint.target)
         if r.bad:
             mark += f" ({r.bad} bad answers)"
             failed = True
         failed = failed or mark.startswith("FAIL")
-        cpu_ratio = plain_cpu / r.cpu_ms if r.cpu_ms else 0.0
         print(
             f"| {r.endpoint.label} | {r.rate:,.1f} | {r.p50_ms:.1f} / {r.p99_ms:.1f} | {shown} | {mark} "
             f"| {r.cpu_ms:.2f} | {cpu_ratio:.3f} |"

@@ -11,6 +11,8 @@ from uuid import uuid4
 import pytest
 
 from app.domain.consultations.grid import SLOT_FIELDS, SlotCell
+from app.domain.consultations.models import ConsultationSlot
+from app.domain.consultations.slots import SlotRow
 
 NOW = datetime(2030, 5, 6, 9, 0, tzinfo=UTC)
 
@@ -77,3 +79,13 @@ def test_cells_read_at_two_moments_look_alike_while_the_slot_is_ahead() -> None:
 
 def test_a_cell_looks_different_once_its_slot_has_begun() -> None:
     assert a_cell(now=NOW + timedelta(days=2)).appearance != a_cell(now=NOW).appearance
+
+
+def test_a_slot_row_holds_every_column_of_a_slot() -> None:
+    columns = {prop.key for prop in ConsultationSlot.__mapper__.column_attrs if not prop.key.startswith("_")}
+    assert set(SlotRow._fields) == columns
+
+
+def test_a_cell_of_a_slots_row_looks_like_a_cell_of_the_slot_itself() -> None:
+    row = SlotRow(**{name: getattr(SLOT, name) for name in SLOT_FIELDS})
+    assert a_cell(slot=row).appearance == a_cell().appearance

@@ -19,6 +19,7 @@ from litestar.enums import MediaType
 from litestar.plugins.flash import flash as store_flash
 from litestar.plugins.htmx import ClientRedirect, HTMXRequest
 from litestar.plugins.jinja import JinjaTemplateEngine
+from markupsafe import Markup
 
 from app.lib.clock import utcnow
 from app.lib.framing import layout_for
@@ -69,18 +70,20 @@ class RenderingMemo:
 
     The caller's key must name everything the template reads (the language is added here); the rendering is then a
     function of the key, and a reused one can never show older data than a fresh one would: the data is read by each
-    request as before, only the work of turning equal data into HTML is shared."""
+    request as before, only the work of turning equal data into HTML is shared. Renderings are kept as Markup, ready
+    to be placed in an autoescaping template."""
 
     def __init__(self, template: str, size: int = 4096) -> None:
         self.template = template
         self.size = size
-        self._renderings: OrderedDict[Hashable, str] = OrderedDict()
+        self._renderings: OrderedDict[Hashable, Markup] = OrderedDict()
 
-    def render(self, request: Request[Any, Any, Any], context: Mapping[str, Any], key: Hashable) -> str:
+    def render(self, request: Request[Any, Any, Any], context: Mapping[str, Any], key: Hashable) -> Markup:
         key = (key, current_locale())
         html = self._renderings.get(key)
         if html is None:
-            html = self._renderings[key] = render_html(request, self.template, context)
+            # The template autoescapes: what it rendered is markup.
+            html = self._renderings[key] = Markup(render_html(request, self.template, context))  # noqa: S704
             if len(self._renderings) > self.size:
                 self._renderings.popitem(last=False)
         else:

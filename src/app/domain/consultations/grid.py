@@ -11,7 +11,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from advanced_alchemy.types import DateTimeUTC
-from sqlalchemy import Row, Uuid, bindparam, exists, false, func, null, select
+from sqlalchemy import Uuid, bindparam, exists, false, func, null, select
 from sqlalchemy.dialects.postgresql import aggregate_order_by
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -28,7 +28,7 @@ from app.domain.consultations.models import (
     WaitlistStatus,
     slot_course,
 )
-from app.domain.consultations.slots import SLOT_COLUMNS, SLOT_FIELDS, SlotService
+from app.domain.consultations.slots import SLOT_COLUMNS, SLOT_FIELDS, SlotRow, SlotService
 from app.lib.clock import day_bounds, utcnow
 
 MOST_SLOTS_IN_A_WEEK = 1000
@@ -39,7 +39,7 @@ class SlotCell:
     """A cell never changes once made (a later state is a new cell), so what it derives is worked out once: the
     templates ask for `state` and `bookable` several times per cell."""
 
-    slot: ConsultationSlot | Row[Any]  # the slot, or a row of its SLOT_COLUMNS
+    slot: ConsultationSlot | SlotRow
     booked: int
     mine: str | None  # the viewer's own active booking here: "pending" or "confirmed"
     now: datetime
@@ -50,12 +50,13 @@ class SlotCell:
     closed: bool = False  # reserved for courses the viewer does not belong to
     course_titles: tuple[str | None, ...] = ()  # the courses it is reserved for (none: open to every student)
 
-    @cached_property
+    @property
     def appearance(self) -> tuple[Any, ...]:
         """Everything the cell's template can read from it: cells that look alike render alike (the key of a memo of
         renderings). Every column of the slot and every field of the cell, a new one included, but the moment, which
-        counts only as past or not."""
-        return (slot_values(self.slot), cell_values(self), self.is_past)
+        counts only as past or not. (Read once per cell: not cached, as Python 3.11's cached_property takes a lock.)"""
+        slot = self.slot
+        return (slot if isinstance(slot, tuple) else slot_values(slot), cell_values(self), self.is_past)
 
     @cached_property
     def reserved_for(self) -> str:
@@ -65,7 +66,7 @@ class SlotCell:
     def places_left(self) -> int:
         return max(self.slot.capacity - self.booked, 0)
 
-    @cached_property
+    @property
     def is_past(self) -> bool:
         return self.slot.start_time <= self.now or self.slot.status == SlotStatus.COMPLETED
 
@@ -198,9 +199,7 @@ def viewer_parameters(viewer: User | None, now: datetime) -> tuple[bool, dict[st
     return student, ({"now": now, "viewer": viewer.id} if student and viewer is not None else {"now": now})
 
 
-def make_cell(
-    slot: ConsultationSlot | Row[Any], values: Sequence[Any], now: datetime, timezone: str, professor_timezone: str
-) -> SlotCell:
+def make_cell(slot: Any, values: Sequence[Any], now: datetime, timezone: str, professor_timezone: str) -> SlotCell:
     """A cell from its slot and the values of `cell_columns`, in their order."""
     booked, held, titles, mine, offer_until, waiting, closed = values
     return SlotCell(
@@ -250,7 +249,8 @@ async def build_week(
     parameters.update(professor=professor.id, start=start, end=end)
     result = await slots.repository.session.execute(week_query(student), parameters)
     width = len(SLOT_FIELDS)
-    cells = [make_cell(row, row[width:], now, timezone, professor.timezone) for row in result.all()]
+    rows = result.all()
+    cells = [make_cell(SlotRow._make(row[:width]), row[width:], now, timezone, professor.timezone) for row in rows]
     zone = ZoneInfo(timezone)
     by_day: dict[date, list[SlotCell]] = {}
     for cell in cells:

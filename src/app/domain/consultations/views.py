@@ -7,8 +7,6 @@ from functools import lru_cache
 from typing import Any
 from uuid import UUID
 
-from jinja2 import pass_context
-from jinja2.runtime import Context
 from litestar import Request
 from markupsafe import Markup
 from sqlalchemy import bindparam, select
@@ -89,7 +87,7 @@ async def slot_cell_html(
 CELL_RENDERINGS = RenderingMemo("components/slot_cell.html")
 
 
-def cell_html(request: Request[Any, Any, Any], cell: SlotCell, *, oob: bool) -> str:
+def cell_html(request: Request[Any, Any, Any], cell: SlotCell, *, oob: bool) -> Markup:
     """A grid cell's HTML. The grid's 25 cells were most of a page's CPU, and students see the same cells: cells
     that look alike to the same kind of viewer share one rendering (the template reads the user only for that)."""
     user = request.scope.get("user")
@@ -97,10 +95,10 @@ def cell_html(request: Request[Any, Any, Any], cell: SlotCell, *, oob: bool) -> 
     return CELL_RENDERINGS.render(request, {"cell": cell, "oob": oob}, key)
 
 
-@pass_context
-def slot_cell(context: Context, cell: SlotCell) -> Markup:
-    """`{{ slot_cell(cell) }}` in a page's grid."""
-    return Markup(cell_html(context["request"], cell, oob=False))  # noqa: S704 - rendered by an autoescaping template
+def slot_cell(request: Request[Any, Any, Any], cell: SlotCell) -> Markup:
+    """`{{ slot_cell(request, cell) }}` in a page's grid. (The request is passed, not taken from the template's
+    context: a function that takes the context gets a copy of it made at each call inside a loop.)"""
+    return cell_html(request, cell, oob=False)
 
 
 async def slot_rows_context(
