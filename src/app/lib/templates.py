@@ -93,10 +93,10 @@ def _zone_options(day: date, selected: str) -> Markup:
     return Markup("\n".join(parts))  # noqa: S704 -- every value in it was escaped above
 
 
-def timezone_options(selected: str | None) -> Markup:
-    """The <optgroup>s of every zone (grouped by region, with today's offset), `selected` chosen: four hundred
-    options, rendered once a day per selected zone rather than on every page."""
-    return _zone_options(utcnow().date(), selected or "")
+def timezone_options(selected: str | None, day: date | None = None) -> Markup:
+    """The <optgroup>s of every zone (grouped by region, with the offset on `day`, else today), `selected` chosen:
+    four hundred options, rendered once a day per selected zone rather than on every page."""
+    return _zone_options(day or utcnow().date(), selected or "")
 
 
 def create_template_engine(template_globals: Mapping[str, Any] | None = None) -> JinjaTemplateEngine:

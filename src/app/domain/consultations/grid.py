@@ -8,6 +8,7 @@ from datetime import date, datetime, timedelta
 from functools import cached_property, lru_cache
 from operator import attrgetter
 from typing import Any
+from uuid import UUID
 from zoneinfo import ZoneInfo
 
 from advanced_alchemy.types import DateTimeUTC
@@ -29,7 +30,7 @@ from app.domain.consultations.models import (
     slot_course,
 )
 from app.domain.consultations.slots import SLOT_COLUMNS, SLOT_FIELDS, SlotRow, SlotService
-from app.lib.clock import day_bounds, utcnow
+from app.lib.clock import day_bounds, monday_of, offset_label, utcnow
 
 MOST_SLOTS_IN_A_WEEK = 1000
 
@@ -103,15 +104,27 @@ slot_values, cell_values = attrgetter(*SLOT_FIELDS), attrgetter(*CELL_FIELDS)  #
 @dataclass(frozen=True)
 class GridDay:
     day: date
-    cells: list[SlotCell]
+    cells: tuple[SlotCell, ...]
 
 
 @dataclass(frozen=True)
 class SlotGrid:
-    professor: User
+    """A professor's week as a viewer sees it: all that its template (components/week_grid.html) reads, so grids that
+    are alike render alike (`appearance`, the key of a memo of renderings). Derived values the template shows are
+    worked out here, where the moment is known: a zone's offset now, the day whose offsets the zone picker lists."""
+
+    professor_id: UUID
+    professor_name: str  # how the grid names them: first name, else username
+    professor_timezone: str
+    professor_offset: str  # the professor's zone's UTC offset now
     week_start: date
-    timezone: str
-    days: list[GridDay]
+    this_week: date  # the week of today, in the zone shown
+    timezone: str  # the zone the times are shown in
+    offset: str  # its UTC offset now
+    zone_switched: bool  # the viewer picked this zone for this view (not their own)
+    zone_options_day: date  # the zone picker shows each zone's offset on this day
+    for_student: bool  # what the cells offer depends on it (a student books)
+    days: tuple[GridDay, ...]
 
     @property
     def previous_week(self) -> date:
@@ -124,6 +137,16 @@ class SlotGrid:
     @property
     def is_empty(self) -> bool:
         return not any(day.cells for day in self.days)
+
+    @property
+    def appearance(self) -> tuple[Any, ...]:
+        """Every field (a new one included), the days by their cells' appearances."""
+        days = tuple((day.day, tuple(cell.appearance for cell in day.cells)) for day in self.days)
+        return (grid_values(self), days)
+
+
+GRID_FIELDS = tuple(field.name for field in fields(SlotGrid) if field.name != "days")
+grid_values = attrgetter(*GRID_FIELDS)
 
 
 # The grid's statements are built once and run with parameters: `viewer` (the student's id) and `now`.
@@ -242,7 +265,9 @@ async def build_cells(
 async def build_week(
     slots: SlotService, professor: User, viewer: User | None, week_start: date, timezone: str | None = None
 ) -> SlotGrid:
-    timezone = timezone or (viewer.timezone if viewer else professor.timezone)
+    """The week from `week_start` as `viewer` sees it, times in `timezone` (else their own zone)."""
+    own_zone = viewer.timezone if viewer else professor.timezone
+    timezone = timezone or own_zone
     start, end = day_bounds(week_start, week_start + timedelta(days=6), timezone)
     now = utcnow()
     student, parameters = viewer_parameters(viewer, now)
@@ -256,5 +281,17 @@ async def build_week(
     for cell in cells:
         by_day.setdefault(cell.slot.start_time.astimezone(zone).date(), []).append(cell)
     week = [week_start + timedelta(days=offset) for offset in range(7)]
-    days = [GridDay(day=day, cells=by_day.get(day, [])) for day in week]
-    return SlotGrid(professor=professor, week_start=week_start, timezone=timezone, days=days)
+    return SlotGrid(
+        professor_id=professor.id,
+        professor_name=professor.first_name or professor.username,
+        professor_timezone=professor.timezone,
+        professor_offset=offset_label(professor.timezone, now),
+        week_start=week_start,
+        this_week=monday_of(now.astimezone(zone).date()),
+        timezone=timezone,
+        offset=offset_label(timezone, now),
+        zone_switched=timezone != own_zone,
+        zone_options_day=now.date(),
+        for_student=student,
+        days=tuple(GridDay(day=day, cells=tuple(by_day.get(day, ()))) for day in week),
+    )

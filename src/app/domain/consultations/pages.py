@@ -21,7 +21,7 @@ from app.domain.consultations.notes import NoteService
 from app.domain.consultations.rules import FEEDBACK_EDIT_WINDOW
 from app.domain.consultations.slots import SlotService
 from app.domain.consultations.states import state_of
-from app.domain.consultations.views import cell_html, slot_cell, slot_cell_html, week_page_context
+from app.domain.consultations.views import cell_html, slot_cell, slot_cell_html, week_grid, week_page_context
 from app.domain.consultations.waitlist import WaitlistService
 from app.lib.errors import ConflictError, FieldErrors, NotFound
 from app.lib.forms import read_form
@@ -31,7 +31,12 @@ from app.lib.rendering import flash, form_errors, fragments, redirect, render, r
 
 FEEDBACK_FIELDS = ("rating", "student_feedback")
 # What the consultations' templates read.
-TEMPLATE_GLOBALS = {"feedback_window": FEEDBACK_EDIT_WINDOW, "state_of": state_of, "slot_cell": slot_cell}
+TEMPLATE_GLOBALS = {
+    "feedback_window": FEEDBACK_EDIT_WINDOW,
+    "state_of": state_of,
+    "slot_cell": slot_cell,
+    "week_grid": week_grid,
+}
 
 
 class BookingPages(Controller):

@@ -19,7 +19,7 @@ from app.domain.accounts.verification import publishing_problem
 from app.domain.consultations.bookings import BookingService
 from app.domain.consultations.capacity import places_on
 from app.domain.consultations.courses import CourseService
-from app.domain.consultations.grid import SlotCell, build_cells, build_week
+from app.domain.consultations.grid import SlotCell, SlotGrid, build_cells, build_week
 from app.domain.consultations.models import Booking, BookingStatus, ConsultationSlot, SlotStatus
 from app.domain.consultations.notes import rating_columns, shown_rating
 from app.domain.consultations.slots import SlotService, slot_filters
@@ -64,13 +64,7 @@ async def week_page_context(
     professor, rating = await professor_and_rating(slots.repository.session, professor_id)
     zone = timezone if timezone in TIMEZONES else viewer.timezone
     grid = await build_week(slots, professor, viewer, monday_of(week or today_in(zone)), zone)
-    return {
-        "grid": grid,
-        "professor": professor,
-        "this_week": monday_of(today_in(zone)),
-        "rating": rating,
-        "zone_switched": zone != viewer.timezone,
-    }
+    return {"grid": grid, "professor": professor, "rating": rating}
 
 
 async def slot_cell_html(
@@ -85,6 +79,8 @@ async def slot_cell_html(
 
 
 CELL_RENDERINGS = RenderingMemo("components/slot_cell.html")
+# A week's rendering is some 50 KB (most of it the zone picker): 128 of them at most per process.
+WEEK_RENDERINGS = RenderingMemo("components/week_grid.html", size=128)
 
 
 def cell_html(request: Request[Any, Any, Any], cell: SlotCell, *, oob: bool) -> Markup:
@@ -96,9 +92,15 @@ def cell_html(request: Request[Any, Any, Any], cell: SlotCell, *, oob: bool) -> 
 
 
 def slot_cell(request: Request[Any, Any, Any], cell: SlotCell) -> Markup:
-    """`{{ slot_cell(request, cell) }}` in a page's grid. (The request is passed, not taken from the template's
+    """`{{ slot_cell(request, cell) }}` in a week grid. (The request is passed, not taken from the template's
     context: a function that takes the context gets a copy of it made at each call inside a loop.)"""
     return cell_html(request, cell, oob=False)
+
+
+def week_grid(request: Request[Any, Any, Any], grid: SlotGrid) -> Markup:
+    """`{{ week_grid(request, grid) }}`: a week's HTML. After its cells, the rest of the week (headings, the week and
+    zone links, the zone picker) was a quarter of the page's CPU: weeks that look alike share one rendering."""
+    return WEEK_RENDERINGS.render(request, {"grid": grid}, grid.appearance)
 
 
 async def slot_rows_context(
