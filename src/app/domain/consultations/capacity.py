@@ -23,6 +23,7 @@ from app.domain.consultations.models import (
     WaitlistStatus,
 )
 from app.lib.clock import utcnow
+from app.lib.database import run_core
 from app.lib.errors import NotFound
 from app.lib.i18n import gettext as _
 
@@ -67,7 +68,7 @@ async def places_on(session: AsyncSession, slot_ids: Iterable[UUID]) -> dict[UUI
     if not ids:
         return {}
     places: dict[UUID, Places] = {}
-    for slot_id, booked_count, held_count in (await session.execute(PLACES, {"ids": ids, "now": utcnow()})).all():
+    for slot_id, booked_count, held_count in (await run_core(session, PLACES, {"ids": ids, "now": utcnow()})).all():
         current = places.get(slot_id, Places())
         places[slot_id] = Places(current.booked + booked_count, current.held + held_count)
     return places
@@ -113,4 +114,4 @@ async def is_full(session: AsyncSession, slot_id: UUID) -> bool:
     without the lock. In a rush most attempts meet a full slot: they are answered from this one read, instead of
     locking the slot (queueing behind the booking that holds it) and loading it with its professor and courses. Only a
     refusal is decided here; a place is still only ever given under the lock."""
-    return await session.scalar(FULL_SLOT, {"slot": slot_id, "now": utcnow()}) is not None
+    return (await run_core(session, FULL_SLOT, {"slot": slot_id, "now": utcnow()})).first() is not None

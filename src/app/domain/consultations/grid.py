@@ -31,6 +31,7 @@ from app.domain.consultations.models import (
 )
 from app.domain.consultations.slots import SLOT_COLUMNS, SLOT_FIELDS, SlotRow, SlotService
 from app.lib.clock import day_bounds, monday_of, offset_label, utcnow
+from app.lib.database import run_core
 
 MOST_SLOTS_IN_A_WEEK = 1000
 
@@ -248,7 +249,7 @@ async def build_cells(
     now = utcnow()
     student, parameters = viewer_parameters(viewer, now)
     parameters["ids"] = [slot.id for slot in rows]
-    values = {row[0]: row[1:] for row in (await session.execute(cells_query(student), parameters)).all()}
+    values = {row[0]: row[1:] for row in (await run_core(session, cells_query(student), parameters)).all()}
     return [
         make_cell(
             slot,
@@ -272,7 +273,7 @@ async def build_week(
     now = utcnow()
     student, parameters = viewer_parameters(viewer, now)
     parameters.update(professor=professor.id, start=start, end=end)
-    result = await slots.repository.session.execute(week_query(student), parameters)
+    result = await run_core(slots.repository.session, week_query(student), parameters)
     width = len(SLOT_FIELDS)
     rows = result.all()
     cells = [make_cell(SlotRow._make(row[:width]), row[width:], now, timezone, professor.timezone) for row in rows]

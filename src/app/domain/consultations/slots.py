@@ -42,6 +42,7 @@ from app.domain.consultations.rules import (
 from app.domain.consultations.waitlist import place_freed
 from app.domain.notifications.services import NotificationService
 from app.lib.clock import utcnow
+from app.lib.database import run_core
 from app.lib.errors import INTEGRITY_ERRORS, ConflictError, FieldErrors, Forbidden, NotFound
 from app.lib.formatting import describe_time
 from app.lib.i18n import gettext as _
@@ -159,7 +160,7 @@ class SlotService(SQLAlchemyAsyncRepositoryService[ConsultationSlot]):
         values = {"professor_id": professor_id, "start": start, "end": end, "status": status}
         given = {name: value for name, value in values.items() if value is not None}
         query = listing_query(tuple(given))
-        rows = (await self.repository.session.execute(query, {**given, "limit": limit, "offset": offset})).mappings()
+        rows = (await run_core(self.repository.session, query, {**given, "limit": limit, "offset": offset})).mappings()
         page = rows.all()
         if not page:
             return [], await self.count_slots(slot_filters(professor_id, start, end, status)) if offset else 0
