@@ -64,6 +64,7 @@ UNSAFE_EXEMPT_PATHS = ("/api/", "/lti/login", "/lti/launch")
 UNAUTHENTICATED_PATHS = ["/static", "/media", "/health", "/schema", METRICS_PATH]
 # Responses without words or forms: no language to choose, no CSRF cookie to set.
 WORDLESS_PATHS = ("/static/", "/media/", "/health")
+SESSIONLESS_PATHS = ("/static/", "/health")  # no database session: files, and a check on its own connection
 
 
 def provide_emails() -> EmailBook:
@@ -161,7 +162,7 @@ def create_app() -> Litestar:
             SameOriginMiddleware(settings.app_url, exempt=UNSAFE_EXEMPT_PATHS),
             JsonBodyGuardMiddleware(),
             # One unit of work per request, around the web session and the sign-in lookup (they share it).
-            UnitOfWorkMiddleware(alchemy),
+            UnitOfWorkMiddleware(alchemy, exclude=SESSIONLESS_PATHS),
             session_config.middleware,
             DefineMiddleware(AuthenticationMiddleware, exclude=UNAUTHENTICATED_PATHS),
             # After sign-in: a signed-in person's own language wins over the browser's.

@@ -102,13 +102,15 @@ async def get_queue() -> Queue:
 
 
 async def _ping(queue: Queue) -> None:
-    """The cheapest question the backend answers: `SELECT 1` on the queue's pool (PostgreSQL), PING (Redis); other
-    backends count their queued jobs."""
+    """The cheapest question the backend answers: a connection from the queue's pool (PostgreSQL), PING (Redis);
+    other backends count their queued jobs."""
     pool = getattr(queue, "pool", None)
     redis = getattr(queue, "redis", None)
     if pool is not None:
-        async with pool.connection() as conn:
-            await conn.execute("SELECT 1")
+        # The pool checks every connection it hands out with a round trip (SAQ's pool, and ours in queue_broker, are
+        # made with `check=AsyncConnectionPool.check_connection`): taking one proves the database answers.
+        async with pool.connection():
+            pass
     elif redis is not None:
         await redis.ping()
     else:

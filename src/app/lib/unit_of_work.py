@@ -163,8 +163,12 @@ class UnitOfWorkMiddleware(ASGIMiddleware):
 
     scopes = (ScopeType.HTTP,)
 
-    def __init__(self, alchemy: SQLAlchemyAsyncConfig) -> None:
+    def __init__(self, alchemy: SQLAlchemyAsyncConfig, exclude: tuple[str, ...] = ()) -> None:
+        """`exclude`: beginnings of paths whose handlers use no session (static files, the health check), spared
+        making one."""
         self.alchemy = alchemy
+        if exclude:
+            self.should_bypass_for_scope = lambda scope: scope["path"].startswith(exclude)
 
     async def handle(self, scope: Scope, receive: Receive, send: Send, next_app: ASGIApp) -> None:
         # advanced-alchemy's `db_session` dependency finds this session in the scope and hands it to the handler.
