@@ -53,6 +53,7 @@ from app.lib.logs import logging_config, with_request_id
 from app.lib.methods import answer_head_and_options
 from app.lib.metrics import METRICS_PATH, prometheus_config
 from app.lib.openapi import document_errors, operation_id
+from app.lib.process import freeze_startup_objects
 from app.lib.sessions import DatabaseSessionConfig
 from app.lib.templates import create_template_engine
 from app.lib.tracing import configure_tracing
@@ -143,7 +144,8 @@ def create_app() -> Litestar:
             ),
         ],
         dependencies={"emails": Provide(provide_emails, sync_to_thread=False)},
-        on_startup=[start_tracing],
+        # A serving process freezes what it made at startup; tests' in-process apps do not (their objects come and go).
+        on_startup=[start_tracing, *([freeze_startup_objects] if settings.is_production else [])],
         on_shutdown=[stop_tracing],
         plugins=[
             SQLAlchemyPlugin(config=alchemy),
