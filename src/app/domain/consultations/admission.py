@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from sqlalchemy import and_, func, or_, select
+from sqlalchemy import and_, bindparam, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm.attributes import set_committed_value
 
@@ -19,6 +19,7 @@ from app.domain.consultations.models import ACTIVE, Booking, BookingStatus, Cons
 from app.domain.consultations.rules import overlaps
 from app.domain.notifications.services import NotificationService
 from app.lib.clock import utcnow
+from app.lib.database import run_core
 from app.lib.errors import ConflictError
 from app.lib.formatting import describe_time
 from app.lib.i18n import gettext as _
@@ -55,6 +56,23 @@ async def holds_booking_on(session: AsyncSession, slot: ConsultationSlot, studen
     return bool(mine)
 
 
+# One question for all three eligibility rules: the student's active bookings that overlap [start, end) (this slot's
+# own among them) or are still to come with this professor. Built once, run with those five values.
+THEIR_ACTIVE_BOOKINGS = (
+    select(Booking.id, Booking.slot_id, Booking.start_time, Booking.end_time, ConsultationSlot.professor_id)
+    .join(ConsultationSlot, Booking.slot_id == ConsultationSlot.id)
+    .where(
+        Booking.student_id == bindparam("student"),
+        Booking.status.in_(ACTIVE),
+        or_(
+            and_(Booking.start_time < bindparam("end"), Booking.end_time > bindparam("start")),
+            and_(ConsultationSlot.professor_id == bindparam("professor"), Booking.end_time > bindparam("now")),
+        ),
+    )
+    .order_by(Booking.start_time)
+)
+
+
 async def require_eligible(
     session: AsyncSession, student: User, slot: ConsultationSlot, profile: Profile, *, moving: Booking | None = None
 ) -> None:
@@ -65,23 +83,14 @@ async def require_eligible(
     """
     await require_course_member(session, student, slot)
     now = utcnow()
-    # One question for all three rules: the student's active bookings that overlap this slot (this slot's own among
-    # them) or are still to come with this professor.
-    theirs = (
-        await session.execute(
-            select(Booking.id, Booking.slot_id, Booking.start_time, Booking.end_time, ConsultationSlot.professor_id)
-            .join(ConsultationSlot, Booking.slot_id == ConsultationSlot.id)
-            .where(
-                Booking.student_id == student.id,
-                Booking.status.in_(ACTIVE),
-                or_(
-                    and_(Booking.start_time < slot.end_time, Booking.end_time > slot.start_time),
-                    and_(ConsultationSlot.professor_id == slot.professor_id, Booking.end_time > now),
-                ),
-            )
-            .order_by(Booking.start_time)
-        )
-    ).all()
+    parameters = {
+        "student": student.id,
+        "start": slot.start_time,
+        "end": slot.end_time,
+        "professor": slot.professor_id,
+        "now": now,
+    }
+    theirs = (await run_core(session, THEIR_ACTIVE_BOOKINGS, parameters)).all()
     if any(row.slot_id == slot.id for row in theirs):
         raise ConflictError(_("You have booked this slot already."))
     others = [row for row in theirs if moving is None or row.id != moving.id]
