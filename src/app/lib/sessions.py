@@ -12,9 +12,10 @@ from another site opening the tool's pages at the top level finds nobody signed 
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from functools import cached_property
+from functools import cached_property, lru_cache
 from typing import Any
 
 from advanced_alchemy.extensions.litestar.session import SESSION_ID_MAX_LENGTH, SessionModelMixin
@@ -197,7 +198,20 @@ class DatabaseSessionBackend(ServerSideSessionBackend):
 
     def _cookie(self, value: str, **extra: Any) -> str:
         """The session cookie as Litestar writes it (sent on every response, which slides its expiry)."""
+        if not extra:
+            return self._plain_cookie(value)
         return Cookie(value=value, key=self.config.key, **{**self._cookie_params, **extra}).to_header(header="")
+
+    @cached_property
+    def _plain_cookie(self) -> Callable[[str], str]:
+        """The cookie of a session id with the configured attributes only (a function of the id: Max-Age, no date),
+        made once per id: writing it was 2 % of a page's CPU."""
+
+        @lru_cache(maxsize=4096)
+        def plain_cookie(value: str) -> str:
+            return Cookie(value=value, key=self.config.key, **self._cookie_params).to_header(header="")
+
+        return plain_cookie
 
     @cached_property
     def _cookie_params(self) -> dict[str, Any]:
