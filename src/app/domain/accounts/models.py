@@ -21,6 +21,13 @@ class UserType(enum.StrEnum):
     STUDENT = "student"
 
 
+def person_name(first_name: str, last_name: str, username: str, *, erased: bool, professor: bool) -> str:
+    """How the site names a person (also where it reads their columns without loading the user)."""
+    if erased:
+        return _("Former professor") if professor else _("Former student")
+    return f"{first_name} {last_name}".strip() or username
+
+
 class User(Base):
     __tablename__ = "user_account"
     __table_args__ = (
@@ -58,9 +65,9 @@ class User(Base):
 
     @property
     def full_name(self) -> str:
-        if self.erased_at is not None:
-            return _("Former professor") if self.is_professor else _("Former student")
-        return f"{self.first_name} {self.last_name}".strip() or self.username
+        return person_name(
+            self.first_name, self.last_name, self.username, erased=self.is_erased, professor=self.is_professor
+        )
 
     @property
     def is_erased(self) -> bool:

@@ -9,22 +9,23 @@ from uuid import UUID
 
 from litestar import Request
 from markupsafe import Markup
-from sqlalchemy import bindparam, select
+from sqlalchemy import bindparam, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.config import get_settings
-from app.domain.accounts.models import User
+from app.domain.accounts.models import Profile, User, UserType, person_name
 from app.domain.accounts.services import TIMEZONES, UserService
 from app.domain.accounts.verification import publishing_problem
 from app.domain.consultations.bookings import BookingService
 from app.domain.consultations.capacity import places_on
 from app.domain.consultations.courses import CourseService
-from app.domain.consultations.grid import SlotCell, SlotGrid, build_cells, build_week
+from app.domain.consultations.grid import SlotCell, SlotGrid, WeekProfessor, build_cells, build_week
 from app.domain.consultations.models import Booking, BookingStatus, ConsultationSlot, SlotStatus
 from app.domain.consultations.notes import rating_columns, shown_rating
 from app.domain.consultations.slots import SlotService, slot_filters
 from app.domain.consultations.waitlist import WaitlistService
 from app.lib.clock import monday_of, today_in, utcnow
+from app.lib.database import run_core
 from app.lib.errors import NotFound
 from app.lib.i18n import gettext as _
 from app.lib.rendering import RenderingMemo
@@ -39,17 +40,49 @@ async def professor_or_404(users: UserService, professor_id: UUID) -> User:
 
 @lru_cache(maxsize=1)
 def professor_query() -> Any:
-    """An active user `professor` with their rating's figures (built once, run with the id)."""
-    return select(User, *rating_columns(User.id)).where(User.id == bindparam("professor"), User.is_active.is_(True))
+    """An active professor's columns for their week's page, with their rating's figures (built once, run with the
+    id)."""
+    average, raters = rating_columns(User.id)
+    return (
+        select(
+            User.id,
+            User.first_name,
+            User.last_name,
+            User.username,
+            User.erased_at,
+            User.timezone,
+            func.coalesce(Profile.department, "").label("department"),
+            func.coalesce(Profile.bio, "").label("bio"),
+            average.label("average"),
+            raters.label("raters"),
+        )
+        .outerjoin(Profile, Profile.user_id == User.id)
+        .where(
+            User.id == bindparam("professor"),
+            User.is_active.is_(True),
+            User.user_type == UserType.PROFESSOR.value,
+        )
+    )
 
 
-async def professor_and_rating(session: AsyncSession, professor_id: UUID) -> tuple[User, tuple[float, int] | None]:
+async def professor_and_rating(
+    session: AsyncSession, professor_id: UUID
+) -> tuple[WeekProfessor, tuple[float, int] | None]:
     """An active professor (else NotFound) with their rating as shown, in one query."""
-    row = (await session.execute(professor_query(), {"professor": professor_id})).one_or_none()
-    if row is None or not row[0].is_professor:
+    row = (await run_core(session, professor_query(), {"professor": professor_id})).one_or_none()
+    if row is None:
         raise NotFound(_("Professor not found."))
-    professor, average, raters = row
-    return professor, shown_rating(average, raters)
+    name = person_name(row.first_name, row.last_name, row.username, erased=row.erased_at is not None, professor=True)
+    professor = WeekProfessor(
+        id=row.id,
+        full_name=name,
+        department=row.department,
+        bio=row.bio,
+        timezone=row.timezone,
+        first_name=row.first_name,
+        username=row.username,
+    )
+    return professor, shown_rating(row.average, row.raters)
 
 
 async def week_page_context(
