@@ -58,7 +58,7 @@ class SlotCell:
         renderings). Every column of the slot and every field of the cell, a new one included, but the moment, which
         counts only as past or not. (Read once per cell: not cached, as Python 3.11's cached_property takes a lock.)"""
         slot = self.slot
-        return (slot if isinstance(slot, tuple) else slot_values(slot), cell_values(self), self.is_past)
+        return (slot if isinstance(slot, SlotRow) else slot_values(slot), cell_values(self), self.is_past)
 
     @cached_property
     def reserved_for(self) -> str:
@@ -236,7 +236,9 @@ def viewer_parameters(viewer: User | None, now: datetime) -> tuple[bool, dict[st
     return student, ({"now": now, "viewer": viewer.id} if student and viewer is not None else {"now": now})
 
 
-def make_cell(slot: Any, values: Sequence[Any], now: datetime, timezone: str, professor_timezone: str) -> SlotCell:
+def make_cell(
+    slot: ConsultationSlot | SlotRow, values: Sequence[Any], now: datetime, timezone: str, professor_timezone: str
+) -> SlotCell:
     """A cell from its slot and the values of `cell_columns`, in their order."""
     booked, held, titles, mine, offer_until, waiting, closed = values
     return SlotCell(
@@ -277,35 +279,38 @@ async def build_cells(
 
 
 async def build_week(
-    slots: SlotService, professor: WeekProfessor, viewer: User | None, week_start: date, timezone: str | None = None
+    slots: SlotService, professor: WeekProfessor, viewer: User | None, week: date | None, timezone: str | None = None
 ) -> SlotGrid:
-    """The week from `week_start` as `viewer` sees it, times in `timezone` (else their own zone)."""
+    """The week holding the day `week` (None: this week) as `viewer` sees it, times in `timezone` (else their own
+    zone)."""
     own_zone = viewer.timezone if viewer else professor.timezone
     timezone = timezone or own_zone
-    start, end = day_bounds(week_start, week_start + timedelta(days=6), timezone)
+    zone = ZoneInfo(timezone)
     now = utcnow()
+    this_week = monday_of(now.astimezone(zone).date())
+    week_start = monday_of(week) if week else this_week
+    start, end = day_bounds(week_start, week_start + timedelta(days=6), timezone)
     student, parameters = viewer_parameters(viewer, now)
     parameters.update(professor=professor.id, start=start, end=end)
     result = await run_core(slots.repository.session, week_query(student), parameters)
     width = len(SLOT_FIELDS)
     rows = result.all()
     cells = [make_cell(SlotRow._make(row[:width]), row[width:], now, timezone, professor.timezone) for row in rows]
-    zone = ZoneInfo(timezone)
     by_day: dict[date, list[SlotCell]] = {}
     for cell in cells:
         by_day.setdefault(cell.slot.start_time.astimezone(zone).date(), []).append(cell)
-    week = [week_start + timedelta(days=offset) for offset in range(7)]
+    days = [week_start + timedelta(days=offset) for offset in range(7)]
     return SlotGrid(
         professor_id=professor.id,
         professor_name=professor.first_name or professor.username,
         professor_timezone=professor.timezone,
         professor_offset=offset_label(professor.timezone, now),
         week_start=week_start,
-        this_week=monday_of(now.astimezone(zone).date()),
+        this_week=this_week,
         timezone=timezone,
         offset=offset_label(timezone, now),
         zone_switched=timezone != own_zone,
         zone_options_day=now.date(),
         for_student=student,
-        days=tuple(GridDay(day=day, cells=tuple(by_day.get(day, ()))) for day in week),
+        days=tuple(GridDay(day=day, cells=tuple(by_day.get(day, ()))) for day in days),
     )

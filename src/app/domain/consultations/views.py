@@ -24,7 +24,7 @@ from app.domain.consultations.models import Booking, BookingStatus, Consultation
 from app.domain.consultations.notes import rating_columns, shown_rating
 from app.domain.consultations.slots import SlotService, slot_filters
 from app.domain.consultations.waitlist import WaitlistService
-from app.lib.clock import monday_of, today_in, utcnow
+from app.lib.clock import today_in, utcnow
 from app.lib.database import run_core
 from app.lib.errors import NotFound
 from app.lib.i18n import gettext as _
@@ -96,7 +96,7 @@ async def week_page_context(
     viewer's zone or in `timezone` when they switched to another one for this view."""
     professor, rating = await professor_and_rating(slots.repository.session, professor_id)
     zone = timezone if timezone in TIMEZONES else viewer.timezone
-    grid = await build_week(slots, professor, viewer, monday_of(week or today_in(zone)), zone)
+    grid = await build_week(slots, professor, viewer, week, zone)
     return {"grid": grid, "professor": professor, "rating": rating}
 
 
