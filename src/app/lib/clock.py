@@ -110,7 +110,3 @@ def zone_groups(day: date) -> list[tuple[str, list[tuple[str, str]]]]:
             label = f"{place.replace('_', ' ').replace('/', ' – ')} ({offset_label(name, at)})"
             groups.setdefault(region, []).append((name, label))
     return [("UTC", [("UTC", "UTC (UTC+00:00)")]), *groups.items()]
-
-
-def timezone_groups() -> list[tuple[str, list[tuple[str, str]]]]:
-    return zone_groups(utcnow().date())

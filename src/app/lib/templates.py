@@ -13,7 +13,7 @@ from litestar.plugins.jinja import JinjaTemplateEngine
 from markupsafe import Markup, escape
 
 from app.config import PROJECT_ROOT, get_settings
-from app.lib.clock import timezone_groups, utcnow, zone_groups
+from app.lib.clock import utcnow, zone_groups
 from app.lib.formatting import format_day, local_time, number, percent, weekday_names
 from app.lib.i18n import (
     LANGUAGE_NAMES,
@@ -105,7 +105,6 @@ def create_template_engine(template_globals: Mapping[str, Any] | None = None) ->
         ("html", "xml"), strings_escaped=True, auto_reload=get_settings().app_env == "development"
     )
     env.globals["language_names"] = LANGUAGE_NAMES
-    env.globals["timezone_groups"] = timezone_groups
     env.globals["timezone_options"] = timezone_options
     env.globals.update(template_globals or {})
     return JinjaTemplateEngine.from_environment(env)
