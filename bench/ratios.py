@@ -277,7 +277,7 @@ def main() -> int:
     parser.add_argument("--browsers", type=int, default=20, help="signed-in students whose cookies cycle (default: 20)")
     parser.add_argument("--rush-students", type=int, default=200, help="booking rush size; 0 skips it (default: 200)")
     parser.add_argument("--client", choices=("wrk", "python"), default="wrk" if shutil.which("wrk") else "python")
-    parser.add_argument("--only", nargs="*", help="endpoint keys: hello plain health grid fragment api")
+    parser.add_argument("--only", nargs="*", help="endpoint keys: hello plain health grid fragment api rush")
     parser.add_argument("--rounds", type=int, default=1, help="turns over every endpoint; medians (default: 1)")
     parser.add_argument("--hold", action="store_true", help="keep the servers running after the table")
     args = parser.parse_args()
@@ -366,7 +366,7 @@ def main() -> int:
                 ]
             )
         rush = None
-        if args.rush_students and not args.only:
+        if args.rush_students and (not args.only or "rush" in args.only):
             students = args.rush_students
             rush_args = [
                 app_url,

@@ -397,6 +397,24 @@ async def test_signing_out_everywhere_else_ends_other_sessions_and_tokens(client
     assert (await client.get("/api/v1/me", headers=token)).status_code == 401
 
 
+async def test_a_token_is_marked_used_once_within_ten_minutes(client: Any, database_url: str) -> None:
+    user = await make_user()
+    headers = await api_token(client, user.username)
+
+    def last_used() -> Any:
+        with psycopg.connect(database_url) as conn:
+            row = conn.execute("SELECT last_used_at FROM api_token WHERE user_id = %s", (user.id,)).fetchone()
+        assert row is not None
+        return row[0]
+
+    assert last_used() is None
+    assert (await client.get("/api/v1/me", headers=headers)).status_code == 200
+    first = last_used()
+    assert first is not None
+    assert (await client.get("/api/v1/me", headers=headers)).status_code == 200
+    assert last_used() == first
+
+
 async def test_tokens_are_listed_by_name_with_their_dates_and_never_their_value(client: Any) -> None:
     user = await make_user()
     created = await client.post(
