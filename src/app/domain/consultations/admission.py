@@ -17,7 +17,7 @@ from app.domain.consultations.courses import require_course_member
 from app.domain.consultations.events import NotificationKind, booking_changed
 from app.domain.consultations.models import ACTIVE, Booking, BookingStatus, ConsultationSlot, SlotStatus
 from app.domain.consultations.rules import overlaps
-from app.domain.notifications.services import NotificationService
+from app.domain.notifications.services import Message, NotificationService
 from app.lib.clock import utcnow
 from app.lib.database import run_core
 from app.lib.errors import ConflictError
@@ -148,27 +148,20 @@ async def take_place(
     set_committed_value(booking, "slot", slot)
     set_committed_value(booking, "student", student if student in session else await session.get(User, student.id))
     await refresh_slot_status(session, slot, taken)
-    notifications = NotificationService(session=session)
     moved = (
         {"moved_from_start": moved_from.start_time.isoformat(), "moved_from_end": moved_from.end_time.isoformat()}
         if moved_from is not None
         else None
     )
-    await notifications.record(
-        user_id=slot.professor_id,
-        booking_id=booking.id,
-        kind=NotificationKind.BOOKING_RESCHEDULED if moved else NotificationKind.BOOKING_REQUESTED,
-        context=moved,
-    )
+    to_professor = NotificationKind.BOOKING_RESCHEDULED if moved else NotificationKind.BOOKING_REQUESTED
+    messages = [Message(slot.professor_id, booking.id, to_professor, moved)]
     if confirmed:
-        await notifications.record(
-            user_id=student.id, booking_id=booking.id, kind=NotificationKind.BOOKING_CONFIRMED, context=moved
-        )
-        booking_changed.send(session, booking.id)
+        messages.append(Message(student.id, booking.id, NotificationKind.BOOKING_CONFIRMED, moved))
     elif acknowledge:
-        await notifications.record(
-            user_id=student.id, booking_id=booking.id, kind=NotificationKind.BOOKING_RECEIVED, context=moved
-        )
+        messages.append(Message(student.id, booking.id, NotificationKind.BOOKING_RECEIVED, moved))
+    await NotificationService(session=session).record_all(messages)
+    if confirmed:
+        booking_changed.send(session, booking.id)
     await announce(session, "booking_created", slot.professor_id, slot.id, booking.id)
     booking_created_after_commit(session, booking.id)
     return booking

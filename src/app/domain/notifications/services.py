@@ -10,7 +10,7 @@ from __future__ import annotations
 import time
 from collections.abc import Iterable, Sequence
 from datetime import timedelta
-from typing import Any
+from typing import Any, NamedTuple
 from uuid import UUID
 
 from advanced_alchemy.repository import SQLAlchemyAsyncRepository
@@ -45,6 +45,16 @@ RECORD = (
     .on_conflict_do_nothing(index_elements=["dedupe_key"])
     .returning(Notification.id)
 )
+
+
+class Message(NamedTuple):
+    """One message a change calls for: to whom, about which booking, of which kind."""
+
+    user_id: UUID
+    booking_id: UUID | None
+    kind: str
+    context: dict[str, Any] | None = None
+    variant: str = ""
 
 
 def dedupe_key(booking_id: UUID | None, kind: str, user_id: UUID, variant: str = "") -> str:
@@ -105,16 +115,22 @@ class NotificationService(SQLAlchemyAsyncRepositoryService[Notification]):
         variant: str = "",
     ) -> None:
         """Add an outbox row to the current transaction; a duplicate (same dedupe key) is silently skipped."""
-        parameters = {
-            "user_id": user_id,
-            "booking_id": booking_id,
-            "kind": kind,
-            "dedupe_key": dedupe_key(booking_id, kind, user_id, variant),
-            "context": context or {},
-        }
-        created = (await run_core(self.repository.session, RECORD, parameters)).scalar_one_or_none()
-        if created is not None:
-            deliver_after_commit(self.repository.session, [created])
+        await self.record_all([Message(user_id, booking_id, kind, context, variant)])
+
+    async def record_all(self, messages: Sequence[Message]) -> None:
+        """`record` for several messages, in one statement."""
+        rows = [
+            {
+                "user_id": message.user_id,
+                "booking_id": message.booking_id,
+                "kind": message.kind,
+                "dedupe_key": dedupe_key(message.booking_id, message.kind, message.user_id, message.variant),
+                "context": message.context or {},
+            }
+            for message in messages
+        ]
+        created = (await run_core(self.repository.session, RECORD, rows[0] if len(rows) == 1 else rows)).scalars()
+        deliver_after_commit(self.repository.session, created)
 
     async def stale_queued(self, older_than_seconds: int) -> list[tuple[UUID, int]]:
         """Rows still `queued` this long after their delivery was due (at once, or after a failed attempt's backoff):
