@@ -97,6 +97,26 @@ async def test_unknown_professor_page_is_404(client: Any) -> None:
     assert response.status_code == 404
 
 
+async def test_a_week_without_slots_names_the_professor_and_suggests_the_next(client: Any) -> None:
+    professor = await make_user("professor", first_name="Grace", last_name="Hopper")
+    await make_slot(professor, in_hours(24 * 21))  # another week's
+    await signed_in(client, await make_user())
+    response = await client.get(f"/professors/{professor.id}")
+    assert response.status_code == 200
+    assert "Grace Hopper" in response.text
+    assert "No consultation slots this week. Try the next one." in response.text
+
+
+async def test_a_students_or_a_deactivated_professors_page_is_404(client: Any, database_url: str) -> None:
+    student, professor = await make_user(), await make_user("professor")
+    with psycopg.connect(database_url) as conn:
+        conn.execute("UPDATE user_account SET is_active = false WHERE id = %s", (professor.id,))
+    await signed_in(client, await make_user())
+    for someone in (student, professor):
+        response = await client.get(f"/professors/{someone.id}")
+        assert response.status_code == 404
+
+
 async def test_booking_from_the_dialog_swaps_the_cell_in_place(client: Any, database_url: str) -> None:
     professor = await make_user("professor")
     slot = await make_slot(professor, capacity=1)

@@ -19,7 +19,8 @@ from sqlalchemy import event
 from app.lib.database import get_alchemy_config
 from tests.helpers import api_token, book, in_hours, make_slot, make_user, web_login
 
-MOST_ROUND_TRIPS_PER_PAGE = 5
+# BEGIN, the web session with its user, the professor with their week, COMMIT (issue 17 asked for at most five).
+MOST_ROUND_TRIPS_PER_PAGE = 4
 
 
 @dataclass
@@ -92,7 +93,7 @@ async def a_week_of_slots() -> tuple[Any, Any, list[Any]]:
     return professor, student, slots
 
 
-async def test_a_signed_in_grid_page_is_one_transaction_of_at_most_five_round_trips(
+async def test_a_signed_in_grid_page_is_one_transaction_of_at_most_four_round_trips(
     client: httpx.AsyncClient,
 ) -> None:
     professor, student, slots = await a_week_of_slots()

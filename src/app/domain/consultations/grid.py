@@ -29,7 +29,7 @@ from app.domain.consultations.models import (
     WaitlistStatus,
     slot_course,
 )
-from app.domain.consultations.slots import SLOT_COLUMNS, SLOT_FIELDS, SlotRow, SlotService
+from app.domain.consultations.slots import SLOT_COLUMNS, SLOT_FIELDS, SlotRow
 from app.lib.clock import day_bounds, monday_of, offset_label, utcnow
 from app.lib.database import run_core
 
@@ -278,12 +278,23 @@ async def build_cells(
     ]
 
 
-async def build_week(
-    slots: SlotService, professor: WeekProfessor, viewer: User | None, week: date | None, timezone: str | None = None
-) -> SlotGrid:
-    """The week holding the day `week` (None: this week) as `viewer` sees it, times in `timezone` (else their own
-    zone)."""
-    own_zone = viewer.timezone if viewer else professor.timezone
+@dataclass(frozen=True)
+class WeekFrame:
+    """Which week a viewer sees and how, worked out before it is read: the moment, the zone, its Monday and this
+    week's, the week's bounds, and the parameters of `week_query` (but the professor's id)."""
+
+    now: datetime
+    timezone: str
+    own_zone: str  # the viewer's own (or, without one, the professor's)
+    this_week: date
+    week_start: date
+    student: bool
+    parameters: dict[str, Any]
+
+
+def week_frame(viewer: User | None, own_zone: str, week: date | None, timezone: str | None = None) -> WeekFrame:
+    """The week holding the day `week` (None: this week) as `viewer` sees it, times in `timezone` (else `own_zone`,
+    their own)."""
     timezone = timezone or own_zone
     zone = ZoneInfo(timezone)
     now = utcnow()
@@ -291,26 +302,31 @@ async def build_week(
     week_start = monday_of(week) if week else this_week
     start, end = day_bounds(week_start, week_start + timedelta(days=6), timezone)
     student, parameters = viewer_parameters(viewer, now)
-    parameters.update(professor=professor.id, start=start, end=end)
-    result = await run_core(slots.repository.session, week_query(student), parameters)
+    parameters.update(start=start, end=end)
+    return WeekFrame(now, timezone, own_zone, this_week, week_start, student, parameters)
+
+
+def assemble_week(frame: WeekFrame, professor: WeekProfessor, rows: Sequence[Sequence[Any]]) -> SlotGrid:
+    """The grid from the rows of `week_query` (each a slot's columns, then its cell's)."""
+    now, timezone = frame.now, frame.timezone
+    zone = ZoneInfo(timezone)
     width = len(SLOT_FIELDS)
-    rows = result.all()
     cells = [make_cell(SlotRow._make(row[:width]), row[width:], now, timezone, professor.timezone) for row in rows]
     by_day: dict[date, list[SlotCell]] = {}
     for cell in cells:
         by_day.setdefault(cell.slot.start_time.astimezone(zone).date(), []).append(cell)
-    days = [week_start + timedelta(days=offset) for offset in range(7)]
+    days = [frame.week_start + timedelta(days=offset) for offset in range(7)]
     return SlotGrid(
         professor_id=professor.id,
         professor_name=professor.first_name or professor.username,
         professor_timezone=professor.timezone,
         professor_offset=offset_label(professor.timezone, now),
-        week_start=week_start,
-        this_week=this_week,
+        week_start=frame.week_start,
+        this_week=frame.this_week,
         timezone=timezone,
         offset=offset_label(timezone, now),
-        zone_switched=timezone != own_zone,
+        zone_switched=timezone != frame.own_zone,
         zone_options_day=now.date(),
-        for_student=student,
+        for_student=frame.student,
         days=tuple(GridDay(day=day, cells=tuple(by_day.get(day, ()))) for day in days),
     )

@@ -9,7 +9,7 @@ from uuid import UUID
 
 from litestar import Request
 from markupsafe import Markup
-from sqlalchemy import bindparam, func, select
+from sqlalchemy import bindparam, func, select, true
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.config import get_settings
@@ -19,7 +19,15 @@ from app.domain.accounts.verification import publishing_problem
 from app.domain.consultations.bookings import BookingService
 from app.domain.consultations.capacity import places_on
 from app.domain.consultations.courses import CourseService
-from app.domain.consultations.grid import SlotCell, SlotGrid, WeekProfessor, build_cells, build_week
+from app.domain.consultations.grid import (
+    SlotCell,
+    SlotGrid,
+    WeekProfessor,
+    assemble_week,
+    build_cells,
+    week_frame,
+    week_query,
+)
 from app.domain.consultations.models import Booking, BookingStatus, ConsultationSlot, SlotStatus
 from app.domain.consultations.notes import rating_columns, shown_rating
 from app.domain.consultations.slots import SlotService, slot_filters
@@ -65,24 +73,16 @@ def professor_query() -> Any:
     )
 
 
-async def professor_and_rating(
-    session: AsyncSession, professor_id: UUID
-) -> tuple[WeekProfessor, tuple[float, int] | None]:
-    """An active professor (else NotFound) with their rating as shown, in one query."""
-    row = (await run_core(session, professor_query(), {"professor": professor_id})).one_or_none()
-    if row is None:
-        raise NotFound(_("Professor not found."))
-    name = person_name(row.first_name, row.last_name, row.username, erased=row.erased_at is not None, professor=True)
-    professor = WeekProfessor(
-        id=row.id,
-        full_name=name,
-        department=row.department,
-        bio=row.bio,
-        timezone=row.timezone,
-        first_name=row.first_name,
-        username=row.username,
-    )
-    return professor, shown_rating(row.average, row.raters)
+@lru_cache(maxsize=2)
+def professor_week_query(student: bool) -> Any:
+    """The professor (`professor_query`) beside each of their slots of the week (`week_query`), or beside none when
+    the week has no slot: a week page's one question (built once per kind of viewer)."""
+    professor = professor_query().subquery("professor")
+    week = week_query(student).subquery("week")
+    return select(professor, week).select_from(professor.outerjoin(week, true())).order_by(week.c.start_time)
+
+
+PROFESSOR_WIDTH = len(professor_query().selected_columns)
 
 
 async def week_page_context(
@@ -93,11 +93,27 @@ async def week_page_context(
     timezone: str | None = None,
 ) -> dict[str, Any]:
     """A professor's week grid as `viewer` sees it (the site's page and the embedded one alike), times in the
-    viewer's zone or in `timezone` when they switched to another one for this view."""
-    professor, rating = await professor_and_rating(slots.repository.session, professor_id)
-    zone = timezone if timezone in TIMEZONES else viewer.timezone
-    grid = await build_week(slots, professor, viewer, week, zone)
-    return {"grid": grid, "professor": professor, "rating": rating}
+    viewer's zone or in `timezone` when they switched to another one for this view; an active professor, else
+    NotFound."""
+    frame = week_frame(viewer, viewer.timezone, week, timezone if timezone in TIMEZONES else None)
+    parameters = {**frame.parameters, "professor": professor_id}
+    rows = (await run_core(slots.repository.session, professor_week_query(frame.student), parameters)).all()
+    if not rows:
+        raise NotFound(_("Professor not found."))
+    row = rows[0]
+    name = person_name(row.first_name, row.last_name, row.username, erased=row.erased_at is not None, professor=True)
+    professor = WeekProfessor(
+        id=row.id,
+        full_name=name,
+        department=row.department,
+        bio=row.bio,
+        timezone=row.timezone,
+        first_name=row.first_name,
+        username=row.username,
+    )
+    week_rows = [row[PROFESSOR_WIDTH:] for row in rows if row[PROFESSOR_WIDTH] is not None]
+    grid = assemble_week(frame, professor, week_rows)
+    return {"grid": grid, "professor": professor, "rating": shown_rating(row.average, row.raters)}
 
 
 async def slot_cell_html(
