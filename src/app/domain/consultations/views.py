@@ -77,7 +77,9 @@ def professor_query() -> Any:
 def professor_week_query(student: bool) -> Any:
     """The professor (`professor_query`) beside each of their slots of the week (`week_query`), or beside none when
     the week has no slot: a week page's one question (built once per kind of viewer)."""
-    professor = professor_query().subquery("professor")
+    # OFFSET 0 keeps PostgreSQL from pulling the professor's row into the join, which would work out their rating
+    # once per slot (ten times the cost of the two questions asked apart).
+    professor = professor_query().offset(0).subquery("professor")
     week = week_query(student).subquery("week")
     return select(professor, week).select_from(professor.outerjoin(week, true())).order_by(week.c.start_time)
 
