@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import secrets
 import statistics
 import sys
@@ -30,7 +31,7 @@ from pathlib import Path
 
 import httpx
 
-from common import register, web_session
+from common import cpu_seconds, register, web_session
 
 PASSWORD = "fanout-password-123"
 TARGET_P95_MS = 100.0
@@ -44,8 +45,11 @@ async def watch(
     ready: list[int],
     total: int,
     booked_at: list[float],
+    arrived: asyncio.Event,
 ) -> float:
-    """Wait for the warm-up event, then time the measured one."""
+    """Wait for the warm-up event, then time the measured one. The stream stays open until every stream has had
+    it, as a browser's would: streams closing while others still wait would make the server tear them down in the
+    middle of the fan-out it is measured on."""
     # Raw chunks, not line parsing: the client should cost as little as a browser's EventSource.
     warm_up, measured = (f"event: {name}".encode() for name in event_names)
     async with client.stream("GET", path) as response:
@@ -62,7 +66,12 @@ async def watch(
         async for chunk in chunks:
             if needle in tail + chunk:
                 if needle == measured:
-                    return (time.perf_counter() - booked_at[0]) * 1000
+                    took = (time.perf_counter() - booked_at[0]) * 1000
+                    ready.append(1)
+                    if len(ready) == 3 * total:
+                        arrived.set()
+                    await arrived.wait()
+                    return took
                 needle, ready[:] = measured, [*ready, 1]
                 if len(ready) == 2 * total:
                     subscribed.set()
@@ -78,6 +87,15 @@ def rss_kib(pid: int) -> int:
     return 0
 
 
+async def start_profiler(pid: int, output: str) -> asyncio.subprocess.Process:
+    """py-spy (from PyPI, beside this interpreter) recording the server for two seconds; half a second to attach."""
+    py_spy = Path(sys.executable).with_name("py-spy")
+    command = [str(py_spy), "record", "-p", str(pid), "-d", "2", "-r", "500", "--gil", "--format", "raw", "-o", output]
+    process = await asyncio.create_subprocess_exec(*command, stdout=asyncio.subprocess.DEVNULL)
+    await asyncio.sleep(0.5)
+    return process
+
+
 async def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("url")
@@ -86,7 +104,15 @@ async def main() -> int:
     parser.add_argument("--timeout", type=float, default=30.0, help="seconds to wait for every stream")
     parser.add_argument("--target-ms", type=float, default=TARGET_P95_MS, help="p95 target (default: 100)")
     parser.add_argument("--pid", type=int, default=None, help="the server's process id, to report memory per stream")
+    parser.add_argument(
+        "--profile",
+        metavar="FILE",
+        help="with --pid: py-spy records the server (raw format, to FILE) from just before the measured booking for "
+        "two seconds, so the profile holds the event's fan-out and not the streams' opening",
+    )
     args = parser.parse_args()
+    if args.profile and not args.pid:
+        parser.error("--profile needs --pid")
     rss = {"before": rss_kib(args.pid)} if args.pid else {}
     run = secrets.token_hex(3)
     async with httpx.AsyncClient(base_url=args.url, timeout=60) as api:
@@ -107,13 +133,13 @@ async def main() -> int:
             await register(api, f"fan{run}v{i}", "student", PASSWORD)
         booker = (await register(api, f"fan{run}booker", "student", PASSWORD)).headers
         viewers = [await web_session(args.url, f"fan{run}v{i}", PASSWORD) for i in range(args.viewers)]
-        subscribed, booked_at = asyncio.Event(), [0.0]
+        subscribed, arrived, booked_at = asyncio.Event(), asyncio.Event(), [0.0]
         ready: list[int] = []
         path = f"/professors/{professor_id}/events"
         names = (f"slot-{slot_ids[0]}", f"slot-{slot_ids[1]}")
         tasks = [
             asyncio.create_task(
-                watch(viewers[i % args.viewers], path, names, subscribed, ready, args.streams, booked_at)
+                watch(viewers[i % args.viewers], path, names, subscribed, ready, args.streams, booked_at, arrived)
             )
             for i in range(args.streams)
         ]
@@ -126,11 +152,20 @@ async def main() -> int:
             (await api.post(f"/api/v1/slots/{slot_ids[0]}/bookings", headers=booker)).raise_for_status()
             await asyncio.wait_for(subscribed.wait(), args.timeout)
             await asyncio.sleep(0.2)
+            profiler = await start_profiler(args.pid, args.profile) if args.profile else None
             booked_at[0] = time.perf_counter()
+            cpu_before = time.process_time(), cpu_seconds(args.pid)
             booking = await api.post(f"/api/v1/slots/{slot_ids[1]}/bookings", headers=booker)
             booking.raise_for_status()
             api_ms = (time.perf_counter() - booked_at[0]) * 1000
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(arrived.wait(), args.timeout)
+            fan_out_ms = (time.perf_counter() - booked_at[0]) * 1000
+            client_cpu_ms = (time.process_time() - cpu_before[0]) * 1000
+            server_cpu_ms = (cpu_seconds(args.pid) - cpu_before[1]) * 1000
             done, _ = await asyncio.wait(tasks, timeout=args.timeout)
+            if profiler is not None:
+                await profiler.wait()
         finally:
             for task in tasks:
                 task.cancel()
@@ -146,6 +181,13 @@ async def main() -> int:
     p95 = arrivals[int(0.95 * (len(arrivals) - 1))]
     print(f"received: {len(arrivals)}, missing: {missing}")
     print(f"arrival after the booking request, ms: p50 {p50:.1f}  p95 {p95:.1f}  max {arrivals[-1]:.1f}")
+    # One client process reads every stream: when its CPU is near the time the fan-out took, the figures above are
+    # the client's pace, not the server's.
+    server = f", the server {server_cpu_ms:.0f} ms" if args.pid else ""
+    print(
+        f"CPU from the booking request to the last arrival ({fan_out_ms:.0f} ms): "
+        f"this client {client_cpu_ms:.0f} ms{server}"
+    )
     if rss:
         per_stream = (rss["open"] - rss["before"]) / args.streams
         print(
