@@ -8,6 +8,7 @@ from datetime import timedelta
 from app.domain.consultations.rules import SlotRule
 from app.lib.clock import utcnow
 from app.lib.errors import DomainError
+from app.lib.unit_of_work import savepoint
 from app.services import Services, provide_services
 
 DEMO_PASSWORD = "office-hours-demo"
@@ -83,4 +84,7 @@ async def _demo_slots_and_bookings(services: Services) -> None:
         for offset, student in enumerate(students[index * 3 : index * 3 + 3]):
             if student is not None and offset * 2 < len(created):
                 with contextlib.suppress(DomainError):
-                    await services.bookings.book_slot(student, created[offset * 2].id, "Questions about the lecture")
+                    async with savepoint(services.session):  # a refused booking is skipped, the rest goes on
+                        await services.bookings.book_slot(
+                            student, created[offset * 2].id, "Questions about the lecture"
+                        )

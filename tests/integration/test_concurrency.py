@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections import Counter
 from collections.abc import AsyncIterator
 from datetime import timedelta
@@ -12,7 +13,7 @@ import httpx
 import psycopg
 import pytest
 
-from tests.helpers import api_token, in_hours, make_slot, make_user
+from tests.helpers import api_token, csrf_headers, in_hours, make_slot, make_user, web_login
 
 
 @pytest.fixture
@@ -119,3 +120,39 @@ async def test_students_booking_two_overlapping_slots_at_once_each_get_only_one(
             assert detail == "You already hold a booking at this time." or detail.startswith(
                 "You already have a consultation then ("
             ), detail
+
+
+@pytest.mark.slow
+async def test_students_booking_two_overlapping_slots_at_once_on_the_web_each_see_why_one_was_refused(
+    live_server: str, database_url: str
+) -> None:
+    """The web page goes on after a refusal to show the reason; the refused attempt, even one a constraint caught
+    mid-insert, is undone on its own (a savepoint) and the rest of the request still works."""
+    start = in_hours(72)
+    first = await make_slot(await make_user("professor"), start=start, minutes=60, capacity=10)
+    second = await make_slot(await make_user("professor"), start=start + timedelta(minutes=30), capacity=10)
+    students = [await make_user() for _ in range(5)]
+    async with contextlib.AsyncExitStack() as stack:
+        clients = []
+        for student in students:
+            client = await stack.enter_async_context(httpx.AsyncClient(base_url=live_server, timeout=60))
+            await web_login(client, student.username)
+            clients.append(client)
+        requests = [
+            client.post(
+                f"/slots/{slot.id}/book", data={"topic": "Exam"}, headers={**csrf_headers(client), "HX-Request": "true"}
+            )
+            for client in clients
+            for slot in (first, second)
+        ]
+        responses = await asyncio.gather(*requests)
+    for student in students:
+        assert active_bookings(database_url, student_id=student.id) == 1
+    per_student = [sorted(r.status_code for r in responses[i : i + 2]) for i in range(0, len(responses), 2)]
+    assert per_student == [[200, 409]] * 5, [r.text[:300] for r in responses if r.status_code not in (200, 409)]
+    for response in responses:
+        if response.status_code == 409:
+            assert '<dialog id="booking-dialog"' in response.text
+            assert "You already hold a booking at this time." in response.text or (
+                "You already have a consultation then (" in response.text
+            )

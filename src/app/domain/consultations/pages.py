@@ -28,6 +28,7 @@ from app.lib.forms import read_form
 from app.lib.guards import requires_student, requires_user
 from app.lib.i18n import gettext as _
 from app.lib.rendering import flash, form_errors, fragments, redirect, render, render_html, toast_html
+from app.lib.unit_of_work import savepoint
 
 FEEDBACK_FIELDS = ("rating", "student_feedback")
 # What the consultations' templates read.
@@ -84,7 +85,8 @@ class BookingPages(Controller):
     ) -> Response[Any]:
         form = await read_form(request, TopicForm)
         try:
-            booking = await bookings.book_slot(request.user, slot_id, form.topic)
+            async with savepoint(bookings.repository.session):  # a refusal is undone, and the page goes on to show it
+                booking = await bookings.book_slot(request.user, slot_id, form.topic)
         except (ConflictError, FieldErrors) as exc:
             # The reason shows in place, in the dialog, with what was typed and what to do next (the waitlist, the
             # professor's next free slot); the cell refreshes (it may have just filled up).
