@@ -10,6 +10,7 @@ from uuid import UUID
 from litestar import Controller, Request, Response, get, post
 from litestar.di import NamedDependency
 from litestar.params import FromPath, FromQuery
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.domain.accounts.models import User
 from app.domain.accounts.services import UserService
@@ -58,11 +59,11 @@ class BookingPages(Controller):
         self,
         request: Request[Any, Any, Any],
         professor_id: FromPath[UUID],
-        slots: NamedDependency[SlotService],
+        db_session: NamedDependency[AsyncSession],
         week: FromQuery[date | None] = None,
         tz: FromQuery[str | None] = None,
     ) -> Response[Any]:
-        context = await week_page_context(slots, professor_id, request.user, week, tz)
+        context = await week_page_context(db_session, professor_id, request.user, week, tz)
         return render(request, "pages/professor.html", context, block="week")
 
     @get("/slots/{slot_id:uuid}/book", guards=[requires_student])

@@ -88,7 +88,7 @@ PROFESSOR_WIDTH = len(professor_query().selected_columns)
 
 
 async def week_page_context(
-    slots: SlotService,
+    session: AsyncSession,
     professor_id: UUID,
     viewer: User,
     week: date | None,
@@ -99,7 +99,7 @@ async def week_page_context(
     NotFound."""
     frame = week_frame(viewer, viewer.timezone, week, timezone if timezone in TIMEZONES else None)
     parameters = {**frame.parameters, "professor": professor_id}
-    rows = (await run_core(slots.repository.session, professor_week_query(frame.student), parameters)).all()
+    rows = (await run_core(session, professor_week_query(frame.student), parameters)).all()
     if not rows:
         raise NotFound(_("Professor not found."))
     row = rows[0]

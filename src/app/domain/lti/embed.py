@@ -15,6 +15,7 @@ from litestar import Controller, Request, Response, get, post
 from litestar.di import NamedDependency, Provide
 from litestar.exceptions import PermissionDeniedException
 from litestar.params import FromPath, FromQuery
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.config import get_settings
 from app.domain.accounts.auth import begin_session, current_user
@@ -72,7 +73,7 @@ class EmbedPages(Controller):
         self,
         request: Request[Any, Any, Any],
         professor_id: FromPath[UUID],
-        slots: NamedDependency[SlotService],
+        db_session: NamedDependency[AsyncSession],
         week: FromQuery[date | None] = None,
         launch: FromQuery[str | None] = None,
     ) -> Response[Any]:
@@ -80,7 +81,7 @@ class EmbedPages(Controller):
         viewer = current_user(request)
         if viewer is None:
             return sign_in_gate(request, launch)
-        context = await week_page_context(slots, professor_id, viewer, week)
+        context = await week_page_context(db_session, professor_id, viewer, week)
         return render(request, "pages/professor.html", context, block="week")
 
     @get("/office-hours")
