@@ -285,16 +285,17 @@ class WeekFrame:
 
     now: datetime
     timezone: str
-    own_zone: str  # the viewer's own (or, without one, the professor's)
+    own_zone: str  # the viewer's own
     this_week: date
     week_start: date
     student: bool
     parameters: dict[str, Any]
 
 
-def week_frame(viewer: User | None, own_zone: str, week: date | None, timezone: str | None = None) -> WeekFrame:
-    """The week holding the day `week` (None: this week) as `viewer` sees it, times in `timezone` (else `own_zone`,
-    their own)."""
+def week_frame(viewer: User, week: date | None, timezone: str | None = None) -> WeekFrame:
+    """The week holding the day `week` (None: this week) as `viewer` sees it, times in `timezone` (else their own
+    zone)."""
+    own_zone = viewer.timezone
     timezone = timezone or own_zone
     zone = ZoneInfo(timezone)
     now = utcnow()

@@ -97,7 +97,7 @@ async def week_page_context(
     """A professor's week grid as `viewer` sees it (the site's page and the embedded one alike), times in the
     viewer's zone or in `timezone` when they switched to another one for this view; an active professor, else
     NotFound."""
-    frame = week_frame(viewer, viewer.timezone, week, timezone if timezone in TIMEZONES else None)
+    frame = week_frame(viewer, week, timezone if timezone in TIMEZONES else None)
     parameters = {**frame.parameters, "professor": professor_id}
     rows = (await run_core(session, professor_week_query(frame.student), parameters)).all()
     if not rows:

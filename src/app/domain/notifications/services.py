@@ -119,6 +119,8 @@ class NotificationService(SQLAlchemyAsyncRepositoryService[Notification]):
 
     async def record_all(self, messages: Sequence[Message]) -> None:
         """`record` for several messages, in one statement."""
+        if not messages:
+            return
         rows = [
             {
                 "user_id": message.user_id,
